@@ -1,0 +1,27 @@
+"""vitfeat-desktop: find duplicate and similar photos with Vision Transformer features.
+
+The public Python API mirrors Hugging Face's ``pipeline("image-feature-extraction")`` so code written for
+transformers reads the same here, but runs on ONNX Runtime without PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "pipeline"]
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.pipeline import FeatureExtractor
+
+
+def pipeline(task: str, model: Any = None, **kwargs: Any) -> FeatureExtractor:
+    """Create a feature extractor; see :func:`vitfeat_desktop.core.pipeline.pipeline`.
+
+    Defined here (not re-exported) so ``import vitfeat_desktop`` stays cheap: onnxruntime is only imported
+    when a pipeline is actually built.
+    """
+    from vitfeat_desktop.core.pipeline import pipeline as _pipeline
+
+    return _pipeline(task, model=model, **kwargs)

@@ -1,0 +1,1 @@
+"""The headless core: never imports Qt, usable from the CLI and from Python."""

@@ -1,0 +1,322 @@
+"""Open any image a photographer has, upright and in RGB, or say exactly why not.
+
+Two callers with different needs share this module:
+
+* the Python pipeline, whose output must equal Hugging Face's on the same file, so it decodes the full image
+  and converts like ``transformers.image_utils.load_image`` (EXIF transpose, then ``convert("RGB")``);
+* the library indexer, which must keep pace with inference on 24-megapixel JPEGs, so it asks the JPEG decoder
+  for a reduced image (``draft``) that is never smaller than what the model's preprocessor needs, composites
+  transparency onto white (what a viewer shows) and reads HEIC and camera RAW files.
+
+Every failure is an :class:`ImageReadError` with a short reason, so a scan can list it and go on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from vitfeat_desktop.core.errors import ImageReadError
+
+# Pixels we agree to decode. Bigger than any camera (a 150 MP medium-format file, a stitched panorama), far
+# below a decompression bomb (a 30000x30000 PNG is 900 MP and several GB once decoded).
+MAX_PIXELS = 200_000_000
+
+JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        *JPEG_EXTENSIONS,
+        ".png",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".avif",
+        *HEIF_EXTENSIONS,
+        *RAW_EXTENSIONS,
+    }
+)
+
+_plugins_lock = threading.Lock()
+_plugins_ready = False
+
+
+def ensure_plugins() -> None:
+    """Register optional decoders (HEIF) once, and make Pillow strict about truncated files.
+
+    Truncated JPEGs must fail loudly: Pillow's ``LOAD_TRUNCATED_IMAGES`` would silently give a half-grey
+    picture that then matches every other half-grey picture as a "duplicate".
+    """
+    global _plugins_ready
+    if _plugins_ready:
+        return
+    with _plugins_lock:
+        if _plugins_ready:
+            return
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        # Pillow raises DecompressionBombError above 2x this value; we check the exact limit ourselves.
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except Exception:  # pragma: no cover - optional dependency missing or broken
+            pass
+        _plugins_ready = True
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    """Whether a file name looks like something we can index (by extension, case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, human reason for a decode failure (no tracebacks, no Pillow internals)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (deleted or moved while scanning?)"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image, or a format we cannot read"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "image too large (possible decompression bomb)"
+    text = str(exc).strip() or type(exc).__name__
+    low = text.lower()
+    if "truncated" in low or "premature end" in low or "broken data stream" in low:
+        return "file is truncated or corrupt"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{os.strerror(exc.errno).lower()}"
+    return text.splitlines()[0][:200]
+
+
+def _check_size(image: Image.Image) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ValueError("image has no pixels")
+    if width * height > MAX_PIXELS:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} is more than {MAX_PIXELS // 1_000_000} megapixels"
+        )
+
+
+def high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
+    """Scale 16/32-bit and float images to 8 bits instead of clipping them.
+
+    ``convert("RGB")`` on a 16-bit greyscale PNG clips every value above 255 to white, which turns most
+    scientific and scanned images into a blank page.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L")
+    if image.mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi <= lo:
+            hi = lo + 1.0
+        arr = np.nan_to_num((arr - lo) / (hi - lo), nan=0.0, posinf=1.0, neginf=0.0)
+        return Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
+    return image
+
+
+def to_rgb_composited(image: Image.Image) -> Image.Image:
+    """RGB as a viewer shows it: transparency composited onto white, high bit depths scaled, CMYK converted."""
+    image = high_bit_depth_to_8bit(image)
+    has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+def _open_raw(path: Path, min_side: int | None) -> Image.Image:
+    """A camera RAW file through its embedded JPEG preview (fast), else a half-size LibRaw decode."""
+    try:
+        import rawpy
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise ImageReadError(path, "camera RAW support is not installed (rawpy)") from exc
+    try:
+        with rawpy.imread(str(path)) as raw:
+            flip = int(getattr(raw.sizes, "flip", 0) or 0)
+            preview: Image.Image | None = None
+            try:
+                thumb = raw.extract_thumb()
+            except Exception:
+                thumb = None
+            if thumb is not None:
+                if thumb.format == rawpy.ThumbFormat.JPEG:
+                    preview = Image.open(io.BytesIO(thumb.data))
+                    if min_side:
+                        preview.draft("RGB", (min_side, min_side))
+                    preview.load()
+                    # An embedded JPEG with its own orientation tag is trusted; otherwise use the RAW's.
+                    if preview.getexif().get(0x0112, 1) not in (None, 1):
+                        preview = ImageOps.exif_transpose(preview)
+                        flip = 0
+                elif thumb.format == rawpy.ThumbFormat.BITMAP:
+                    preview = Image.fromarray(thumb.data)
+            if preview is not None and min(preview.size) >= (min_side or 256):
+                return _apply_libraw_flip(preview, flip)
+            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+            return Image.fromarray(rgb)  # postprocess already applied the flip
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot decode camera RAW file ({_reason(exc)})") from exc
+
+
+def _apply_libraw_flip(image: Image.Image, flip: int) -> Image.Image:
+    # LibRaw's flip codes: 3 = 180 degrees, 5 = 90 degrees counter-clockwise, 6 = 90 degrees clockwise.
+    if flip == 3:
+        return image.transpose(Image.Transpose.ROTATE_180)
+    if flip == 5:
+        return image.transpose(Image.Transpose.ROTATE_90)
+    if flip == 6:
+        return image.transpose(Image.Transpose.ROTATE_270)
+    return image
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    *,
+    min_side: int | None = None,
+    hf_compatible: bool = False,
+) -> Image.Image:
+    """Decode ``path`` into an upright RGB image, or raise :class:`ImageReadError` with a short reason.
+
+    ``min_side``: decode JPEGs (and RAW previews) at a reduced scale whose shorter side is still at least
+    this many pixels; the decoder's DCT scaling is both much faster and a good low-pass filter.
+    ``hf_compatible``: convert exactly like transformers' ``load_image`` (alpha dropped rather than
+    composited) so pipeline outputs equal Hugging Face's.
+    """
+    ensure_plugins()
+    path = Path(path)
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        image = _open_raw(path, min_side)
+        _check_size(image)
+        return image.convert("RGB") if image.mode != "RGB" else image
+    try:
+        with Image.open(path) as opened:
+            _check_size(opened)
+            if getattr(opened, "n_frames", 1) > 1:
+                opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the picture
+            if min_side and opened.format == "JPEG":
+                opened.draft("RGB", (int(min_side), int(min_side)))
+            opened.load()
+            image = _finish(opened, hf_compatible)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # Pillow raises many types: OSError, ValueError, SyntaxError, struct.error ...
+        raise ImageReadError(path, _reason(exc)) from exc
+    return image
+
+
+def _finish(image: Image.Image, hf_compatible: bool) -> Image.Image:
+    """Apply EXIF orientation and convert to RGB; returns an image detached from the file."""
+    upright = ImageOps.exif_transpose(image)
+    if upright is None:  # pragma: no cover - only with in_place=True
+        upright = image
+    if hf_compatible:
+        upright = high_bit_depth_to_8bit(upright)
+        rgb = upright.convert("RGB")
+    else:
+        rgb = to_rgb_composited(upright)
+    if rgb is image:
+        rgb = image.copy()
+    return rgb
+
+
+def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
+    """One pipeline input (path, URL, PIL image or HxWx3 uint8 array) as an upright RGB image.
+
+    Mirrors transformers' ``load_image`` so results are comparable, with clear errors instead of its
+    base64 guessing.
+    """
+    ensure_plugins()
+    if isinstance(source, Image.Image):
+        upright = ImageOps.exif_transpose(source) or source
+        upright = high_bit_depth_to_8bit(upright)
+        return upright if upright.mode == "RGB" else upright.convert("RGB")
+    if isinstance(source, np.ndarray):
+        return array_to_image(source)
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if isinstance(text, str) and text.startswith(("http://", "https://")):
+            return _load_url(text, timeout)
+        if not os.path.exists(text):
+            raise ImageReadError(text, "file not found")
+        return open_image(text, hf_compatible=True)
+    raise TypeError(
+        "an image must be a file path, an http(s) URL, a PIL.Image or an HxWx3 uint8 numpy array, "
+        f"not {type(source).__name__}"
+    )
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """An ``HxWx3`` (or ``HxW``, ``HxWx4``) uint8 array as an RGB image, with a clear error for anything else."""
+    if array.dtype != np.uint8:
+        raise TypeError(f"image arrays must be uint8 (0-255), got {array.dtype}")
+    if array.ndim == 2:
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return Image.fromarray(np.ascontiguousarray(array[:, :, :3]), mode="RGB")
+    raise ValueError(f"image arrays must be HxWx3 (RGB), got shape {tuple(array.shape)}")
+
+
+def _load_url(url: str, timeout: float) -> Image.Image:
+    import urllib.error
+    import urllib.request
+
+    from vitfeat_desktop import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"vitfeat-desktop/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise ImageReadError(url, f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ImageReadError(url, f"cannot download: {reason}") from exc
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise ImageReadError(url, f"larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            _check_size(opened)
+            opened.load()
+            return _finish(opened, hf_compatible=True)
+    except Exception as exc:
+        raise ImageReadError(url, _reason(exc)) from exc
+
+
+MAX_DOWNLOAD_BYTES = 256 * 2**20
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    """Split an iterable into lists of at most ``size`` items, lazily."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

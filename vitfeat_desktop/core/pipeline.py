@@ -1,0 +1,390 @@
+"""``pipeline("image-feature-extraction")`` on ONNX Runtime.
+
+One :class:`FeatureExtractor` per model holds one ONNX Runtime session, created on first use and shared by all
+threads (``InferenceSession.run`` is thread-safe). Inputs are decoded and preprocessed on a small thread pool
+while the previous batch runs, because on a 2-core laptop the JPEG decoder would otherwise sit idle half the
+time waiting for the model, and the model for the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core import hub
+from vitfeat_desktop.core.errors import Cancelled, ModelError
+from vitfeat_desktop.core.images import load_image
+from vitfeat_desktop.core.preprocess import Preprocessor
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_TASKS = ("image-feature-extraction",)
+HIDDEN = "last_hidden_state"
+POOLED = "pooler_output"
+PREFERRED_PROVIDERS = (
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "CPUExecutionProvider",
+)
+# transformers' ModelType names understood by onnxruntime's transformer optimizer, by config.json model_type.
+_OPTIMIZER_MODEL_TYPES = {"vit": "vit", "dinov2": "vit", "clip_vision_model": "clip", "clip": "clip",
+                          "deit": "vit", "beit": "vit", "swin": "swin"}
+
+
+def default_threads() -> int:
+    """Intra-op threads for inference: all cores (ONNX Runtime scales well on the big MatMuls of a ViT)."""
+    env = os.environ.get("VITFEAT_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
+
+
+def select_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """The best execution providers this onnxruntime build has, GPU first, always ending with the CPU."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    env = os.environ.get("VITFEAT_PROVIDERS")
+    wanted = list(requested) if requested else (env.split(",") if env else list(PREFERRED_PROVIDERS))
+    chosen = [p.strip() for p in wanted if p.strip() in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    """The ONNX output names that hold the hidden states and the pooled vector (None: the model has none)."""
+
+    hidden: str
+    pooled: str | None
+
+
+class FeatureExtractor:
+    """Callable like transformers' ``ImageFeatureExtractionPipeline``; returns numpy float32 arrays."""
+
+    task = "image-feature-extraction"
+
+    def __init__(
+        self,
+        resolved: hub.ResolvedModel,
+        *,
+        intra_op_threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        optimize: bool = True,
+        batch_size: int = 8,
+    ) -> None:
+        self.resolved = resolved
+        self.model_id = resolved.model_id
+        self.folder = resolved.folder
+        self.quantized = resolved.quantized
+        self.variant = resolved.variant
+        self.onnx_path = resolved.onnx_path
+        self.batch_size = max(1, int(batch_size))
+        self.intra_op_threads = intra_op_threads or default_threads()
+        self._requested_providers = providers
+        self._optimize = optimize and os.environ.get("VITFEAT_NO_OPTIMIZE", "") in ("", "0")
+        self.preprocessor = Preprocessor.from_file(self.folder / "preprocessor_config.json")
+        self.model_config = _read_json(self.folder / "config.json")
+        self.manifest = _read_json(self.folder / hub.MANIFEST_NAME)
+        self._session: Any = None
+        self._session_lock = threading.Lock()
+        self._outputs: OutputNames | None = None
+        self._input_name = "pixel_values"
+        self._decode_pool: ThreadPoolExecutor | None = None
+
+    # -- session --------------------------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session, created once on first use (onnxruntime itself is imported lazily)."""
+        if self._session is None:
+            with self._session_lock:
+                if self._session is None:
+                    self._session = self._create_session()
+        return self._session
+
+    def _create_session(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Decode threads share the cores with inference; spinning intra-op threads would steal their time.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        path = self._optimized_path() if self._optimize else self.onnx_path
+        providers = select_providers(self._requested_providers)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:
+            if path != self.onnx_path:
+                log.warning("optimised graph failed to load (%s); using the original model", exc)
+                session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
+            else:
+                raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc
+        self._bind_io(session)
+        return session
+
+    def _optimized_path(self) -> Path:
+        """A copy of the graph with attention, LayerNorm and GELU fused, cached in the data dir.
+
+        The fusions come from onnxruntime's transformer optimizer. Model folders may be read-only (a shared
+        drive, the app bundle), so the result goes under ``cache_dir()/optimized`` keyed by the source file's
+        identity; any failure falls back to the original graph, which is always correct, only slower.
+        """
+        model_type = _OPTIMIZER_MODEL_TYPES.get(str(self.model_config.get("model_type", "")).lower())
+        if model_type is None:
+            return self.onnx_path
+        try:
+            stat = self.onnx_path.stat()
+            key = hashlib.sha256(
+                f"{self.onnx_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v2".encode()
+            ).hexdigest()[:24]
+            target = config.cache_dir() / "optimized" / f"{key}.onnx"
+            if target.is_file():
+                return target
+            return _optimize_graph(self.onnx_path, target, model_type, self.model_config)
+        except Exception as exc:  # never let an optimisation problem stop the user
+            log.warning("graph optimisation skipped for %s: %s", self.onnx_path, _first_line(exc))
+            return self.onnx_path
+
+    def _bind_io(self, session: Any) -> None:
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            names = [i.name for i in inputs]
+            raise ModelError(f"{self.onnx_path} takes inputs {names}; an image encoder takes one (pixel_values)")
+        self._input_name = inputs[0].name
+        available = [o.name for o in session.get_outputs()]
+        mapping = self.manifest.get("outputs", {}) if isinstance(self.manifest.get("outputs"), dict) else {}
+        hidden = mapping.get(HIDDEN) or (HIDDEN if HIDDEN in available else None)
+        pooled = mapping.get(POOLED) or (POOLED if POOLED in available else None)
+        if hidden is None or hidden not in available:
+            raise ModelError(
+                f"{self.onnx_path} has outputs {available} but no {HIDDEN}; it is not an image encoder we can run"
+            )
+        if pooled is not None and pooled not in available:
+            pooled = None
+        self._outputs = OutputNames(hidden=hidden, pooled=pooled)
+
+    @property
+    def outputs(self) -> OutputNames:
+        _ = self.session
+        assert self._outputs is not None
+        return self._outputs
+
+    @property
+    def has_pooler(self) -> bool:
+        return self.outputs.pooled is not None
+
+    @property
+    def pooling(self) -> str:
+        """How :meth:`embed` pools: the model's ``pooler_output`` or, without one, the CLS token."""
+        return POOLED if self.has_pooler else "cls_token"
+
+    @property
+    def hidden_size(self) -> int:
+        shape = self.session.get_outputs()[[o.name for o in self.session.get_outputs()].index(self.outputs.hidden)].shape
+        last = shape[-1]
+        if isinstance(last, int):
+            return last
+        return int(self.model_config.get("hidden_size", 0)) or int(self.run(self._blank(1))[HIDDEN].shape[-1])
+
+    def _blank(self, n: int) -> np.ndarray:
+        h, w = self.preprocessor.output_hw()
+        return np.zeros((n, 3, h, w), dtype=np.float32)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    # -- running --------------------------------------------------------------------------------------------
+    def run(self, pixel_values: np.ndarray, *, hidden: bool = True, pooled: bool = True) -> dict[str, np.ndarray]:
+        """One ``session.run`` on a preprocessed batch; returns the requested outputs under their HF names."""
+        names = self.outputs
+        wanted: list[tuple[str, str]] = []
+        if hidden:
+            wanted.append((HIDDEN, names.hidden))
+        if pooled and names.pooled is not None:
+            wanted.append((POOLED, names.pooled))
+        if not wanted:  # pooled only was asked of a model without a pooler: the CLS token needs the hidden state
+            wanted.append((HIDDEN, names.hidden))
+        arrays = self.session.run([onnx_name for _, onnx_name in wanted],
+                                  {self._input_name: np.ascontiguousarray(pixel_values, dtype=np.float32)})
+        return {hf: np.asarray(arr, dtype=np.float32) for (hf, _), arr in zip(wanted, arrays, strict=True)}
+
+    def embed(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Pooled vectors for the library index: ``pooler_output`` if the model has one, else the CLS token."""
+        out = self.run(pixel_values, hidden=not self.has_pooler, pooled=True)
+        if POOLED in out:
+            return out[POOLED]
+        return out[HIDDEN][:, 0, :].copy()
+
+    def preprocess(self, inputs: Any) -> np.ndarray:
+        """``pixel_values`` for one input or a list of inputs (paths, URLs, PIL images, uint8 arrays)."""
+        items = inputs if isinstance(inputs, list | tuple) else [inputs]
+        return np.stack([self._prepare_one(item) for item in items])
+
+    def _prepare_one(self, item: Any) -> np.ndarray:
+        image = load_image(item)
+        return self.preprocessor.normalize_uint8(self.preprocessor.to_uint8_chw(image))
+
+    def __call__(
+        self,
+        inputs: Any,
+        *,
+        pool: bool = False,
+        batch_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """Features for an image or a list of images: ``last_hidden_state`` ``[N, tokens, hidden]``, or with
+        ``pool=True`` ``pooler_output`` ``[N, hidden]``.
+
+        Like transformers.js, ``pool=True`` on a model without a pooler is an error, not a silent fallback.
+        """
+        if pool and not self.has_pooler:
+            raise ModelError(
+                f"model {self.model_id} has no pooler_output, so pool=True cannot be used; call it with "
+                "pool=False and take the CLS token (features[:, 0]) or a mean over tokens yourself"
+            )
+        items = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+        if not items:
+            raise ValueError("no images given")
+        size = max(1, batch_size or self.batch_size)
+        results: list[np.ndarray] = []
+        done = 0
+        for batch in self._prefetched_batches(items, size):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            out = self.run(batch, hidden=not pool, pooled=pool)
+            results.append(out[POOLED] if pool else out[HIDDEN])
+            done += batch.shape[0]
+            if progress is not None:
+                progress(done, len(items))
+        return np.concatenate(results, axis=0) if len(results) > 1 else results[0]
+
+    def _prefetched_batches(self, items: list[Any], size: int) -> Iterator[np.ndarray]:
+        """Yield preprocessed batches, decoding the next batch on worker threads while this one runs."""
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        if len(items) == 1:
+            yield self.preprocess(items)
+            return
+        pool = self._pool()
+        pending: list[Future[np.ndarray]] = [pool.submit(self._prepare_one, x) for x in chunks[0]]
+        for index in range(len(chunks)):
+            current = pending
+            pending = [pool.submit(self._prepare_one, x) for x in chunks[index + 1]] if index + 1 < len(chunks) else []
+            try:
+                yield np.stack([f.result() for f in current])
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._decode_pool is None:
+            with self._session_lock:
+                if self._decode_pool is None:
+                    workers = max(2, min(4, os.cpu_count() or 2))
+                    self._decode_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitfeat-decode")
+        return self._decode_pool
+
+    def close(self) -> None:
+        """Release the decode threads (the session is freed with the object)."""
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown(wait=False, cancel_futures=True)
+            self._decode_pool = None
+
+    def describe(self) -> dict[str, Any]:
+        """What the inspector and ``vitfeat extract`` show about the loaded model."""
+        return {
+            "model": self.model_id,
+            "folder": str(self.folder),
+            "variant": self.variant,
+            "onnx": str(self.onnx_path),
+            "providers": self.providers,
+            "hidden_output": self.outputs.hidden,
+            "pooled_output": self.outputs.pooled,
+            "pooling": self.pooling,
+            "input_size": list(self.preprocessor.output_hw()),
+        }
+
+    def __repr__(self) -> str:
+        return f"FeatureExtractor(model={self.model_id!r}, variant={self.variant!r})"
+
+
+def pipeline(
+    task: str = "image-feature-extraction",
+    model: str | Path | None = None,
+    *,
+    quantized: bool = True,
+    intra_op_threads: int | None = None,
+    providers: Sequence[str] | None = None,
+    optimize: bool = True,
+    batch_size: int = 8,
+    progress: hub.ProgressCallback | None = None,
+    cancel: hub.CancelCallback | None = None,
+) -> FeatureExtractor:
+    """Build a feature extractor for ``model`` (a hub-layout folder or a hub id; default: the app's model).
+
+    ``quantized=True`` (the default) runs ``onnx/model_quantized.onnx``, ``False`` runs ``onnx/model.onnx``.
+    ``progress``/``cancel`` are passed to the model download when a hub id is not cached yet.
+    """
+    if task not in SUPPORTED_TASKS:
+        raise ValueError(f"unsupported task {task!r}; vitfeat supports: {', '.join(SUPPORTED_TASKS)}")
+    resolved = hub.resolve_model(model, quantized=quantized, progress=progress, cancel=cancel)
+    return FeatureExtractor(
+        resolved,
+        intra_op_threads=intra_op_threads,
+        providers=providers,
+        optimize=optimize,
+        batch_size=batch_size,
+    )
+
+
+def _optimize_graph(source: Path, target: Path, model_type: str, model_config: dict[str, Any]) -> Path:
+    """Fuse the transformer blocks of ``source`` with onnxruntime's optimizer and save to ``target`` atomically."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads = int(model_config.get("num_attention_heads", 0) or 0)
+    hidden = int(model_config.get("hidden_size", 0) or 0)
+    optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
+                               opt_level=0, use_gpu=False, only_onnxruntime=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        optimized.save_model_to_file(str(tmp))
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
