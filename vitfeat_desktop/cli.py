@@ -1,0 +1,81 @@
+"""The ``vitfeat`` command: headless, never imports Qt.
+
+Each group of subcommands lives in its own module under ``vitfeat_desktop.commands`` and registers itself
+here, so the features can grow independently. A :class:`VitfeatError` (or an ``OSError``) becomes one clear
+line on stderr and a non-zero exit code, never a traceback; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from vitfeat_desktop import __version__
+from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+
+# Modules that define ``register(subparsers)``; each sets ``func`` on its parsers.
+COMMAND_MODULES = (
+    "vitfeat_desktop.commands.extract",
+    "vitfeat_desktop.commands.model",
+    "vitfeat_desktop.commands.index",
+    "vitfeat_desktop.commands.dupes",
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitfeat",
+        description="Vision Transformer features for your photos: extract, index, find similar and duplicates.",
+    )
+    parser.add_argument("--version", action="version", version=f"vitfeat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that feature is not part of this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("vitfeat: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Cancelled:
+        print("vitfeat: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (VitfeatError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"vitfeat: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
