@@ -7,6 +7,7 @@ the user's photo folders.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -90,8 +91,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -174,7 +174,7 @@ def _size_with_aspect_ratio(hw: tuple[int, int], shortest: int, longest: int) ->
     size = shortest
     min_original, max_original = float(min(height, width)), float(max(height, width))
     if max_original / min_original * size > longest:
-        size = int(round(longest * min_original / max_original))
+        size = round(longest * min_original / max_original)
     if (height <= width and height == size) or (width <= height and width == size):
         return height, width
     if width < height:
