@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from vitfeat_desktop.core.pipeline import FeatureExtractor
 
 
-def pipeline(task: str, model: Any = None, **kwargs: Any) -> FeatureExtractor:
+def pipeline(task: str = "image-feature-extraction", model: Any = None, **kwargs: Any) -> FeatureExtractor:
     """Create a feature extractor; see :func:`vitfeat_desktop.core.pipeline.pipeline`.
 
     Defined here (not re-exported) so ``import vitfeat_desktop`` stays cheap: onnxruntime is only imported

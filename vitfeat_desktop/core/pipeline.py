@@ -197,8 +197,8 @@ class FeatureExtractor:
 
     @property
     def hidden_size(self) -> int:
-        shape = self.session.get_outputs()[[o.name for o in self.session.get_outputs()].index(self.outputs.hidden)].shape
-        last = shape[-1]
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        last = outputs[self.outputs.hidden].shape[-1]
         if isinstance(last, int):
             return last
         return int(self.model_config.get("hidden_size", 0)) or int(self.run(self._blank(1))[HIDDEN].shape[-1])
@@ -360,6 +360,9 @@ def _optimize_graph(source: Path, target: Path, model_type: str, model_config: d
     """Fuse the transformer blocks of ``source`` with onnxruntime's optimizer and save to ``target`` atomically."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    # The optimizer logs a warning for every graph not exported by PyTorch (Xenova's are); it is noise here.
+    for name in ("onnxruntime.transformers", "onnxruntime.transformers.optimizer", "onnxruntime.transformers.onnx_model"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     heads = int(model_config.get("num_attention_heads", 0) or 0)
     hidden = int(model_config.get("hidden_size", 0) or 0)
     optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
