@@ -1,0 +1,663 @@
+"""File actions on duplicates (trash, quarantine, move, copy) that can always be undone and never lose a photo.
+
+Deleting is where duplicate finders lose people's pictures, so every action here follows three rules:
+
+1. **Journal first.** Before a file is touched, an ``intent`` line (source, destination, size, SHA-256) is
+   appended to a journal in the data dir and fsync'd; a ``done`` line follows once the file is in place. If the
+   process dies in between, :func:`recover` (run before every new action or undo) looks at the disk and settles
+   each unfinished step: a file that already reached its destination is recorded as moved, a half-copied
+   destination is removed (the source is still intact), nothing is ever deleted unless an identical copy exists.
+2. **No destructive primitive.** Files go to the system trash (send2trash) or to a quarantine folder; moves use
+   ``link`` + ``unlink`` on one volume (never overwriting anything) and copy + fsync + verify + unlink across
+   volumes. There is no permanent deletion in this module at all: emptying the trash or the quarantine is left to
+   the user, who sees what is there.
+3. **Reference folders are read-only.** Every entry point refuses to move a file that lies in a reference folder
+   (the caller's list plus the ``reference_folders`` setting), whatever the caller asked for.
+
+Quarantine location (when the user does not name one): a folder *on the same volume* as the photo, so the move
+is a rename (instant, no extra space, no half-copied files), and *outside the photo folder*, because photo
+folders may be synced, backed up or read by other apps that would then see the "deleted" copies. We try, in
+order: the app's data dir (when it is on that volume), ``<mount point>/.vitfeat-quarantine``, the highest writable
+folder above the photo folder on that volume, and only when none of those can be written, a
+``.vitfeat-quarantine`` folder inside the photo folder itself (hidden, and skipped by the scanner because its name
+starts with a dot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
+
+QUARANTINE_NAME = ".vitfeat-quarantine"
+PART_SUFFIX = ".vitfeat-part"
+ACTIONS = ("trash", "quarantine", "move", "copy")
+_CHUNK = 1 << 20
+
+
+class ProtectedFileError(VitfeatError):
+    """A file in a reference folder (or a keeper) was about to be moved; no code path may do that."""
+
+
+class JournalError(VitfeatError):
+    """A journal is missing or cannot be read."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, streamed; used to prove that what we put back is byte-identical to what we took."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename/link durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def reference_folders(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """The user's reference folders (setting ``reference_folders``) plus ``extra``, resolved."""
+    folders = [Path(p) for p in extra]
+    stored = config.load_settings().get("reference_folders", [])
+    if isinstance(stored, list):
+        folders.extend(Path(str(p)) for p in stored)
+    return [_resolve(p) for p in folders]
+
+
+def _resolve(path: Path) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def is_protected(path: str | os.PathLike[str], references: Iterable[Path]) -> bool:
+    """True when ``path`` lies in (or is) one of the reference folders; symlinks are resolved on both sides."""
+    raw = _resolve(Path(path))
+    real = Path(os.path.realpath(raw))
+    for folder in references:
+        folder_real = Path(os.path.realpath(folder))
+        if _is_within(raw, folder) or _is_within(real, folder_real) or _is_within(real, folder):
+            return True
+    return False
+
+
+def _device(path: Path) -> int:
+    """st_dev of ``path`` or of its nearest existing ancestor (the folder we would create it in)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    return probe.stat().st_dev
+
+
+def _mount_point(path: Path) -> Path:
+    probe = Path(os.path.realpath(path))
+    while not os.path.ismount(probe) and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
+def _writable_dir(folder: Path) -> bool:
+    """True if we can create ``folder`` (or it exists) and write in it; probes with a temp file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".vitfeat-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def quarantine_root_for(
+    path: str | os.PathLike[str],
+    photo_roots: Sequence[str | os.PathLike[str]] = (),
+    *,
+    create: bool = True,
+) -> Path:
+    """Where a file from ``path`` is quarantined by default (see the module doc for the order and why)."""
+    src = _resolve(Path(path))
+    dev = _device(src)
+    roots = [_resolve(Path(r)) for r in photo_roots] or [src.parent]
+    avoid = roots + reference_folders()
+
+    def usable(folder: Path) -> bool:
+        if any(_is_within(folder, r) for r in avoid):
+            return False
+        if _device(folder) != dev:
+            return False
+        return _writable_dir(folder) if create else True
+
+    candidates = [config.data_dir() / "quarantine", _mount_point(src) / QUARANTINE_NAME]
+    # Folders above the photo root, top-most first: a quarantine high up is less likely to be synced with photos.
+    root = next((r for r in roots if _is_within(src, r)), src.parent)
+    ancestors = [a for a in reversed(root.parents)]
+    candidates.extend(a / QUARANTINE_NAME for a in ancestors)
+    for folder in candidates:
+        if usable(folder):
+            return folder
+    # Last resort, and only then: inside the photo folder itself (hidden; the scanner skips dot folders).
+    return root / QUARANTINE_NAME
+
+
+# --------------------------------------------------------------------------------------------------------------
+# journal
+
+
+@dataclass
+class Entry:
+    """One planned file action as recorded in the journal."""
+
+    i: int
+    action: str
+    src: str
+    dest: str | None
+    sha256: str
+    size: int
+    state: str = "pending"  # pending | done | failed | rolled-back | undone | undo-failed
+    trash_info: str | None = None  # freedesktop .trashinfo of a trashed file, to put it back
+    error: str = ""
+
+
+@dataclass
+class Journal:
+    """An append-only JSON-lines file; each line is fsync'd before the step it announces is taken."""
+
+    path: Path
+    entries: dict[int, Entry] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
+    ended: bool = False
+    undo_started: bool = False
+    undo_ended: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
+
+    @classmethod
+    def create(cls, action: str, meta: dict[str, Any] | None = None) -> Journal:
+        folder = config.trash_journal_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+        journal = cls(path)
+        journal.header = {"op": "begin", "action": action, "created": time.time(), **(meta or {})}
+        journal._append(journal.header)
+        return journal
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        journal = cls(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from exc
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: the step it announced was never started
+            journal._apply(record)
+        return journal
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        op = record.get("op")
+        if op == "begin":
+            self.header = record
+        elif op == "intent":
+            self.entries[record["i"]] = Entry(record["i"], record["action"], record["src"], record.get("dest"),
+                                              record["sha256"], record["size"])
+        elif op in ("done", "failed", "rolled-back", "undone", "undo-failed"):
+            entry = self.entries.get(record.get("i", -1))
+            if entry is not None:
+                entry.state = op
+                entry.dest = record.get("dest", entry.dest)
+                entry.trash_info = record.get("trash_info", entry.trash_info)
+                entry.error = record.get("error", "")
+        elif op == "end":
+            self.ended = True
+        elif op == "undo-begin":
+            self.undo_started = True
+        elif op == "undo-end":
+            self.undo_ended = True
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def record(self, op: str, **fields: Any) -> None:
+        record = {"op": op, **fields}
+        self._append(record)
+        self._apply(record)
+
+    def intent(self, entry: Entry) -> None:
+        self.record("intent", i=entry.i, action=entry.action, src=entry.src, dest=entry.dest,
+                    sha256=entry.sha256, size=entry.size)
+
+
+def list_journals() -> list[Journal]:
+    """All journals, oldest first."""
+    folder = config.trash_journal_dir()
+    if not folder.is_dir():
+        return []
+    return [Journal.load(p) for p in sorted(folder.glob("*.jsonl"))]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# primitives
+
+
+# Test hook: called at each step of a move so a test can simulate a crash there (raise a BaseException).
+def _step(stage: str, entry: Entry) -> None:
+    return None
+
+
+def _place(src: Path, dest: Path, sha: str, entry: Entry) -> None:
+    """Move ``src`` to ``dest`` without ever overwriting and without a moment where no complete copy exists."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() or dest.is_symlink():
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dest))
+    try:
+        os.link(src, dest)  # atomic, fails if dest exists; same volume only
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        _copy_verified(src, dest, sha, entry)
+    _step("placed", entry)
+    _fsync_dir(dest.parent)
+    os.unlink(src)
+    _fsync_dir(src.parent)
+
+
+def _copy_verified(src: Path, dest: Path, sha: str, entry: Entry) -> None:
+    """Copy through ``dest.vitfeat-part``, fsync, check the SHA-256, then link into place (never overwriting)."""
+    part = dest.with_name(dest.name + PART_SUFFIX)
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+    try:
+        with open(src, "rb") as fin, open(part, "xb") as fout:
+            shutil.copyfileobj(fin, fout, _CHUNK)
+            fout.flush()
+            os.fsync(fout.fileno())
+        shutil.copystat(src, part)
+        _step("copied", entry)
+        if sha256_file(part) != sha:
+            raise OSError(errno.EIO, "copy does not match the original (disk or network error)", str(dest))
+        try:
+            os.link(part, dest)
+            os.unlink(part)
+        except OSError:
+            if dest.exists():
+                raise
+            os.rename(part, dest)  # file systems without hard links; dest was checked absent just before
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
+
+
+def _trash_dirs() -> list[Path]:
+    """Freedesktop trash folders send2trash may have used (home trash, then per-volume ones)."""
+    dirs: list[Path] = []
+    try:
+        from send2trash import plat_other
+
+        dirs.append(Path(plat_other.HOMETRASH))
+    except Exception:
+        xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        dirs.append(Path(xdg) / "Trash")
+    return dirs
+
+
+def _find_trashed(src: Path, sha: str, since: float) -> tuple[Path, Path] | None:
+    """Locate a file we just trashed (freedesktop trash): its ``files/`` path and its ``.trashinfo``."""
+    mount = _mount_point(src)
+    candidates = [*_trash_dirs(), mount / ".Trash" / str(getattr(os, "getuid", lambda: 0)()),
+                  mount / f".Trash-{getattr(os, 'getuid', lambda: 0)()}"]
+    found: list[tuple[float, Path, Path]] = []
+    for trash in candidates:
+        info_dir = trash / "info"
+        if not info_dir.is_dir():
+            continue
+        for info in info_dir.glob("*.trashinfo"):
+            try:
+                if info.stat().st_mtime < since - 2:
+                    continue
+                text = info.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            original = next((unquote(line[5:]) for line in text.splitlines() if line.startswith("Path=")), None)
+            if original is None:
+                continue
+            original_path = Path(original) if os.path.isabs(original) else mount / original
+            if _resolve(original_path) != _resolve(src):
+                continue
+            stored = trash / "files" / info.name[: -len(".trashinfo")]
+            if stored.is_file() and sha256_file(stored) == sha:
+                found.append((info.stat().st_mtime, stored, info))
+    if not found:
+        return None
+    found.sort()
+    return found[-1][1], found[-1][2]
+
+
+def send_to_trash(path: Path) -> None:
+    """The platform's trash, via send2trash (imported lazily: it is only needed when the user acts)."""
+    from send2trash import send2trash
+
+    send2trash(str(path))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# actions
+
+
+@dataclass
+class ActionResult:
+    """What one batch did; ``journal_id`` is what ``undo`` takes."""
+
+    journal_id: str
+    action: str
+    done: list[tuple[str, str | None]] = field(default_factory=list)  # (source, where it went)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"journal": self.journal_id, "action": self.action,
+                "done": [{"path": s, "dest": d} for s, d in self.done],
+                "failed": [{"path": s, "reason": r} for s, r in self.failed]}
+
+
+def _dest_under(root: Path, src: Path) -> Path:
+    """``root/<absolute source path without its anchor>``: unique per source, and shows where it came from."""
+    parts = src.parts[1:] if src.anchor else src.parts
+    drive = src.drive.replace(":", "").strip("\\/")
+    return root.joinpath(*([drive] if drive else []), *parts)
+
+
+def apply_actions(
+    action: str,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    folder: str | os.PathLike[str] | None = None,
+    photo_roots: Sequence[str | os.PathLike[str]] = (),
+    keepers: dict[str, str] | None = None,
+    references: Iterable[str | os.PathLike[str]] = (),
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> ActionResult:
+    """Trash / quarantine / move / copy ``paths``, journalled; returns what happened to each file.
+
+    ``folder``: destination for move/copy (required) and quarantine (optional; default from
+    :func:`quarantine_root_for`). ``keepers`` maps a file to the copy that is kept instead of it: the action on
+    that file is refused if the keeper is gone, so a group can never lose its last copy. Files in reference
+    folders are refused, always. One file failing does not stop the others; cancelling stops between files
+    and everything done so far stays undoable.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    if action in ("move", "copy") and folder is None:
+        raise ValueError(f"{action} needs a destination folder")
+    recover()
+    refs = reference_folders(references)
+    sources = [_resolve(Path(p)) for p in paths]
+    for src in sources:  # checked for the whole batch first: a protected file means the plan itself is wrong
+        if action != "copy" and is_protected(src, refs):
+            raise ProtectedFileError(f"{src} is in a reference folder; reference files are never moved or deleted")
+    dest_root = _resolve(Path(folder)) if folder is not None else None
+    if dest_root is not None and action != "copy" and is_protected(dest_root, refs):
+        raise ProtectedFileError(f"{dest_root} is a reference folder; nothing is written there")
+    if dest_root is not None and any(_is_within(dest_root, r) for r in refs):
+        raise ProtectedFileError(f"{dest_root} is inside a reference folder; nothing is written there")
+
+    journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None})
+    result = ActionResult(journal.id, action)
+    reporter = Reporter(progress, action, total=len(sources))
+    try:
+        for n, src in enumerate(sources):
+            check_cancel(cancel)
+            reporter.update(n, src.name)
+            try:
+                keeper = (keepers or {}).get(str(src))
+                if keeper is not None and not Path(keeper).is_file():
+                    raise VitfeatError(f"its keeper {keeper} is missing, so this copy is kept")
+                if keeper is not None and _resolve(Path(keeper)) == src:
+                    raise ProtectedFileError("it is the keeper of its group")
+                dest = _plan_dest(action, src, dest_root, photo_roots, journal.id)
+                _run_one(journal, n, action, src, dest)
+                result.done.append((str(src), journal.entries[n].dest))
+            except (OSError, VitfeatError) as exc:
+                reason = _reason(exc)
+                if n in journal.entries and journal.entries[n].state == "pending":
+                    journal.record("failed", i=n, error=reason)
+                result.failed.append((str(src), reason))
+        reporter.update(len(sources), force=True)
+    finally:
+        if not any(e.state == "pending" for e in journal.entries.values()):
+            journal.record("end")
+    return result
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[Any], jid: str) -> Path | None:
+    if action == "trash":
+        return None
+    if action == "quarantine":
+        root = dest_root if dest_root is not None else quarantine_root_for(src, photo_roots)
+        return _dest_under(root / jid, src)
+    assert dest_root is not None
+    dest = dest_root / src.name
+    stem, suffix, k = src.stem, src.suffix, 1
+    while dest.exists() or dest.with_name(dest.name + PART_SUFFIX).exists():
+        k += 1
+        dest = dest_root / f"{stem} ({k}){suffix}"
+    return dest
+
+
+def _run_one(journal: Journal, n: int, action: str, src: Path, dest: Path | None) -> None:
+    if not src.is_file():
+        raise FileNotFoundError(errno.ENOENT, "file not found", str(src))
+    size = src.stat().st_size
+    sha = sha256_file(src)
+    entry = Entry(n, action, str(src), str(dest) if dest else None, sha, size)
+    journal.intent(entry)
+    _step("intent", entry)
+    if action == "trash":
+        since = time.time()
+        send_to_trash(src)
+        _step("trashed", entry)
+        where = _find_trashed(src, sha, since)
+        journal.record("done", i=n, dest=str(where[0]) if where else None,
+                       trash_info=str(where[1]) if where else None)
+    elif action == "copy":
+        assert dest is not None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _copy_verified(src, dest, sha, entry)
+        journal.record("done", i=n, dest=str(dest))
+    else:
+        assert dest is not None
+        _place(src, dest, sha, entry)
+        journal.record("done", i=n, dest=str(dest))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# recovery and undo
+
+
+def _settle(entry: Entry) -> tuple[str, dict[str, Any]]:
+    """Decide what an unfinished step actually did by looking at the disk. Never deletes a unique file."""
+    src = Path(entry.src)
+    dest = Path(entry.dest) if entry.dest else None
+    if dest is not None:
+        part = dest.with_name(dest.name + PART_SUFFIX)
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()  # our own half-written copy; the source is still there (we unlink it only later)
+    src_ok = src.is_file() and src.stat().st_size == entry.size and sha256_file(src) == entry.sha256
+    if entry.action == "trash":
+        if src_ok:
+            return "rolled-back", {}
+        where = _find_trashed(src, entry.sha256, 0)
+        return "done", {"dest": str(where[0]) if where else None, "trash_info": str(where[1]) if where else None}
+    assert dest is not None
+    dest_ok = dest.is_file() and dest.stat().st_size == entry.size and sha256_file(dest) == entry.sha256
+    if entry.action == "copy":
+        return ("done", {}) if dest_ok else ("rolled-back", {})
+    if src_ok and dest_ok:
+        # Crash between placing the copy and removing the source: undo the half step (the source is intact).
+        os.unlink(dest)
+        return "rolled-back", {}
+    if dest_ok:
+        return "done", {}
+    if src_ok:
+        return "rolled-back", {}
+    return "failed", {"error": "neither the original nor the moved copy matches the journal"}
+
+
+def recover() -> list[str]:
+    """Finish the journals a crash left open; returns their ids. Run before any new action or undo."""
+    settled: list[str] = []
+    for journal in list_journals():
+        pending = [e for e in journal.entries.values() if e.state == "pending"]
+        undo_pending = journal.undo_started and not journal.undo_ended
+        if journal.ended and not pending and not undo_pending:
+            continue
+        for entry in pending:
+            state, extra = _settle(entry)
+            journal.record(state, i=entry.i, **extra)
+        if not journal.ended:
+            journal.record("end", recovered=True)
+        if undo_pending:
+            _undo_journal(journal, UndoResult(journal.id))
+        settled.append(journal.id)
+    return settled
+
+
+@dataclass
+class UndoResult:
+    journal_id: str
+    restored: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"journal": self.journal_id, "restored": self.restored,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+
+
+def undo(journal_id: str | None = None, *, progress: ProgressFn | None = None,
+         cancel: CancelFn | None = None) -> UndoResult:
+    """Put back every file of a batch (the latest one not yet undone when ``journal_id`` is None).
+
+    Each file is checked against its journalled SHA-256 before it is put back, so what returns is byte-identical
+    to what left. A file whose original path is now taken by a different file is left where it is and reported.
+    """
+    recover()
+    journals = list_journals()
+    if journal_id is None:
+        candidates = [j for j in journals if any(e.state == "done" for e in j.entries.values())
+                      and not j.undo_ended]
+        if not candidates:
+            raise JournalError("nothing to undo")
+        journal = candidates[-1]
+    else:
+        match = [j for j in journals if j.id == journal_id]
+        if not match:
+            raise JournalError(f"no journal named {journal_id}")
+        journal = match[0]
+    result = UndoResult(journal.id)
+    journal.record("undo-begin")
+    _undo_journal(journal, result, progress, cancel)
+    return result
+
+
+def _undo_journal(journal: Journal, result: UndoResult, progress: ProgressFn | None = None,
+                  cancel: CancelFn | None = None) -> None:
+    entries = sorted((e for e in journal.entries.values() if e.state == "done"), key=lambda e: -e.i)
+    reporter = Reporter(progress, "undo", total=len(entries))
+    for n, entry in enumerate(entries):
+        check_cancel(cancel)
+        reporter.update(n, Path(entry.src).name)
+        try:
+            _undo_one(entry)
+            journal.record("undone", i=entry.i)
+            result.restored.append(entry.src)
+        except (OSError, VitfeatError) as exc:
+            reason = _reason(exc)
+            journal.record("undo-failed", i=entry.i, error=reason)
+            result.failed.append((entry.src, reason))
+    journal.record("undo-end")
+
+
+def _undo_one(entry: Entry) -> None:
+    src = Path(entry.src)
+    if entry.action == "copy":
+        dest = Path(entry.dest or "")
+        if dest.is_file() and sha256_file(dest) == entry.sha256 and src.is_file():
+            os.unlink(dest)  # our copy, and the original is still there
+            return
+        raise VitfeatError(f"the copy {dest} changed or its original is gone; left as is")
+    where = Path(entry.dest) if entry.dest else None
+    if where is None and entry.action == "trash":
+        found = _find_trashed(src, entry.sha256, 0)
+        if found is None:
+            raise VitfeatError("not found in the trash; restore it with your file manager's 'Restore'")
+        where = found[0]
+        entry.trash_info = str(found[1])
+    if where is None or not where.is_file():
+        if src.is_file() and sha256_file(src) == entry.sha256:
+            return  # already back (restored by hand)
+        raise VitfeatError(f"{where or 'the moved file'} is gone (trash or quarantine emptied?)")
+    if sha256_file(where) != entry.sha256:
+        raise VitfeatError(f"{where} no longer matches the original; left as is")
+    if src.exists():
+        if src.is_file() and sha256_file(src) == entry.sha256:
+            return  # an identical file is already at the original path; the extra copy stays where it is
+        raise VitfeatError(f"{src} now holds a different file; the original is still at {where}")
+    _place(where, src, entry.sha256, entry)
+    if sha256_file(src) != entry.sha256:  # pragma: no cover - _place verifies cross-volume copies already
+        raise VitfeatError(f"restored {src} does not match the original")
+    if entry.trash_info:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.trash_info)
