@@ -147,7 +147,7 @@ def to_rgb_composited(image: Image.Image) -> Image.Image:
     return image
 
 
-def _open_raw(path: Path, min_side: int | None) -> Image.Image:
+def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = None) -> Image.Image:
     """A camera RAW file through its embedded JPEG preview (fast), else a half-size LibRaw decode."""
     try:
         import rawpy
@@ -156,6 +156,11 @@ def _open_raw(path: Path, min_side: int | None) -> Image.Image:
     try:
         with rawpy.imread(str(path)) as raw:
             flip = int(getattr(raw.sizes, "flip", 0) or 0)
+            if info is not None:
+                width, height = int(raw.sizes.width), int(raw.sizes.height)
+                info.update(format="RAW", width=width, height=height, orientation=_FLIP_TO_EXIF.get(flip, 1))
+                if flip in (5, 6):
+                    info.update(width=height, height=width)
             preview: Image.Image | None = None
             try:
                 thumb = raw.extract_thumb()
@@ -164,6 +169,8 @@ def _open_raw(path: Path, min_side: int | None) -> Image.Image:
             if thumb is not None:
                 if thumb.format == rawpy.ThumbFormat.JPEG:
                     preview = Image.open(io.BytesIO(thumb.data))
+                    if info is not None:
+                        info.update({k: v for k, v in exif_summary(preview).items() if k in ("capture_date", "camera")})
                     if min_side:
                         preview.draft("RGB", (min_side, min_side))
                     preview.load()
@@ -181,6 +188,9 @@ def _open_raw(path: Path, min_side: int | None) -> Image.Image:
         raise
     except Exception as exc:
         raise ImageReadError(path, f"cannot decode camera RAW file ({_reason(exc)})") from exc
+
+
+_FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
 
 
 def _apply_libraw_flip(image: Image.Image, flip: int) -> Image.Image:
@@ -207,15 +217,40 @@ def open_image(
     ``hf_compatible``: convert exactly like transformers' ``load_image`` (alpha dropped rather than
     composited) so pipeline outputs equal Hugging Face's.
     """
+    return _open(path, min_side=min_side, hf_compatible=hf_compatible, info=None)
+
+
+def open_image_with_info(
+    path: str | os.PathLike[str], *, min_side: int | None = None
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Like :func:`open_image` (viewer conversion), plus what the catalogue keeps about the file, from the
+    same single decode: ``format``, full-resolution upright ``width``/``height``, EXIF ``orientation``,
+    ``capture_date`` (ISO 8601, from DateTimeOriginal) and ``camera`` ("Make Model") when present."""
+    info: dict[str, Any] = {}
+    image = _open(path, min_side=min_side, hf_compatible=False, info=info)
+    info.setdefault("width", image.width)
+    info.setdefault("height", image.height)
+    return image, info
+
+
+def _open(
+    path: str | os.PathLike[str],
+    *,
+    min_side: int | None,
+    hf_compatible: bool,
+    info: dict[str, Any] | None,
+) -> Image.Image:
     ensure_plugins()
     path = Path(path)
     if path.suffix.lower() in RAW_EXTENSIONS:
-        image = _open_raw(path, min_side)
+        image = _open_raw(path, min_side, info)
         _check_size(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     try:
         with Image.open(path) as opened:
             _check_size(opened)
+            if info is not None:
+                _fill_info(opened, info)
             if getattr(opened, "n_frames", 1) > 1:
                 opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the picture
             if min_side and opened.format == "JPEG":
@@ -227,6 +262,72 @@ def open_image(
     except Exception as exc:  # Pillow raises many types: OSError, ValueError, SyntaxError, struct.error ...
         raise ImageReadError(path, _reason(exc)) from exc
     return image
+
+
+def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
+    """Header facts, read before ``draft`` shrinks the image and before decoding."""
+    width, height = opened.size
+    summary = exif_summary(opened)
+    if summary.get("orientation") in (5, 6, 7, 8):
+        width, height = height, width
+    info.update(format=opened.format or "unknown", width=width, height=height, **summary)
+
+
+def exif_summary(image: Image.Image) -> dict[str, Any]:
+    """Orientation, capture date (ISO 8601) and camera from an image's EXIF; bad EXIF gives what it can."""
+    out: dict[str, Any] = {}
+    try:
+        exif = image.getexif()
+    except Exception:
+        return out
+    try:
+        orientation = int(exif.get(0x0112) or 1)
+        out["orientation"] = orientation if 1 <= orientation <= 8 else 1
+    except (TypeError, ValueError):
+        out["orientation"] = 1
+    make = _exif_text(exif.get(0x010F))
+    model = _exif_text(exif.get(0x0110))
+    if model and make and not model.lower().startswith(make.lower().split()[0]):
+        model = f"{make} {model}"
+    camera = model or make
+    if camera:
+        out["camera"] = camera
+    date = None
+    try:
+        ifd = exif.get_ifd(0x8769)
+        date = _exif_text(ifd.get(0x9003) or ifd.get(0x9004))
+    except Exception:
+        pass
+    date = date or _exif_text(exif.get(0x0132))
+    iso = _exif_date(date) if date else None
+    if iso:
+        out["capture_date"] = iso
+    return out
+
+
+def _exif_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = " ".join(str(value).replace("\x00", " ").split())
+    return text[:100] or None
+
+
+def _exif_date(text: str) -> str | None:
+    """"2021:07:04 18:30:05" -> "2021-07-04T18:30:05"; placeholders like "0000:00:00 00:00:00" -> None."""
+    import re
+
+    match = re.match(r"^(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?", text)
+    if not match:
+        return None
+    year, month, day = (int(match.group(i)) for i in (1, 2, 3))
+    if year < 1800 or not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    date = f"{year:04d}-{month:02d}-{day:02d}"
+    if match.group(4):
+        date += f"T{match.group(4)}:{match.group(5)}:{match.group(6) or '00'}"
+    return date
 
 
 def _finish(image: Image.Image, hf_compatible: bool) -> Image.Image:

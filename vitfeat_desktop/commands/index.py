@@ -1,0 +1,174 @@
+"""``vitfeat index FOLDER`` and ``vitfeat similar IMAGE``: the library from the command line.
+
+Progress goes to stderr (a rewritten line on a terminal, a line every few seconds otherwise), results to stdout,
+so ``--json`` output can be piped. Paths that are not valid UTF-8 are printed with backslash escapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vitfeat_desktop.commands import add_model_options
+from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.progress import Progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "index",
+        help="index a folder of images (incremental)",
+        description="Index every image below FOLDER into the library catalogue and its similarity index. "
+        "Re-running only processes new and changed files. Nothing is written inside FOLDER.",
+    )
+    parser.add_argument("folder", metavar="FOLDER", type=Path)
+    add_model_options(parser)
+    parser.add_argument("--threads", type=int, metavar="N", default=None,
+                        help="threads for inference and for decoding (default: all cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only hash and catalogue files (for duplicates), no model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the summary")
+    parser.set_defaults(func=run_index)
+
+    similar = sub.add_parser(
+        "similar",
+        help="find the indexed images most similar to an image",
+        description="Print the K indexed images most similar to IMAGE (which need not be indexed), best first.",
+    )
+    similar.add_argument("image", metavar="IMAGE", type=Path)
+    similar.add_argument("--in", dest="folder", metavar="FOLDER", type=Path, default=None,
+                         help="the indexed folder to search (default: the indexed folder that contains IMAGE)")
+    add_model_options(similar)
+    similar.add_argument("-k", type=int, default=10, metavar="K", help="how many results (default 10)")
+    similar.add_argument("--json", action="store_true", help='print {"query": ..., "results": [...]}')
+    similar.set_defaults(func=run_similar)
+
+
+def _display(path: str) -> str:
+    """A path that can always be printed and put in JSON (undecodable bytes become \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class ProgressLine:
+    """Files done/total, images/s and ETA on stderr, at most a few times a second."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._width = 0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < 5.0 and p.done != p.total:
+            return
+        self._last = now
+        if p.phase == "walking":
+            text = f"listing files: {p.done} found"
+        else:
+            total = f"/{p.total}" if p.total is not None else ""
+            rate = f"  {p.rate:.1f} img/s" if p.rate else ""
+            eta = f"  ETA {_duration(p.eta)}" if p.eta is not None and p.done != p.total else ""
+            text = f"{p.phase}: {p.done}{total} files{rate}{eta}"
+        if self.tty:
+            pad = max(0, self._width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from vitfeat_desktop.core.library import Library
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError("--threads must be at least 1")
+    line = ProgressLine()
+    with Library.open(args.folder, model=args.model, quantized=not args.fp32,
+                      intra_op_threads=args.threads) as library:
+        try:
+            report = library.scan(embed=not args.quick, threads=args.threads, progress=line)
+        finally:
+            line.end()
+    data = report.to_json()
+    data["folder"] = _display(str(library.folder))
+    data["skipped"] = [{"path": _display(s["path"]), "reason": s["reason"]} for s in report.skipped]
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    rate = report.indexed / report.seconds if report.seconds > 0 else 0.0
+    print(f"indexed {report.indexed}, unchanged {report.unchanged}, reused {report.reused}, "
+          f"removed {report.removed}, skipped {len(report.skipped)} in {report.seconds:.1f} s"
+          + (f" ({rate:.1f} images/s)" if report.indexed else ""))
+    for item in data["skipped"][:20]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    if len(report.skipped) > 20:
+        print(f"  ... and {len(report.skipped) - 20} more (use --json for the full list)")
+    return 0
+
+
+def find_library_folder(image: Path) -> Path | None:
+    """The deepest indexed folder that contains ``image``, from the records in the libraries dir."""
+    from vitfeat_desktop import config
+    from vitfeat_desktop.core.library import LIBRARY_RECORD
+
+    target = image.expanduser().resolve()
+    best: Path | None = None
+    root = config.libraries_dir()
+    if not root.is_dir():
+        return None
+    for record in root.glob(f"*/{LIBRARY_RECORD}"):
+        try:
+            folder = Path(json.loads(record.read_text(encoding="utf-8"))["folder"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (folder == target or folder in target.parents) and (best is None or len(folder.parts) > len(best.parts)):
+            best = folder
+    return best
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    from vitfeat_desktop.core.library import Library, library_dir
+
+    if args.k < 1:
+        raise ValueError("-k must be at least 1")
+    image: Path = args.image
+    if not image.exists():
+        raise VitfeatError(f"image {image} does not exist")
+    folder = args.folder or find_library_folder(image)
+    if folder is None:
+        raise VitfeatError(f"no indexed folder contains {image}; say which one to search with --in FOLDER")
+    if not (library_dir(folder) / "catalog.sqlite").exists():
+        raise VitfeatError(f"{folder} is not indexed yet; run: vitfeat index {folder}")
+    with Library.open(folder, model=args.model, quantized=not args.fp32) as library:
+        results = library.similar(image, k=args.k)
+    if args.json:
+        out = {"query": _display(str(image)),
+               "results": [{"path": _display(r.path), "score": round(r.score, 6)} for r in results]}
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in results:
+        print(f"{r.score:.4f}  {_display(r.path)}")
+    return 0

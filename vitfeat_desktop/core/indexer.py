@@ -1,0 +1,453 @@
+"""Scan a folder incrementally: walk -> decode on a thread pool -> bounded window -> batched inference -> one writer.
+
+Why this shape: on camera JPEGs the decoder, not the model, is the expensive part unless it is (a) asked for a
+reduced image (JPEG ``draft``, never below what the preprocessor needs) and (b) run on other threads while ONNX
+Runtime works on the previous batch. The window of decodes in flight is bounded, so memory does not grow with the
+library, and the calling thread is the only one that writes (catalogue first, then the index), so a crash loses
+at most the batch in flight: everything committed to the catalogue is replayed into the index on the next open.
+
+A re-scan never opens a file whose size and mtime are unchanged; a new or changed file whose content hash already
+has a vector for this model (a move, rename or copy) reuses it without decoding; files that vanished become
+tombstones in the catalogue and are marked deleted in the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, FileUpdate, encode_path
+from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
+from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
+from vitfeat_desktop.core.index import normalize_rows
+from vitfeat_desktop.core.phash import image_hashes, to_signed64
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.library import Library
+
+HASH_CHUNK = 1 << 20
+# Save the index at least this often during a long scan, so a crash replays little.
+SAVE_INTERVAL_S = 60.0
+# Rows without inference (errors, reuses, quick-pass files) are written in groups of this size or this age.
+WRITE_GROUP = 256
+WRITE_AGE_S = 1.0
+
+
+def default_decode_threads() -> int:
+    """Decode threads: enough to keep inference fed without starving its own intra-op threads."""
+    return max(2, min(6, (os.cpu_count() or 2)))
+
+
+def content_hash(path: str | os.PathLike[str], cancel: CancelFn | None = None) -> str:
+    """blake2b-128 of the whole file in 1 MiB chunks: exact duplicates and moved files are found by it."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(HASH_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ScanReport:
+    """What a scan did. ``skipped`` lists every file below the folder that is not indexed, with the reason."""
+
+    indexed: int = 0
+    unchanged: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    total: int = 0
+    embedded: bool = True
+    model_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "reused": self.reused,
+            "removed": self.removed,
+            "skipped": list(self.skipped),
+            "seconds": round(self.seconds, 3),
+            "total": self.total,
+            "embedded": self.embedded,
+            "model": self.model_key,
+        }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A walked file: its stat, or why it could not be stat'ed."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    error: str | None = None
+
+    @property
+    def key(self) -> bytes:
+        return encode_path(self.path)
+
+
+@dataclass
+class Work:
+    entry: Entry
+    known_hash: str | None = None  # content unchanged since the catalogue saw it: no need to hash again
+    file_id: int | None = None
+
+
+@dataclass
+class Prepared:
+    """What a decode thread produced for one file."""
+
+    work: Work
+    update: FileUpdate
+    pixels: np.ndarray | None = None  # float32 CHW when this file needs inference
+    reuse: bool = False  # its content already has a vector for this model
+
+
+def walk(root: Path, *, cancel: CancelFn | None = None,
+         on_entry: Callable[[int], None] | None = None) -> tuple[list[Entry], list[dict[str, str]]]:
+    """Every image file below ``root`` (by extension), skipping hidden folders/files and the app's data.
+
+    Symlinked folders are not followed (that is how loops are avoided); symlinked files are, and a broken or
+    looping link is returned with an error. Folders that cannot be listed are returned as skipped.
+    """
+    entries: list[Entry] = []
+    skipped: list[dict[str, str]] = []
+    try:
+        data_root = config.data_dir().resolve()
+    except OSError:
+        data_root = None
+    stack = [str(root)]
+    while stack:
+        check_cancel(cancel)
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                children = list(it)
+        except OSError as exc:
+            skipped.append({"path": folder, "reason": f"folder cannot be read: {_reason(exc)}"})
+            continue
+        children.sort(key=lambda e: e.name)
+        subdirs = []
+        for child in children:
+            name = child.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = child.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if data_root is not None and _same_path(child.path, data_root):
+                    continue
+                subdirs.append(child.path)
+                continue
+            if not is_image_path(name):
+                continue
+            try:
+                st = child.stat(follow_symlinks=True)
+            except OSError as exc:
+                entries.append(Entry(child.path, -1, -1, _stat_reason(child, exc)))
+                continue
+            if not _is_regular(st.st_mode):
+                continue  # a symlink to a folder named like an image, a socket ...
+            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns)))
+        if on_entry is not None:
+            on_entry(len(entries))
+        stack.extend(reversed(subdirs))
+    return entries, skipped
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def _same_path(path: str, other: Path) -> bool:
+    try:
+        return Path(path).resolve() == other
+    except OSError:
+        return False
+
+
+def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        try:
+            if child.is_symlink():
+                return "broken symbolic link (its target does not exist)"
+        except OSError:
+            pass
+        return "file not found (deleted while scanning?)"
+    return _reason(exc)
+
+
+class Scanner:
+    """One scan of one library (use :meth:`Library.scan`)."""
+
+    def __init__(self, library: Library, *, embed: bool, threads: int | None,
+                 progress: ProgressFn | None, cancel: CancelFn | None) -> None:
+        self.lib = library
+        self.embed = embed
+        self.threads = max(1, int(threads)) if threads else default_decode_threads()
+        self.progress = progress
+        self.cancel = cancel
+        self.report = ScanReport(embedded=embed)
+        self._known: set[str] = set()
+        self._min_side = 256
+        self._pre: Any = None
+        self._batch_size = 8
+        self._last_save = time.monotonic()
+        self._stop = threading.Event()
+
+    def run(self) -> ScanReport:
+        start = time.monotonic()
+        lib = self.lib
+        reporter = Reporter(self.progress, "walking")
+        entries, folder_skips = walk(lib.folder, cancel=self.cancel,
+                                     on_entry=lambda n: reporter.update(n, "listing files"))
+        reporter.update(len(entries), "listing files", force=True)
+        self.report.total = len(entries)
+        catalog = lib.catalog
+        state = catalog.scan_state()
+        model_key = lib.model_key if self.embed else None
+        self.report.model_key = lib.model_key if self.embed else None
+        if self.embed:
+            extractor = lib.extractor
+            self._pre = extractor.preprocessor
+            self._min_side = self._pre.min_decode_side()
+            self._batch_size = max(1, int(getattr(extractor, "batch_size", 8)))
+            lib.ensure_index_loaded()
+            self._known = catalog.has_vector_hashes(lib.model_key)
+        else:
+            with contextlib.suppress(VitfeatError, OSError):
+                self._min_side = lib.preprocessor().min_decode_side()
+
+        # Classify: untouched files cost one dict lookup each (this is the whole of an unchanged re-scan).
+        seen: set[bytes] = set()
+        todo: list[Work] = []
+        error_rows: list[FileUpdate] = []
+        for entry in entries:
+            key = entry.key
+            seen.add(key)
+            row = state.get(key)
+            if entry.error is not None:
+                if row is None or row[3] != STATUS_ERROR or row[1] != -1:
+                    error_rows.append(FileUpdate(key, -1, -1, STATUS_ERROR, error=entry.error))
+                continue
+            if row is not None and row[1] == entry.size and row[2] == entry.mtime_ns:
+                status, chash = row[3], row[4]
+                if status == STATUS_ERROR:
+                    continue
+                if not self.embed or (chash is not None and chash in self._known):
+                    self.report.unchanged += 1
+                    continue
+                todo.append(Work(entry, known_hash=chash, file_id=row[0]))
+                continue
+            todo.append(Work(entry))
+        vanished = [key for key in state if key not in seen]
+        if vanished or error_rows:
+            _, _, gone = catalog.write_batch(error_rows, vanished=vanished)
+            self.report.removed = len(gone)
+            if lib.index is not None and gone:
+                lib.index.remove(gone)
+        check_cancel(self.cancel)
+
+        reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
+        try:
+            self._process(todo, reporter, model_key)
+        finally:
+            if self.embed:
+                lib.finish_scan(compact=True)
+        reporter.update(len(todo), "done", force=True)
+        skipped = [{"path": p, "reason": r} for p, r in catalog.skipped()] + folder_skips
+        self.report.skipped = skipped
+        self.report.seconds = time.monotonic() - start
+        return self.report
+
+    # -- the pipeline -------------------------------------------------------------------------------------------
+    def _process(self, todo: list[Work], reporter: Reporter, model_key: str | None) -> None:
+        if not todo:
+            return
+        window_size = max(2 * self._batch_size + self.threads, 2 * self.threads)
+        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vitfeat-scan")
+        window: deque[Future[Prepared]] = deque()
+        items = iter(todo)
+        pixels: list[np.ndarray] = []
+        waiting: list[Prepared] = []  # results held until their batch is embedded
+        plain: list[Prepared] = []  # results that need no inference
+        last_plain = time.monotonic()
+        done = 0
+        try:
+            self._fill(pool, window, items, window_size)
+            while window:
+                future = window[0]
+                result = self._wait(future)
+                window.popleft()
+                self._fill(pool, window, items, window_size)
+                done += 1
+                if result.pixels is not None:
+                    pixels.append(result.pixels)
+                    waiting.append(result)
+                    if len(pixels) >= self._batch_size:
+                        self._write_embedded(waiting, pixels, model_key)
+                        pixels, waiting = [], []
+                else:
+                    plain.append(result)
+                    if len(plain) >= WRITE_GROUP or time.monotonic() - last_plain > WRITE_AGE_S:
+                        self._write_plain(plain, model_key)
+                        plain, last_plain = [], time.monotonic()
+                reporter.update(done, os.path.basename(result.work.entry.path))
+                self._maybe_save()
+            if waiting:
+                self._write_embedded(waiting, pixels, model_key)
+            if plain:
+                self._write_plain(plain, model_key)
+        except BaseException:
+            # Keep what is finished: results already decoded but not embedded are simply dropped (they are not
+            # in the catalogue, so the next scan redoes them).
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                if plain:
+                    self._write_plain(plain, model_key)
+            raise
+        finally:
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fill(self, pool: ThreadPoolExecutor, window: deque[Future[Prepared]], items: Iterator[Work],
+              size: int) -> None:
+        while len(window) < size:
+            work = next(items, None)
+            if work is None:
+                return
+            window.append(pool.submit(self._prepare, work))
+
+    def _wait(self, future: Future[Prepared]) -> Prepared:
+        """The result of the oldest decode, checking ``cancel`` every 50 ms meanwhile."""
+        while True:
+            check_cancel(self.cancel)
+            try:
+                return future.result(timeout=0.05)
+            except FutureTimeout:
+                continue
+
+    def _prepare(self, work: Work) -> Prepared:
+        """Runs on a decode thread: hash, then (unless the content is known) one reduced decode."""
+        entry = work.entry
+        key = entry.key
+        if self._stop.is_set():
+            raise Cancelled()
+        try:
+            chash = work.known_hash or content_hash(entry.path)
+        except OSError as exc:
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=_reason(exc)))
+        if self.embed and chash in self._known:
+            meta = self.lib.catalog.metadata_for_hash(chash)
+            if meta is not None:
+                return Prepared(work, _with_stat(meta, key, entry), reuse=True)
+        try:
+            image, info = open_image_with_info(entry.path, min_side=self._min_side)
+            hashes = image_hashes(image)
+            pixels = None
+            if self.embed and chash not in self._known:
+                pixels = self._pre.normalize_uint8(self._pre.to_uint8_chw(image))
+            del image
+        except ImageReadError as exc:
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
+                                             error=exc.reason))
+        except MemoryError:
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
+                                             error="not enough memory to decode this image"))
+        except Exception as exc:  # a decoder bug must not stop the library: list the file and go on
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
+                                             error=_reason(exc)))
+        update = FileUpdate(
+            key, entry.size, entry.mtime_ns, STATUS_OK, content_hash=chash,
+            width=info.get("width"), height=info.get("height"), format=info.get("format"),
+            capture_date=info.get("capture_date"), camera=info.get("camera"), orientation=info.get("orientation"),
+            phash=to_signed64(hashes.phash), hashes=hashes.to_bytes(),
+        )
+        return Prepared(work, update, pixels=pixels, reuse=pixels is None and self.embed)
+
+    # -- the one writer ---------------------------------------------------------------------------------------
+    def _write_embedded(self, results: list[Prepared], pixels: list[np.ndarray], model_key: str | None) -> None:
+        check_cancel(self.cancel)
+        batch = np.stack(pixels)
+        vectors = normalize_rows(self.lib.extractor.embed(batch))
+        new_vectors: dict[str, np.ndarray] = {}
+        for result, vector in zip(results, vectors, strict=True):
+            assert result.update.content_hash is not None
+            new_vectors[result.update.content_hash] = vector
+        self._commit(results, new_vectors, model_key)
+        self.report.indexed += len(results)
+
+    def _write_plain(self, results: list[Prepared], model_key: str | None) -> None:
+        self._commit(results, {}, model_key)
+        for r in results:
+            if r.update.status != STATUS_OK:
+                continue
+            if r.reuse:
+                self.report.reused += 1
+            else:
+                self.report.indexed += 1
+
+    def _commit(self, results: list[Prepared], new_vectors: dict[str, np.ndarray], model_key: str | None) -> None:
+        updates = [r.update for r in results]
+        _, ids, _ = self.lib.catalog.write_batch(updates, new_vectors, model_key=model_key)
+        self._known.update(new_vectors)
+        if not self.embed or model_key is None:
+            return
+        ok_hashes = {u.content_hash for u in updates if u.status == STATUS_OK and u.content_hash}
+        vectors = dict(new_vectors)
+        missing = [h for h in ok_hashes if h not in vectors]
+        if missing:
+            vectors.update(self.lib.catalog.known_vectors(missing, model_key))
+        labels: list[int] = []
+        rows: list[np.ndarray] = []
+        bad: list[int] = []
+        for u in updates:
+            fid = ids[u.path]
+            if u.status == STATUS_OK and u.content_hash in vectors:
+                labels.append(fid)
+                rows.append(vectors[u.content_hash])
+            else:
+                bad.append(fid)
+        if labels:
+            self.lib.index_add(labels, np.stack(rows))
+        if bad and self.lib.index is not None:
+            self.lib.index.remove(bad)
+
+    def _maybe_save(self) -> None:
+        if self.embed and time.monotonic() - self._last_save > SAVE_INTERVAL_S:
+            self.lib.save_index()
+            self._last_save = time.monotonic()
+
+
+def _with_stat(meta: FileUpdate, key: bytes, entry: Entry) -> FileUpdate:
+    from dataclasses import replace
+
+    return replace(meta, path=key, size=entry.size, mtime_ns=entry.mtime_ns)

@@ -1,0 +1,358 @@
+"""A library: one photo folder, its catalogue and one hnswlib index per model/variant, and search over them.
+
+This is the facade the CLI, the duplicates engine and the GUI use. Everything lives under
+``config.libraries_dir()/<folder name>-<hash of its path>/`` and nothing is ever written in the photo folder:
+``catalog.sqlite`` (WAL) and ``indexes/<model key>/`` (``index.json`` + the graph). Changing the model or the
+variant gives another index next to the old one; vectors of every model stay in the catalogue.
+
+Thread safety: one scan at a time (a second one raises), queries may run on other threads while it writes, as
+the catalogue and the index each serialise their own access.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, FileRecord
+from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.index import VectorIndex, normalize_rows
+from vitfeat_desktop.core.indexer import Scanner, ScanReport
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vitfeat_desktop.core.pipeline import FeatureExtractor
+    from vitfeat_desktop.core.preprocess import Preprocessor
+
+CATALOG_NAME = "catalog.sqlite"
+LIBRARY_RECORD = "library.json"
+
+
+@dataclass(frozen=True)
+class SimilarResult:
+    path: str
+    score: float  # cosine similarity, 1.0 = same direction
+    file_id: int
+
+
+def library_dir(folder: str | os.PathLike[str]) -> Path:
+    """Where the data of the library rooted at ``folder`` lives (stable for the folder's absolute path)."""
+    root = Path(folder).expanduser().resolve()
+    digest = hashlib.sha256(os.fsencode(str(root))).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name)[:40].strip("._") or "root"
+    return config.libraries_dir() / f"{name}-{digest}"
+
+
+def default_model() -> str:
+    """The model a library uses when none is given: the user's setting, else the app default."""
+    settings = config.load_settings()
+    for key in ("model", "model_id"):
+        value = settings.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return config.DEFAULT_MODEL_ID
+
+
+def make_model_key(model_id: str, variant: str) -> str:
+    """A file-name-safe, stable key for (model, variant): readable name + hash of the full id."""
+    base = Path(model_id).name if ("/" in model_id and os.path.isabs(model_id)) else model_id
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base.replace("/", "--"))[:60].strip("._") or "model"
+    digest = hashlib.sha256(model_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe}-{variant}-{digest}"
+
+
+class Library:
+    """One indexed folder. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, folder: Path, data: Path, *, model: str | Path | None, quantized: bool,
+                 extractor: FeatureExtractor | None, intra_op_threads: int | None = None) -> None:
+        self.folder = folder
+        self.data_dir = data
+        self.catalog = Catalog(data / CATALOG_NAME)
+        self._model_spec = model
+        self._quantized = quantized
+        self._extractor = extractor
+        self._intra_op_threads = intra_op_threads
+        self._lock = threading.RLock()
+        self._scan_lock = threading.Lock()
+        self.index: VectorIndex | None = None
+        self._index_loaded = False
+        self._model_id, self._variant = self._identify()
+        self.model_key = make_model_key(self._model_id, self._variant)
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str], *, model: str | Path | None = None, quantized: bool = True,
+             extractor: FeatureExtractor | None = None, intra_op_threads: int | None = None) -> Library:
+        """Open (creating if needed) the library of ``folder``; no model is loaded until one is needed."""
+        root = Path(folder).expanduser()
+        if not root.exists():
+            raise VitfeatError(f"folder {root} does not exist")
+        if not root.is_dir():
+            raise VitfeatError(f"{root} is not a folder")
+        root = root.resolve()
+        data = library_dir(root)
+        data.mkdir(parents=True, exist_ok=True)
+        record = data / LIBRARY_RECORD
+        if not record.exists():
+            config.write_json_atomic(record, {"folder": os.fsdecode(os.fsencode(str(root))), "format": 1})
+        return cls(root, data, model=model, quantized=quantized, extractor=extractor,
+                   intra_op_threads=intra_op_threads)
+
+    def _identify(self) -> tuple[str, str]:
+        if self._extractor is not None:
+            return str(self._extractor.model_id), str(self._extractor.variant)
+        from vitfeat_desktop.core import hub
+
+        spec = self._model_spec if self._model_spec is not None else default_model()
+        variant = "int8" if self._quantized else "fp32"
+        if hub.looks_like_path(spec):
+            return str(Path(spec).expanduser().resolve()), variant
+        return hub.validate_model_id(str(spec)), variant
+
+    # -- model ----------------------------------------------------------------------------------------------
+    @property
+    def extractor(self) -> FeatureExtractor:
+        """The feature extractor, loaded on first use (a quick scan never needs it)."""
+        if self._extractor is None:
+            with self._lock:
+                if self._extractor is None:
+                    from vitfeat_desktop.core.pipeline import pipeline
+
+                    spec = self._model_spec if self._model_spec is not None else default_model()
+                    self._extractor = pipeline("image-feature-extraction", model=spec, quantized=self._quantized,
+                                               intra_op_threads=self._intra_op_threads)
+        return self._extractor
+
+    def preprocessor(self) -> Preprocessor:
+        """The model's preprocessor (reads configs only, no ONNX session)."""
+        return self.extractor.preprocessor
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes" / self.model_key
+
+    # -- index lifecycle --------------------------------------------------------------------------------------
+    def ensure_index_loaded(self) -> VectorIndex | None:
+        """Load this model's index and bring it in line with the catalogue (replaying rows newer than it).
+
+        A missing or damaged index, or one older than tombstones already purged, is rebuilt from the vectors
+        stored in the catalogue: the index is never the only copy of anything.
+        """
+        with self._lock:
+            if self._index_loaded:
+                return self.index
+            index = VectorIndex.load(self.index_dir, {"model_key": self.model_key})
+            catalog = self.catalog
+            if index is not None and (index.seq < catalog.purged_seq or index.seq > catalog.seq):
+                index = None
+            if index is None:
+                ids, vectors = catalog.live_vectors(self.model_key)
+                if len(ids):
+                    index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
+                                               capacity=len(ids))
+                    index.rebuild(ids, vectors)
+                    index.save(catalog.seq)
+            else:
+                replay = catalog.rows_since(index.seq)
+                if replay:
+                    ids, vectors = catalog.live_vectors(self.model_key, min_seq=index.seq)
+                    if len(ids):
+                        index.add(ids.tolist(), vectors)
+                    keep = set(ids.tolist())
+                    index.remove(fid for fid, _, _ in replay if fid not in keep)
+                    index.save(catalog.seq)
+            self.index = index
+            self._index_loaded = True
+            return index
+
+    def _index_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"model_key": self.model_key, "model": self._model_id, "variant": self._variant}
+        extractor = self._extractor
+        if extractor is not None:
+            with contextlib.suppress(Exception):  # a record without pooling is still a valid index
+                record["pooling"] = extractor.pooling
+        return record
+
+    def index_add(self, labels: list[int], vectors: np.ndarray) -> None:
+        """Add vectors from the writer; creates the index on the first vectors (their size gives the dim)."""
+        with self._lock:
+            if self.index is None:
+                self.index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record())
+                if self._extractor is not None:
+                    self.catalog.register_model(self.model_key, self._model_id, self._variant,
+                                                str(self.index.record.get("pooling", "")), vectors.shape[1])
+            self.index.add(labels, vectors)
+
+    def save_index(self) -> None:
+        with self._lock:
+            if self.index is not None and self.index.dirty:
+                self.index.save(self.catalog.seq)
+
+    def finish_scan(self, *, compact: bool = True) -> None:
+        """After a scan (also a cancelled or failed one): compact if needed, save, drop seen tombstones."""
+        with self._lock:
+            index = self.index
+            if index is None:
+                return
+            if compact and index.needs_compaction():
+                ids, vectors = self.catalog.live_vectors(self.model_key)
+                index.rebuild(ids, vectors)
+            if index.dirty:
+                index.save(self.catalog.seq)
+            self.catalog.purge_deleted(index.seq)
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+    def scan(self, *, embed: bool = True, threads: int | None = None, progress: ProgressFn | None = None,
+             cancel: CancelFn | None = None) -> ScanReport:
+        """Bring the catalogue (and with ``embed``, this model's index) up to date with the folder.
+
+        ``embed=False`` is the quick pass: walk, stat, content hash, header metadata, one small decode and the
+        perceptual hashes, no model. ``threads``: decode threads. Raises :class:`Cancelled` when ``cancel()``
+        turns true (within about a second); everything finished until then is kept.
+        """
+        if not self._scan_lock.acquire(blocking=False):
+            raise VitfeatError(f"a scan of {self.folder} is already running")
+        try:
+            if not self.folder.is_dir():
+                raise VitfeatError(f"folder {self.folder} is not available (unplugged or removed?); nothing changed")
+            return Scanner(self, embed=embed, threads=threads, progress=progress, cancel=cancel).run()
+        finally:
+            self._scan_lock.release()
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def files(self, *, status: str | None = None) -> list[FileRecord]:
+        """Catalogued files (all live ones, or those with ``status`` "ok" / "error")."""
+        return self.catalog.files(status=status)
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return self.catalog.skipped()
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(file_ids int64 [n], L2-normalised float32 [n, d])`` for this model, in file id order."""
+        return self.catalog.live_vectors(self.model_key)
+
+    def _require_index(self) -> VectorIndex:
+        index = self.ensure_index_loaded()
+        if index is None or len(index) == 0:
+            raise VitfeatError(
+                f"the library {self.folder} has no images indexed with model {self._model_id} ({self._variant}); "
+                f"run: vitfeat index {self.folder}"
+            )
+        return index
+
+    def query_vector(self, query: str | os.PathLike[str] | Image.Image | np.ndarray) -> tuple[np.ndarray, int | None]:
+        """The normalised vector of a query and the file id when it is a catalogued file of this library."""
+        from PIL import Image as PILImage
+
+        if isinstance(query, np.ndarray) and query.ndim == 1:
+            return normalize_rows(query)[0], None
+        if isinstance(query, str | os.PathLike):
+            path = Path(query).expanduser()
+            if not path.exists():
+                raise VitfeatError(f"image {path} does not exist")
+            record = self.catalog.get_file_by_path(path.resolve())
+            if record is not None and record.status == STATUS_OK and record.content_hash:
+                try:
+                    stat = path.stat()
+                    fresh = stat.st_size == record.size and int(stat.st_mtime_ns) == record.mtime_ns
+                except OSError:
+                    fresh = False
+                found = self.catalog.known_vectors([record.content_hash], self.model_key)
+                if fresh and record.content_hash in found:
+                    return found[record.content_hash], record.id
+            from vitfeat_desktop.core.images import open_image
+
+            pre = self.extractor.preprocessor
+            image = open_image(path, min_side=pre.min_decode_side())
+            file_id = record.id if record is not None else None
+        elif isinstance(query, PILImage.Image):
+            from vitfeat_desktop.core.images import to_rgb_composited
+
+            image, file_id = to_rgb_composited(query), None
+        elif isinstance(query, np.ndarray):
+            from vitfeat_desktop.core.images import array_to_image
+
+            image, file_id = array_to_image(query), None
+        else:
+            raise TypeError(f"a query is a path, a PIL image or a numpy array, not {type(query).__name__}")
+        pre = self.extractor.preprocessor
+        pixels = pre.normalize_uint8(pre.to_uint8_chw(image))[None]
+        return normalize_rows(self.extractor.embed(pixels))[0], file_id
+
+    def similar(self, query: str | os.PathLike[str] | Image.Image | np.ndarray, k: int = 10, *,
+                exclude_self: bool = True) -> list[SimilarResult]:
+        """The ``k`` indexed images most similar to ``query`` (a path, PIL image, uint8 image array or a
+        vector), best first. ``exclude_self`` leaves out the query's own catalogue entry."""
+        if k <= 0:
+            raise ValueError("k must be at least 1")
+        index = self._require_index()
+        vector, self_id = self.query_vector(query)
+        if vector.shape[-1] != index.dim:
+            raise VitfeatError(f"query vector has dimension {vector.shape[-1]}, the index {index.dim}")
+        labels, sims = index.query(vector[None], k + 1)
+        ids = [int(x) for x in labels[0] if x >= 0]
+        scores = [float(s) for x, s in zip(labels[0], sims[0], strict=True) if x >= 0]
+        paths = self.catalog.paths_for(ids)
+        out: list[SimilarResult] = []
+        for fid, score in zip(ids, scores, strict=True):
+            if exclude_self and self_id is not None and fid == self_id:
+                continue
+            if fid in paths:
+                out.append(SimilarResult(path=paths[fid], score=score, file_id=fid))
+        return out[:k]
+
+    def knn(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The k-NN graph of the library: ``(file_ids [n], neighbour ids [n, k], cosine sims [n, k])``.
+
+        Each row excludes the file itself; missing neighbours (fewer than k + 1 files) are -1 with similarity
+        -1.0. Computed with the hnswlib index in chunks, so memory stays bounded.
+        """
+        if k <= 0:
+            raise ValueError("k must be at least 1")
+        ids, vectors = self.vectors()
+        n = len(ids)
+        neighbours = np.full((n, k), -1, dtype=np.int64)
+        sims = np.full((n, k), -1.0, dtype=np.float32)
+        if n == 0:
+            return ids, neighbours, sims
+        index = self._require_index()
+        for start in range(0, n, 4096):
+            stop = min(n, start + 4096)
+            labels, scores = index.query(vectors[start:stop], k + 1)
+            for row in range(stop - start):
+                own = ids[start + row]
+                keep = (labels[row] != own) & (labels[row] >= 0)
+                chosen_l = labels[row][keep][:k]
+                chosen_s = scores[row][keep][:k]
+                neighbours[start + row, : len(chosen_l)] = chosen_l
+                sims[start + row, : len(chosen_s)] = chosen_s
+        return ids, neighbours, sims
+
+    # -- lifetime ---------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Save the index if it changed and close the catalogue."""
+        with self._lock:
+            try:
+                self.save_index()
+            finally:
+                self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Library({str(self.folder)!r}, model_key={self.model_key!r})"
