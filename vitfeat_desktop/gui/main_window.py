@@ -1,0 +1,1020 @@
+"""The main window: wiring only. Every answer comes from the core through :mod:`vitfeat_desktop.gui.jobs`.
+
+Layout: a toolbar, the libraries/reference-folders panel on the left, the views as tabs in the middle (Library,
+Similar, Duplicates, Compare), the inspector on the right, and a status bar that shows the running job with
+images/s, ETA, Cancel and a "N skipped" link. Long work always goes through the :class:`TaskRunner`, so the window
+never waits on a model, a disk or a scan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QStackedWidget,
+    QTabWidget,
+    QTextBrowser,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core.images import is_image_path
+from vitfeat_desktop.gui import jobs
+from vitfeat_desktop.gui.compare import ComparePanel, load_full
+from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel
+from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
+from vitfeat_desktop.gui.tasks import TaskRunner
+from vitfeat_desktop.gui.thumbs import ThumbnailLoader
+
+SETTINGS_LIBRARIES = "gui_libraries"
+SETTINGS_ACTIVE = "gui_active_library"
+SETTINGS_ZOOM = "gui_thumb_size"
+SETTINGS_MODEL = "model"
+SETTINGS_FP32 = "model_fp32"
+SETTINGS_REFERENCES = "reference_folders"
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds} s left"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+class SimilarPanel(QWidget):
+    """The query on the left, the most similar photos (with scores) on the right."""
+
+    def __init__(self, model: ImageListModel, loader: ThumbnailLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        left = QVBoxLayout()
+        self.query_label = QLabel()
+        self.query_label.setFixedWidth(260)
+        self.query_label.setMinimumHeight(200)
+        self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_caption = QLabel("Drop any photo on the window, or choose Find similar (Ctrl+F) on a thumbnail.")
+        self.query_caption.setWordWrap(True)
+        self.query_caption.setFixedWidth(260)
+        left.addWidget(QLabel("<b>Query</b>"))
+        left.addWidget(self.query_label)
+        left.addWidget(self.query_caption)
+        left.addStretch(1)
+        layout.addLayout(left)
+        self.grid = ImageGrid(model, loader)
+        layout.addWidget(self.grid, 1)
+        self.query_path: Path | None = None
+
+    def set_query(self, path: Path, image: Any = None) -> None:
+        self.query_path = path
+        pm = QPixmap(str(path)) if image is None else QPixmap.fromImage(image)
+        if not pm.isNull():
+            pm = pm.scaled(250, 250, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self.query_label.setPixmap(pm)
+        self.query_caption.setText(f"{path.name}\nsearching…")
+
+
+class MainWindow(QMainWindow):
+    """The app window. Public attributes are used by the tests and the screenshot script."""
+
+    library_ready = Signal()  # a library was opened and its grid filled from the catalogue
+    scan_finished = Signal(object)  # ScanReport
+    scan_cancelled = Signal()
+    similar_ready = Signal(list)
+    inspection_ready = Signal(object)
+    model_ready = Signal(object)
+    action_done = Signal(object)
+    job_failed = Signal(str)
+
+    def __init__(self, folder: Path | None = None, model: str | Path | None = None, *, quantized: bool = True,
+                 restore: bool = True) -> None:
+        super().__init__()
+        from vitfeat_desktop.gui.app import app_icon
+
+        self.setWindowTitle("vitfeat")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        settings = config.load_settings()
+        self.model_spec: str | Path | None = model if model is not None else settings.get(SETTINGS_MODEL)
+        self.quantized = quantized and not bool(settings.get(SETTINGS_FP32, False)) if model is None else quantized
+        self.runner = TaskRunner(max_threads=max(4, os.cpu_count() or 2), parent=self)
+        self.loader = ThumbnailLoader(self.runner, parent=self)
+        self.extractor: Any = None
+        self.library: Any = None
+        self.library_folder: Path | None = None
+        self.skipped: list[tuple[str, str]] = []
+        self.last_report: Any = None
+        self.last_journal: str | None = None
+        self._pending_folder: Path | None = None
+        self._scan_started = 0.0
+        self._closing = False
+
+        self.library_model = ImageListModel(self.loader, self)
+        self.similar_model = ImageListModel(self.loader, self)
+
+        self._build_views()
+        self._build_docks()
+        self._build_actions()
+        self._build_status()
+        self._restore_geometry()
+        self.set_thumb_side(int(settings.get(SETTINGS_ZOOM, 160) or 160))
+        self._refresh_library_list()
+        self._update_actions()
+
+        start_folder = folder
+        if start_folder is None and restore:
+            active = settings.get(SETTINGS_ACTIVE)
+            if isinstance(active, str) and Path(active).is_dir():
+                start_folder = Path(active)
+        self._pending_folder = start_folder
+        self.load_model(self.model_spec, self.quantized)
+
+    # ------------------------------------------------------------------------------------------------------
+    # construction
+    def _build_views(self) -> None:
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        # Library tab: the grid, or the model panel while no model is usable
+        self.library_stack = QStackedWidget()
+        self.grid = ImageGrid(self.library_model, self.loader)
+        self.grid.customContextMenuRequested.connect(lambda pos: self._context_menu(self.grid, pos))
+        self.grid.doubleClicked.connect(lambda _i: self.preview())
+        self.grid.selectionModel().currentChanged.connect(lambda *_: self._selection_changed(self.grid))
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setText("<h2>No folder open</h2><p>Open a photo folder (Ctrl+O) or drop one on this window."
+                                 "<br>vitfeat indexes it in the background; your photos are never modified.</p>")
+        from vitfeat_desktop.gui.models_panel import ModelSetupPanel
+
+        self.setup_panel = ModelSetupPanel(self.runner, self)
+        self.setup_panel.model_available.connect(self._model_installed)
+        self.library_stack.addWidget(self.empty_label)  # 0
+        self.library_stack.addWidget(self.grid)  # 1
+        self.library_stack.addWidget(self.setup_panel)  # 2
+        self.tabs.addTab(self.library_stack, "Library")
+
+        self.similar_panel = SimilarPanel(self.similar_model, self.loader)
+        self.similar_panel.grid.customContextMenuRequested.connect(
+            lambda pos: self._context_menu(self.similar_panel.grid, pos))
+        self.similar_panel.grid.doubleClicked.connect(lambda _i: self.preview())
+        self.similar_panel.grid.selectionModel().currentChanged.connect(
+            lambda *_: self._selection_changed(self.similar_panel.grid))
+        self.tabs.addTab(self.similar_panel, "Similar")
+
+        from vitfeat_desktop.gui.dupes_panel import DuplicatesPanel
+
+        self.dupes_panel = DuplicatesPanel(self, self.loader)
+        self.tabs.addTab(self.dupes_panel, "Duplicates")
+
+        self.compare_panel = ComparePanel()
+        self.compare_panel.load_requested.connect(self._load_compare_image)
+        self.tabs.addTab(self.compare_panel, "Compare")
+        self.tabs.currentChanged.connect(lambda _i: self._update_actions())
+        self.setCentralWidget(self.tabs)
+
+    def _build_docks(self) -> None:
+        # Libraries and reference folders
+        lib_widget = QWidget()
+        v = QVBoxLayout(lib_widget)
+        v.setContentsMargins(6, 6, 6, 6)
+        v.addWidget(QLabel("<b>Libraries</b>"))
+        self.library_list = QListWidget()
+        self.library_list.setToolTip("Photo folders you have opened. Click one to switch to it.")
+        self.library_list.itemActivated.connect(lambda it: self.open_folder(Path(it.data(Qt.ItemDataRole.UserRole))))
+        self.library_list.itemClicked.connect(lambda it: self.open_folder(Path(it.data(Qt.ItemDataRole.UserRole))))
+        v.addWidget(self.library_list, 2)
+        row = QHBoxLayout()
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self.choose_folder)
+        remove = QPushButton("Forget")
+        remove.setToolTip("Remove the folder from this list (the photos are not touched)")
+        remove.clicked.connect(self._forget_library)
+        row.addWidget(add)
+        row.addWidget(remove)
+        v.addLayout(row)
+        v.addSpacing(8)
+        v.addWidget(QLabel("<b>Reference folders</b>"))
+        ref_help = QLabel("Photos here are never moved or deleted; their copies elsewhere count as duplicates.")
+        ref_help.setWordWrap(True)
+        v.addWidget(ref_help)
+        self.reference_list = QListWidget()
+        v.addWidget(self.reference_list, 1)
+        row2 = QHBoxLayout()
+        add_ref = QPushButton("Add…")
+        add_ref.clicked.connect(self.add_reference_folder)
+        rm_ref = QPushButton("Remove")
+        rm_ref.clicked.connect(self._remove_reference_folder)
+        row2.addWidget(add_ref)
+        row2.addWidget(rm_ref)
+        v.addLayout(row2)
+        self.library_dock = QDockWidget("Folders", self)
+        self.library_dock.setObjectName("folders-dock")
+        self.library_dock.setWidget(lib_widget)
+        self.library_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.library_dock)
+
+        self.inspector = InspectorPanel()
+        self.inspector_dock = QDockWidget("Inspector", self)
+        self.inspector_dock.setObjectName("inspector-dock")
+        self.inspector_dock.setWidget(self.inspector)
+        self.inspector_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                        | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.inspector_dock)
+        self.resizeDocks([self.library_dock, self.inspector_dock], [220, 300], Qt.Orientation.Horizontal)
+
+    def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        act.triggered.connect(lambda *_: slot())
+        if shortcut is not None:
+            act.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        if tip:
+            act.setToolTip(tip + (f" ({act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+                                  if shortcut is not None else ""))
+            act.setStatusTip(tip)
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        k = QKeySequence.StandardKey
+        self.act_open = self._action("Open Folder…", self.choose_folder, k.Open, "Open a photo folder and index it")
+        self.act_rescan = self._action("Rescan", self.rescan, k.Refresh, "Look for new, changed and removed photos")
+        self.act_similar = self._action("Find Similar", self.find_similar_selected, "Ctrl+F",
+                                        "Show the photos most similar to the selected one")
+        self.act_query_file = self._action("Find Similar to a File…", self.choose_query_file, "Ctrl+Shift+F",
+                                           "Pick any image file (indexed or not) and find similar photos")
+        self.act_compare = self._action("Compare", self.compare_selected, "C",
+                                        "Show the selected photos side by side, zoomed together")
+        self.act_inspect = self._action("Inspect Features", self.inspect_selected, "I",
+                                        "Run the model on the selected photo and show its output")
+        self.act_preview = self._action("Preview", self.preview, "Space", "Show the selected photo large")
+        self.act_trash = self._action("Move to Trash", lambda: self.file_action("trash"),
+                                      [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")],
+                                      "Move the selected photos to the system trash (undoable)")
+        self.act_undo = self._action("Undo", self.undo, k.Undo, "Undo the last move, trash or copy")
+        self.act_move = self._action("Move to Folder…", lambda: self.file_action("move"), None,
+                                     "Move the selected photos into a folder (undoable)")
+        self.act_copy = self._action("Copy to Folder…", lambda: self.file_action("copy"), None,
+                                     "Copy the selected photos into a folder")
+        self.act_reveal = self._action("Show in File Manager", self.reveal_selected, None,
+                                       "Open the folder that contains the photo")
+        self.act_open_file = self._action("Open in Default App", self.open_selected, "Return",
+                                          "Open the photo with your usual image viewer")
+        self.act_copy_path = self._action("Copy Path", self.copy_path, "Ctrl+Shift+C", "Copy the file path")
+        self.act_dupes = self._action("Find Duplicates", self.show_duplicates, "Ctrl+D",
+                                      "Group exact copies, re-saved files and near-duplicates")
+        self.act_models = self._action("Models…", self.show_model_manager, None,
+                                       "Download, import and choose the model that describes your photos")
+        self.act_zoom_in = self._action("Larger Thumbnails", lambda: self.zoom(1.25), k.ZoomIn)
+        self.act_zoom_out = self._action("Smaller Thumbnails", lambda: self.zoom(0.8), k.ZoomOut)
+        self.act_quit = self._action("Quit", self.close, k.Quit)
+        self.act_skipped = self._action("Skipped Files…", self.show_skipped, None,
+                                        "Files that could not be read, and why")
+
+        menu = self.menuBar()
+        m_file = menu.addMenu("&File")
+        for a in (self.act_open, self.act_rescan, self.act_query_file, None, self.act_skipped, self.act_models,
+                  None, self.act_quit):
+            m_file.addSeparator() if a is None else m_file.addAction(a)
+        m_edit = menu.addMenu("&Edit")
+        for a in (self.act_undo, None, self.act_trash, self.act_move, self.act_copy, None, self.act_copy_path):
+            m_edit.addSeparator() if a is None else m_edit.addAction(a)
+        m_view = menu.addMenu("&View")
+        for a in (self.act_zoom_in, self.act_zoom_out, None, self.act_preview, self.act_compare, self.act_inspect):
+            m_view.addSeparator() if a is None else m_view.addAction(a)
+        m_view.addSeparator()
+        m_view.addAction(self.library_dock.toggleViewAction())
+        m_view.addAction(self.inspector_dock.toggleViewAction())
+        m_find = menu.addMenu("F&ind")
+        for a in (self.act_similar, self.act_query_file, self.act_dupes):
+            m_find.addAction(a)
+        m_help = menu.addMenu("&Help")
+        about = QAction("About vitfeat", self)
+        about.triggered.connect(self._about)
+        m_help.addAction(about)
+
+        tb = QToolBar("Main")
+        tb.setObjectName("main-toolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for a in (self.act_open, self.act_rescan, None, self.act_similar, self.act_compare, self.act_dupes, None,
+                  self.act_trash, self.act_undo):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Sort: "))
+        self.sort_combo = QComboBox()
+        self.sort_combo.addItem("Name", "name")
+        self.sort_combo.addItem("Date taken", "date")
+        self.sort_combo.addItem("File size", "size")
+        self.sort_combo.addItem("Visual similarity", "visual")
+        self.sort_combo.setToolTip("Order of the library grid; Visual similarity puts look-alike photos together")
+        self.sort_combo.currentIndexChanged.connect(lambda _i: self.apply_sort())
+        tb.addWidget(self.sort_combo)
+        tb.addWidget(QLabel("  Size: "))
+        self.zoom_slider = QSlider(Qt.Orientation.Horizontal)
+        self.zoom_slider.setRange(64, 320)
+        self.zoom_slider.setFixedWidth(120)
+        self.zoom_slider.setToolTip("Thumbnail size (Ctrl + and Ctrl −)")
+        self.zoom_slider.valueChanged.connect(self.set_thumb_side)
+        tb.addWidget(self.zoom_slider)
+        tb.addSeparator()
+        tb.addAction(self.act_models)
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.status_label = QLabel("Ready")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFixedWidth(220)
+        self.progress_bar.setVisible(False)
+        self.rate_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop indexing; everything indexed so far is kept")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_scan)
+        self.skipped_label = QLabel()
+        self.skipped_label.setTextFormat(Qt.TextFormat.RichText)
+        self.skipped_label.linkActivated.connect(lambda _l: self.show_skipped())
+        self.undo_label = QLabel()
+        self.undo_label.linkActivated.connect(lambda _l: self.undo())
+        self.model_label = QLabel()
+        sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.undo_label)
+        sb.addPermanentWidget(self.skipped_label)
+        sb.addPermanentWidget(self.rate_label)
+        sb.addPermanentWidget(self.progress_bar)
+        sb.addPermanentWidget(self.cancel_button)
+        sb.addPermanentWidget(self.model_label)
+
+    def _restore_geometry(self) -> None:
+        qs = QSettings()
+        geom = qs.value("window/geometry")
+        state = qs.value("window/state")
+        if isinstance(geom, QByteArray) and not geom.isEmpty():
+            self.restoreGeometry(geom)
+        else:
+            screen = QGuiApplication.primaryScreen()
+            avail = screen.availableGeometry() if screen else None
+            w = min(1400, int(avail.width() * 0.9)) if avail else 1280
+            h = min(900, int(avail.height() * 0.9)) if avail else 800
+            self.resize(w, h)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    # ------------------------------------------------------------------------------------------------------
+    # model
+    def load_model(self, model: str | Path | None, quantized: bool = True) -> None:
+        """Load the extractor on a worker; without a usable model, show the download/import panel."""
+        self.model_spec, self.quantized = model, quantized
+        self.model_label.setText("loading model…")
+        self.runner.submit(jobs.load_extractor, model, quantized, key="model",
+                           on_result=self._model_loaded, on_error=self._model_failed)
+
+    def _model_loaded(self, extractor: Any) -> None:
+        old = self.extractor
+        self.extractor = extractor
+        if old is not None and old is not extractor:
+            with contextlib.suppress(Exception):
+                old.close()
+        self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
+        self.model_label.setToolTip(json.dumps(extractor.describe(), indent=1))
+        self.setup_panel.set_missing(None)
+        self.model_ready.emit(extractor)
+        folder = self._pending_folder or self.library_folder
+        self._pending_folder = None
+        if folder is not None:
+            self.library = None  # reopen with the new model (the old index is kept on disk by the core)
+            self.open_folder(folder)
+        else:
+            self._show_library_page()
+
+    def _model_failed(self, message: str) -> None:
+        self.extractor = None
+        self.model_label.setText("no model")
+        self.setup_panel.set_missing(message)
+        self.library_stack.setCurrentWidget(self.setup_panel)
+        self.tabs.setCurrentIndex(0)
+        self.status_label.setText("A model is needed before photos can be indexed.")
+
+    def _model_installed(self, model: str) -> None:
+        config.save_settings({SETTINGS_MODEL: model})
+        self.load_model(model, self.quantized)
+
+    def show_model_manager(self) -> None:
+        from vitfeat_desktop.gui.models_panel import ModelManagerDialog
+
+        dialog = ModelManagerDialog(self.runner, self, active=self.extractor)
+        dialog.model_chosen.connect(self._model_chosen)
+        dialog.show()
+        self._model_dialog = dialog
+
+    def _model_chosen(self, model: str, quantized: bool) -> None:
+        config.save_settings({SETTINGS_MODEL: model, SETTINGS_FP32: not quantized})
+        self.load_model(model, quantized)
+
+    # ------------------------------------------------------------------------------------------------------
+    # libraries
+    def choose_folder(self) -> None:
+        start = str(self.library_folder or Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a photo folder", start)
+        if folder:
+            self.open_folder(Path(folder))
+
+    def open_folder(self, folder: Path) -> None:
+        """Show the folder's catalogue at once, then scan it incrementally in the background."""
+        folder = Path(folder).expanduser().resolve()
+        if not folder.is_dir():
+            QMessageBox.warning(self, "Cannot open folder", f"{folder} is not a folder.")
+            return
+        self._remember_library(folder)
+        if self.extractor is None:
+            self._pending_folder = folder
+            self.status_label.setText(f"{folder.name} opens when a model is ready.")
+            return
+        if self.library is not None and self.library_folder == folder and self.runner.is_running("scan"):
+            return
+        self.cancel_scan()
+        self.library_folder = folder
+        self.setWindowTitle(f"{folder.name} — vitfeat")
+        self.status_label.setText(f"Opening {folder}…")
+        self.library_model.set_items([])
+        self._show_library_page()
+        self.runner.submit(jobs.open_library, folder, self.extractor, key="open",
+                           on_result=self._library_opened, on_error=self._job_error)
+
+    def _library_opened(self, opened: jobs.OpenedLibrary) -> None:
+        old = self.library
+        self.library = opened.library
+        if old is not None and old is not opened.library:
+            with contextlib.suppress(Exception):
+                old.close()
+        self._fill_library(opened.files, opened.skipped)
+        self.library_ready.emit()
+        self.dupes_panel.library_changed()
+        self.start_scan()
+
+    def start_scan(self) -> None:
+        if self.library is None:
+            return
+        self._scan_started = time.monotonic()
+        self.progress_bar.setVisible(True)
+        self.progress_bar.setRange(0, 0)
+        self.cancel_button.setVisible(True)
+        self.rate_label.setText("")
+        self.status_label.setText(f"Indexing {self.library_folder}…")
+        self.runner.submit(jobs.scan_library, self.library, key="scan", on_progress=self._scan_progress,
+                           on_result=self._scan_done, on_error=self._scan_error, on_cancelled=self._scan_cancelled)
+        self._update_actions()
+
+    def rescan(self) -> None:
+        if self.library is not None and not self.runner.is_running("scan"):
+            self.start_scan()
+
+    def cancel_scan(self) -> None:
+        if self.runner.is_running("scan"):
+            self.runner.cancel("scan")
+            self.status_label.setText("Cancelling… (photos indexed so far are kept)")
+
+    def _scan_progress(self, rep: Any) -> None:
+        done = int(getattr(rep, "done", 0) or 0)
+        total = getattr(rep, "total", None)
+        phase = str(getattr(rep, "phase", "") or "")
+        if total:
+            self.progress_bar.setRange(0, int(total))
+            self.progress_bar.setValue(min(done, int(total)))
+            self.progress_bar.setFormat(f"{done:,} / {int(total):,}")
+        else:
+            self.progress_bar.setRange(0, 0)
+        rate = getattr(rep, "rate", None)
+        parts = []
+        if rate:
+            parts.append(f"{rate:.1f} images/s")
+        eta = format_eta(getattr(rep, "eta", None))
+        if eta:
+            parts.append(eta)
+        self.rate_label.setText("  ·  ".join(parts))
+        label = {"walk": "Looking for photos", "scan": "Looking for photos", "hash": "Checking files",
+                 "embed": "Indexing", "index": "Indexing"}.get(phase, phase.capitalize() or "Indexing")
+        message = getattr(rep, "message", "") or ""
+        self.status_label.setText(f"{label}… {message}".strip())
+
+    def _scan_finished_ui(self) -> None:
+        self.progress_bar.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.rate_label.setText("")
+        self._update_actions()
+
+    def _scan_done(self, outcome: jobs.ScanOutcome) -> None:
+        self._scan_finished_ui()
+        self.last_report = outcome.report
+        self._fill_library(outcome.files, outcome.skipped)
+        r = outcome.report
+        secs = float(getattr(r, "seconds", 0) or 0)
+        indexed = int(getattr(r, "indexed", 0) or 0)
+        rate = f" ({indexed / secs:.1f} images/s)" if indexed and secs > 0 else ""
+        self.status_label.setText(
+            f"{self.library_model.rowCount():,} photos · {indexed:,} indexed{rate}, "
+            f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {int(getattr(r, 'removed', 0) or 0):,} removed "
+            f"in {secs:.1f} s")
+        self.dupes_panel.library_changed()
+        self.scan_finished.emit(r)
+
+    def _scan_error(self, message: str) -> None:
+        self._scan_finished_ui()
+        self._job_error(message)
+
+    def _scan_cancelled(self) -> None:
+        self._scan_finished_ui()
+        self.status_label.setText("Indexing cancelled; photos indexed so far are kept. Rescan (F5) to continue.")
+        if self.library is not None:
+            self.runner.submit(lambda: (list(self.library.files()), list(self.library.skipped())),
+                               pass_callbacks=False, key="refresh",
+                               on_result=lambda fs: self._fill_library(*fs))
+        self.scan_cancelled.emit()
+
+    def _fill_library(self, files: list[Any], skipped: list[tuple[str, str]]) -> None:
+        ok = [f for f in files if getattr(f, "status", "ok") in ("ok", "indexed", "unchanged", None, "")]
+        items = [GridItem.from_record(f) for f in ok]
+        self.skipped = list(skipped)
+        self.library_model.set_items(items)
+        self.apply_sort(announce=False)
+        self._show_library_page()
+        n = len(self.skipped)
+        self.skipped_label.setText(f'<a href="#skipped">{n} skipped</a>' if n else "")
+        self.skipped_label.setToolTip("Files that could not be read; click for the list with reasons")
+        self._update_actions()
+
+    def _show_library_page(self) -> None:
+        if self.extractor is None and self.library_stack.currentWidget() is self.setup_panel:
+            return
+        self.library_stack.setCurrentWidget(self.grid if self.library_folder is not None else self.empty_label)
+
+    def show_skipped(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"{len(self.skipped)} skipped files")
+        layout = QVBoxLayout(dialog)
+        text = QTextBrowser()
+        if self.skipped:
+            rows = "".join(f"<tr><td>{_html(p)}</td><td>{_html(r)}</td></tr>" for p, r in self.skipped)
+            text.setHtml(f"<table cellpadding=3><tr><th align=left>File</th><th align=left>Why</th></tr>{rows}"
+                         "</table>")
+        else:
+            text.setPlainText("No file was skipped.")
+        layout.addWidget(text)
+        close = QPushButton("Close")
+        close.clicked.connect(dialog.accept)
+        layout.addWidget(close, alignment=Qt.AlignmentFlag.AlignRight)
+        dialog.resize(760, 420)
+        dialog.show()
+        self._skipped_dialog = dialog
+
+    def _remember_library(self, folder: Path) -> None:
+        settings = config.load_settings()
+        libs = [p for p in settings.get(SETTINGS_LIBRARIES, []) if isinstance(p, str)]
+        if str(folder) not in libs:
+            libs.append(str(folder))
+        config.save_settings({SETTINGS_LIBRARIES: libs, SETTINGS_ACTIVE: str(folder)})
+        self._refresh_library_list()
+
+    def _refresh_library_list(self) -> None:
+        settings = config.load_settings()
+        self.library_list.clear()
+        for p in settings.get(SETTINGS_LIBRARIES, []):
+            item = QListWidgetItem(Path(p).name or p)
+            item.setToolTip(p)
+            item.setData(Qt.ItemDataRole.UserRole, p)
+            if not Path(p).is_dir():
+                item.setText(f"{Path(p).name} (not found)")
+            if settings.get(SETTINGS_ACTIVE) == p:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.library_list.addItem(item)
+        self.reference_list.clear()
+        for p in settings.get(SETTINGS_REFERENCES, []):
+            item = QListWidgetItem(Path(p).name or p)
+            item.setToolTip(p)
+            item.setData(Qt.ItemDataRole.UserRole, p)
+            self.reference_list.addItem(item)
+
+    def _forget_library(self) -> None:
+        item = self.library_list.currentItem()
+        if item is None:
+            return
+        path = item.data(Qt.ItemDataRole.UserRole)
+        settings = config.load_settings()
+        libs = [p for p in settings.get(SETTINGS_LIBRARIES, []) if p != path]
+        updates: dict[str, Any] = {SETTINGS_LIBRARIES: libs}
+        if settings.get(SETTINGS_ACTIVE) == path:
+            updates[SETTINGS_ACTIVE] = None
+        config.save_settings(updates)
+        self._refresh_library_list()
+
+    def add_reference_folder(self, folder: str | None = None) -> None:
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Choose a reference folder (never modified)",
+                                                      str(self.library_folder or Path.home()))
+        if not folder:
+            return
+        refs = [p for p in config.load_settings().get(SETTINGS_REFERENCES, []) if isinstance(p, str)]
+        resolved = str(Path(folder).expanduser().resolve())
+        if resolved not in refs:
+            refs.append(resolved)
+        config.save_settings({SETTINGS_REFERENCES: refs})
+        self._refresh_library_list()
+        self.dupes_panel.library_changed()
+
+    def _remove_reference_folder(self) -> None:
+        item = self.reference_list.currentItem()
+        if item is None:
+            return
+        path = item.data(Qt.ItemDataRole.UserRole)
+        refs = [p for p in config.load_settings().get(SETTINGS_REFERENCES, []) if p != path]
+        config.save_settings({SETTINGS_REFERENCES: refs})
+        self._refresh_library_list()
+        self.dupes_panel.library_changed()
+
+    # ------------------------------------------------------------------------------------------------------
+    # grid
+    def set_thumb_side(self, side: int) -> None:
+        side = max(64, min(320, int(side)))
+        if self.zoom_slider.value() != side:
+            self.zoom_slider.blockSignals(True)
+            self.zoom_slider.setValue(side)
+            self.zoom_slider.blockSignals(False)
+        self.grid.set_thumb_side(side)
+        self.similar_panel.grid.set_thumb_side(side)
+        self._zoom_save = side
+        QTimer.singleShot(500, self._save_zoom)
+
+    def _save_zoom(self) -> None:
+        if not self._closing:
+            config.save_settings({SETTINGS_ZOOM: self._zoom_save})
+
+    def zoom(self, factor: float) -> None:
+        self.set_thumb_side(int(self.zoom_slider.value() * factor))
+
+    def apply_sort(self, announce: bool = True) -> None:
+        key = self.sort_combo.currentData()
+        if key == "visual":
+            if self.library is None:
+                return
+            self.status_label.setText("Ordering by visual similarity…")
+            self.runner.submit(jobs.library_order, self.library, key="order",
+                               on_result=self._apply_order, on_error=self._job_error)
+        else:
+            self.library_model.sort_by(key, descending=(key in ("date", "size")))
+
+    def _apply_order(self, order: list[int]) -> None:
+        self.library_model.order_by(order)
+        self.status_label.setText("Sorted by visual similarity: look-alike photos sit next to each other.")
+
+    def active_grid(self) -> ImageGrid | None:
+        page = self.tabs.currentWidget()
+        if page is self.library_stack:
+            return self.grid
+        if page is self.similar_panel:
+            return self.similar_panel.grid
+        return None
+
+    def selected_paths(self) -> list[Path]:
+        page = self.tabs.currentWidget()
+        if page is self.dupes_panel:
+            return self.dupes_panel.selected_paths()
+        grid = self.active_grid()
+        if grid is None:
+            return []
+        items = grid.selected_items()
+        if not items:
+            cur = grid.current_item()
+            items = [cur] if cur is not None else []
+        return [it.path for it in items]
+
+    def _selection_changed(self, grid: ImageGrid) -> None:
+        self._update_actions()
+        item = grid.current_item()
+        if item is not None and self.inspector_dock.isVisible():
+            self._inspect_timer_path = item.path
+            QTimer.singleShot(150, self._inspect_current)
+
+    def _inspect_current(self) -> None:
+        path = getattr(self, "_inspect_timer_path", None)
+        if path is not None:
+            self.inspect(path)
+
+    def _update_actions(self) -> None:
+        has_sel = bool(self.selected_paths())
+        has_lib = self.library is not None
+        scanning = self.runner.is_running("scan")
+        for a in (self.act_trash, self.act_move, self.act_copy, self.act_reveal, self.act_open_file,
+                  self.act_copy_path, self.act_preview, self.act_inspect):
+            a.setEnabled(has_sel)
+        self.act_similar.setEnabled(has_sel and has_lib)
+        self.act_query_file.setEnabled(has_lib)
+        self.act_compare.setEnabled(has_sel)
+        self.act_rescan.setEnabled(has_lib and not scanning)
+        self.act_dupes.setEnabled(has_lib)
+        self.act_undo.setEnabled(True)
+
+    def _context_menu(self, grid: ImageGrid, pos: Any) -> None:
+        idx = grid.indexAt(pos)
+        if not idx.isValid():
+            return
+        if not grid.selectionModel().isSelected(idx):
+            grid.setCurrentIndex(idx)
+        menu = QMenu(self)
+        for a in (self.act_open_file, self.act_reveal, self.act_copy_path, None, self.act_similar,
+                  self.act_compare, self.act_inspect, self.act_preview, None, self.act_move, self.act_copy,
+                  self.act_trash):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        menu.popup(grid.viewport().mapToGlobal(pos))
+        self._menu = menu
+
+    # ------------------------------------------------------------------------------------------------------
+    # similar
+    def find_similar_selected(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            self.find_similar(paths[0])
+
+    def choose_query_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos similar to…", str(self.library_folder or Path.home()),
+                                              "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.tif *.tiff *.avif "
+                                              "*.bmp *.gif *.dng *.cr2 *.nef *.arw);;All files (*)")
+        if path:
+            self.find_similar(Path(path))
+
+    def find_similar(self, path: Path) -> None:
+        """Query the open library with any image file; the newest query cancels the previous one."""
+        if self.library is None:
+            self.status_label.setText("Open a folder first: similar photos are looked up in an indexed library.")
+            return
+        self.similar_panel.set_query(path)
+        self.tabs.setCurrentWidget(self.similar_panel)
+        self.similar_model.set_items([])
+        self.runner.submit(jobs.find_similar, self.library, path, key="similar",
+                           on_result=self._similar_done, on_error=self._similar_error)
+        if self.extractor is not None:
+            self.inspect(path)
+
+    def _similar_done(self, results: list[Any]) -> None:
+        items = []
+        query = self.similar_panel.query_path
+        for r in results:
+            item = GridItem.from_path(Path(r.path))
+            item.score = float(r.score)
+            item.file_id = getattr(r, "file_id", None)
+            items.append(item)
+        self.similar_model.set_items(items)
+        if query is not None:
+            self.similar_panel.query_caption.setText(f"{query.name}\n{len(items)} most similar photos, best first. "
+                                                     "Score: cosine similarity (1 = identical features).")
+        self.similar_ready.emit(items)
+
+    def _similar_error(self, message: str) -> None:
+        self.similar_panel.query_caption.setText(f"Cannot search: {message}")
+        self._job_error(message)
+
+    # ------------------------------------------------------------------------------------------------------
+    # inspector, compare, preview
+    def inspect_selected(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            self.inspector_dock.show()
+            self.inspect(paths[0])
+
+    def inspect(self, path: Path) -> None:
+        if self.extractor is None:
+            self.inspector.show_error("no model is loaded yet")
+            return
+        query = None
+        qpath = self.similar_panel.query_path
+        if self.tabs.currentWidget() is self.similar_panel and qpath is not None and qpath != path:
+            query = getattr(self, "_query_vector", None)
+        self.inspector.show_busy(path)
+        self.runner.submit(inspect_image, self.extractor, path, query, key="inspect", pass_callbacks=False,
+                           on_result=self._inspected, on_error=self.inspector.show_error)
+
+    def _inspected(self, ins: Any) -> None:
+        if self.similar_panel.query_path is not None and Path(ins.path) == self.similar_panel.query_path:
+            self._query_vector = ins.pooled
+        self.inspector.show_inspection(ins)
+        self.inspection_ready.emit(ins)
+
+    def compare_selected(self) -> None:
+        paths = self.selected_paths()[:4]
+        if self.tabs.currentWidget() is self.similar_panel and self.similar_panel.query_path is not None \
+                and len(paths) == 1:
+            paths = [self.similar_panel.query_path, *paths]
+        if paths:
+            self.compare(paths)
+
+    def compare(self, paths: list[Path]) -> None:
+        self.compare_panel.set_paths(paths)
+        self.tabs.setCurrentWidget(self.compare_panel)
+
+    def _load_compare_image(self, index: int, path: str) -> None:
+        self.runner.submit(load_full, Path(path), key=f"compare{index}", pass_callbacks=False,
+                           on_result=lambda res, i=index: self.compare_panel.set_image(i, res[0], res[1]),
+                           on_error=lambda msg, i=index: self.compare_panel.set_error(i, msg))
+
+    def preview(self) -> None:
+        paths = self.selected_paths()
+        if not paths:
+            return
+        dialog = QDialog(self)
+        dialog.setWindowTitle(paths[0].name)
+        layout = QVBoxLayout(dialog)
+        panel = ComparePanel()
+        panel.hint.setText("Scroll to zoom, drag to pan. Space or Esc closes.")
+        panel.load_requested.connect(lambda i, p: self.runner.submit(
+            load_full, Path(p), key="preview", pass_callbacks=False,
+            on_result=lambda res: panel.set_image(i, res[0], res[1]),
+            on_error=lambda msg: panel.set_error(i, msg)))
+        layout.addWidget(panel)
+        close = QAction(dialog)
+        close.setShortcut(QKeySequence("Space"))
+        close.triggered.connect(dialog.accept)
+        dialog.addAction(close)
+        dialog.resize(int(self.width() * 0.8), int(self.height() * 0.85))
+        panel.set_paths([paths[0]])
+        dialog.show()
+        self._preview_dialog = dialog
+
+    def open_selected(self) -> None:
+        for p in self.selected_paths()[:10]:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(p)))
+
+    def reveal_selected(self) -> None:
+        paths = self.selected_paths()
+        if not paths:
+            return
+        path = paths[0]
+        with contextlib.suppress(OSError):
+            if sys.platform == "darwin":
+                subprocess.Popen(["open", "-R", str(path)])
+                return
+            if sys.platform.startswith("win"):
+                subprocess.Popen(["explorer", "/select,", str(path)])
+                return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+
+    def copy_path(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            QGuiApplication.clipboard().setText("\n".join(str(p) for p in paths))
+            self.status_label.setText(f"Copied {len(paths)} path(s).")
+
+    # ------------------------------------------------------------------------------------------------------
+    # file actions
+    def show_duplicates(self) -> None:
+        self.tabs.setCurrentWidget(self.dupes_panel)
+        self.dupes_panel.refresh()
+
+    def file_action(self, action: str, paths: list[Path] | None = None, *, folder: str | None = None,
+                    keepers: dict[str, str] | None = None) -> None:
+        """Trash / quarantine / move / copy through the core's journal; the status bar offers Undo."""
+        paths = list(paths if paths is not None else self.selected_paths())
+        if not paths:
+            return
+        if action in ("move", "copy") and folder is None:
+            folder = QFileDialog.getExistingDirectory(self, f"{action.capitalize()} {len(paths)} photos to…",
+                                                      str(self.library_folder or Path.home()))
+            if not folder:
+                return
+        roots = [str(self.library_folder)] if self.library_folder else []
+        verb = {"trash": "Moving to the trash", "quarantine": "Quarantining", "move": "Moving", "copy": "Copying"}
+        self.status_label.setText(f"{verb[action]} {len(paths)} photos…")
+        self.runner.submit(jobs.apply_file_action, action, [str(p) for p in paths], folder=folder,
+                           photo_roots=roots, keepers=keepers, key="action",
+                           on_result=self._action_done, on_error=self._job_error)
+
+    def _action_done(self, result: Any) -> None:
+        done = [Path(s) for s, _ in result.done]
+        if result.action != "copy":
+            self.library_model.remove_paths(done)
+            self.similar_model.remove_paths(done)
+            self.dupes_panel.files_removed(done)
+        self.last_journal = result.journal_id
+        verb = {"trash": "moved to the trash", "quarantine": "quarantined", "move": "moved", "copy": "copied"}
+        text = f"{len(done)} photos {verb.get(result.action, result.action)}"
+        if result.failed:
+            text += f"; {len(result.failed)} not: {result.failed[0][1]}"
+        self.status_label.setText(text + ".")
+        self.undo_label.setText('<a href="#undo">Undo</a>')
+        self.action_done.emit(result)
+        if result.action != "copy" and self.library is not None and done:
+            self.rescan()
+
+    def undo(self) -> None:
+        self.status_label.setText("Undoing…")
+        self.runner.submit(jobs.undo_last, self.last_journal, key="action", on_result=self._undo_done,
+                           on_error=self._job_error)
+
+    def _undo_done(self, result: Any) -> None:
+        self.undo_label.setText("")
+        self.last_journal = None
+        text = f"Restored {len(result.restored)} photos"
+        if result.failed:
+            text += f"; {len(result.failed)} could not be restored: {result.failed[0][1]}"
+        self.status_label.setText(text + ".")
+        self.action_done.emit(result)
+        if self.library is not None:
+            self.rescan()
+
+    # ------------------------------------------------------------------------------------------------------
+    # drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.handle_dropped(paths)
+
+    def handle_dropped(self, paths: list[Path]) -> None:
+        """A folder opens as a library; an image file becomes a similarity query."""
+        for p in paths:
+            if p.is_dir():
+                self.open_folder(p)
+                return
+        for p in paths:
+            if p.is_file() and is_image_path(p):
+                self.find_similar(p)
+                return
+        if paths:
+            self.status_label.setText(f"{paths[0].name} is not a folder or a supported image file.")
+
+    # ------------------------------------------------------------------------------------------------------
+    def _job_error(self, message: str) -> None:
+        self.status_label.setText(message)
+        self.job_failed.emit(message)
+
+    def _about(self) -> None:
+        from vitfeat_desktop import __version__
+
+        QMessageBox.about(self, "About vitfeat", f"<h3>vitfeat {__version__}</h3><p>Find similar photos and "
+                          "duplicates with Vision Transformer features, on your own computer. Your photos never "
+                          "leave it.</p>")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save geometry, cancel every job and drain the pool (at most ~2 s), then close the library."""
+        self._closing = True
+        qs = QSettings()
+        qs.setValue("window/geometry", self.saveGeometry())
+        qs.setValue("window/state", self.saveState())
+        self.runner.shutdown(timeout=2.0)
+        if self.library is not None:
+            with contextlib.suppress(Exception):
+                self.library.close()
+            self.library = None
+        if self.extractor is not None:
+            with contextlib.suppress(Exception):
+                self.extractor.close()
+        super().closeEvent(event)
+
+
+def _html(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+

@@ -1,0 +1,213 @@
+"""Background jobs for the GUI: the only way the window runs anything that can take longer than a frame.
+
+A :class:`Worker` is a ``QRunnable`` that calls one core function with ``progress=`` and ``cancel=`` callbacks and
+reports through a :class:`WorkerSignals` ``QObject``. The signals object is created on the GUI thread, so every
+emission from the pool thread is *queued* to the GUI thread: workers never touch widgets or models, they only
+emit. The :class:`TaskRunner` owns the ``QThreadPool``, keeps a strong reference to each worker until its
+``finished`` signal (PySide otherwise garbage-collects the signals object mid-flight), lets the newest request
+win per key (a new "find similar" cancels the previous one) and drains the pool when the window closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSignals(QObject):
+    """What a worker can say. ``error`` carries one user-facing line; ``finished`` always comes last."""
+
+    progress = Signal(object)  # a core Progress (or any object the job reports)
+    partial = Signal(object)  # intermediate results (e.g. a rendered thumbnail)
+    result = Signal(object)
+    error = Signal(str)
+    cancelled = Signal()
+    finished = Signal()
+
+
+class Worker(QRunnable):
+    """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` on the pool.
+
+    ``fn`` receives ``progress`` and ``cancel`` keyword arguments only when ``pass_callbacks`` is true, so plain
+    functions can be run too. ``partial`` is passed as a keyword when ``pass_partial`` is true.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        key: str | None = None,
+        pass_callbacks: bool = True,
+        pass_partial: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the runner owns the lifetime, not the pool
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.key = key
+        self.pass_callbacks = pass_callbacks
+        self.pass_partial = pass_partial
+        self.signals = WorkerSignals()
+        self._cancel = threading.Event()
+        self.started = threading.Event()
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _progress(self, report: Any) -> None:
+        if not self._cancel.is_set():
+            self.signals.progress.emit(report)
+
+    def run(self) -> None:  # runs on a pool thread
+        self.started.set()
+        try:
+            if self._cancel.is_set():
+                raise Cancelled()
+            kwargs = dict(self.kwargs)
+            if self.pass_callbacks:
+                kwargs["progress"] = self._progress
+                kwargs["cancel"] = self._cancel.is_set
+            if self.pass_partial:
+                kwargs["partial"] = self.signals.partial.emit
+            value = self.fn(*self.args, **kwargs)
+            if self._cancel.is_set():
+                raise Cancelled()
+        except Cancelled:
+            self.signals.cancelled.emit()
+        except (VitfeatError, OSError, ValueError) as exc:
+            self.signals.error.emit(_one_line(exc))
+        except Exception as exc:  # a bug: keep the app alive, say what happened, log the traceback
+            log.error("background job failed:\n%s", traceback.format_exc())
+            self.signals.error.emit(f"unexpected error: {_one_line(exc)}")
+        else:
+            self.signals.result.emit(value)
+        finally:
+            self.done.set()
+            self.signals.finished.emit()
+
+
+class TaskRunner(QObject):
+    """Owns the thread pool and the workers in flight.
+
+    ``submit(key=...)`` cancels the previous worker with the same key, so only the newest request's results reach
+    the window (a stale result is dropped even if the old job ignores cancellation).
+    """
+
+    active_changed = Signal(int)
+
+    def __init__(self, max_threads: int | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        if max_threads:
+            self.pool.setMaxThreadCount(max_threads)
+        self._workers: set[Worker] = set()
+        self._latest: dict[str, Worker] = {}
+        self._closed = False
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        key: str | None = None,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+        pass_callbacks: bool = True,
+        pass_partial: bool = False,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> Worker | None:
+        """Start ``fn`` on the pool; callbacks run on the GUI thread. Returns None after :meth:`shutdown`."""
+        if self._closed:
+            return None
+        worker = Worker(fn, *args, key=key, pass_callbacks=pass_callbacks, pass_partial=pass_partial, **kwargs)
+        if key is not None:
+            old = self._latest.get(key)
+            if old is not None:
+                old.cancel()
+            self._latest[key] = worker
+
+        def current() -> bool:
+            return key is None or self._latest.get(key) is worker
+
+        sig = worker.signals
+        if on_result is not None:
+            sig.result.connect(lambda value: on_result(value) if current() else None)
+        if on_error is not None:
+            sig.error.connect(lambda msg: on_error(msg) if current() else None)
+        if on_progress is not None:
+            sig.progress.connect(lambda rep: on_progress(rep) if current() else None)
+        if on_partial is not None:
+            sig.partial.connect(lambda val: on_partial(val) if current() else None)
+        if on_cancelled is not None:
+            sig.cancelled.connect(lambda: on_cancelled() if current() else None)
+        sig.finished.connect(lambda: self._finished(worker, on_finished))
+        self._workers.add(worker)
+        self.active_changed.emit(len(self._workers))
+        self.pool.start(worker, priority)
+        return worker
+
+    def _finished(self, worker: Worker, on_finished: Callable[[], None] | None) -> None:
+        was_current = worker.key is None or self._latest.get(worker.key) is worker
+        self._workers.discard(worker)
+        if worker.key is not None and self._latest.get(worker.key) is worker:
+            del self._latest[worker.key]
+        self.active_changed.emit(len(self._workers))
+        if on_finished is not None and was_current:
+            on_finished()
+
+    def cancel(self, key: str) -> None:
+        worker = self._latest.get(key)
+        if worker is not None:
+            worker.cancel()
+
+    def is_running(self, key: str) -> bool:
+        return key in self._latest
+
+    def active_count(self) -> int:
+        """Workers started and not yet finished (as seen from the GUI thread)."""
+        return len(self._workers)
+
+    def running_threads(self) -> int:
+        return self.pool.activeThreadCount()
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Cancel everything, drop queued jobs and wait up to ``timeout`` seconds; True when the pool is idle."""
+        self._closed = True
+        for worker in list(self._workers):
+            worker.cancel()
+        self.pool.clear()  # queued, never-started workers are removed; they will not emit finished
+        for worker in list(self._workers):
+            if not worker.started.is_set():
+                self._workers.discard(worker)
+        deadline = time.monotonic() + timeout
+        ok = self.pool.waitForDone(max(0, int(timeout * 1000)))
+        if not ok:
+            log.warning("%d background jobs still running after %.1f s", self.pool.activeThreadCount(), timeout)
+        self._workers = {w for w in self._workers if not w.done.is_set()}
+        self._latest.clear()
+        return ok and time.monotonic() <= deadline + 0.5
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
