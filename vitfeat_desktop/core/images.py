@@ -260,8 +260,17 @@ def _open(
     except ImageReadError:
         raise
     except Exception as exc:  # Pillow raises many types: OSError, ValueError, SyntaxError, struct.error ...
+        if isinstance(exc, UnidentifiedImageError) and _is_empty(path):
+            raise ImageReadError(path, "empty file (0 bytes)") from exc
         raise ImageReadError(path, _reason(exc)) from exc
     return image
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
