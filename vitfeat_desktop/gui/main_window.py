@@ -115,7 +115,7 @@ class SimilarPanel(QWidget):
 class MainWindow(QMainWindow):
     """The app window. Public attributes are used by the tests and the screenshot script."""
 
-    library_ready = Signal()  # a library was opened and its grid filled from the catalogue
+    library_ready = Signal()  # a library was opened, its grid filled from the catalogue, and its scan started
     scan_finished = Signal(object)  # ScanReport
     scan_cancelled = Signal()
     similar_ready = Signal(list)
@@ -489,9 +489,9 @@ class MainWindow(QMainWindow):
             with contextlib.suppress(Exception):
                 old.close()
         self._fill_library(opened.files, opened.skipped)
-        self.library_ready.emit()
         self.dupes_panel.library_changed()
         self.start_scan()
+        self.library_ready.emit()
 
     def start_scan(self) -> None:
         if self.library is None:
