@@ -269,7 +269,7 @@ def test_missing_folder_and_empty_library(tmp_path: Path, tiny_vit: Path) -> Non
         assert lib.scan().indexed == 0
         with pytest.raises(VitfeatError, match="no images indexed"):
             lib.similar(np.zeros(32, np.float32))
-        ids, nb, sims = lib.knn(3)
+        ids, nb, _sims = lib.knn(3)
         assert ids.size == 0 and nb.shape == (0, 3)
 
 

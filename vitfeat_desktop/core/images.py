@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -168,7 +168,7 @@ def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = No
                 thumb = None
             if thumb is not None:
                 if thumb.format == rawpy.ThumbFormat.JPEG:
-                    preview = Image.open(io.BytesIO(thumb.data))
+                    preview = Image.open(io.BytesIO(cast(bytes, thumb.data)))
                     if info is not None:
                         info.update({k: v for k, v in exif_summary(preview).items() if k in ("capture_date", "camera")})
                     if min_side:
@@ -179,7 +179,7 @@ def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = No
                         preview = ImageOps.exif_transpose(preview)
                         flip = 0
                 elif thumb.format == rawpy.ThumbFormat.BITMAP:
-                    preview = Image.fromarray(thumb.data)
+                    preview = Image.fromarray(cast(np.ndarray, thumb.data))
             if preview is not None and min(preview.size) >= (min_side or 256):
                 return _apply_libraw_flip(preview, flip)
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)

@@ -1,0 +1,156 @@
+"""The scan pipeline: kill -9 at any moment loses at most the batch in flight; cancel stops after that batch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitfeat_desktop.core.errors import Cancelled
+from vitfeat_desktop.core.indexer import content_hash, walk
+from vitfeat_desktop.core.library import Library, library_dir
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import vitfeat_desktop.core.indexer as indexer
+    from vitfeat_desktop.core.library import Library
+
+    indexer.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
+    lib = Library.open(sys.argv[1], model=sys.argv[2])
+    lib.extractor.batch_size = 2
+    real = lib.extractor.embed
+
+    def slow(pixels):
+        time.sleep(0.05)
+        return real(pixels)
+
+    lib.extractor.embed = slow
+    lib.scan(threads=2)
+    print("finished")
+    """
+)
+
+
+@pytest.fixture()
+def folder(tmp_path: Path, photos: list[Path]) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for p in photos[:24]:
+        shutil.copy2(p, root / p.name)
+    return root
+
+
+def _stored(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.parametrize("kill_after", [1, 7, 15])
+def test_kill_9_mid_scan_then_resume(folder: Path, tiny_vit: Path, vitfeat_home: Path, kill_after: int) -> None:
+    db = library_dir(folder) / "catalog.sqlite"
+    env = dict(os.environ, VITFEAT_HOME=str(vitfeat_home))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(tiny_vit)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _stored(db) < kill_after and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    stored = _stored(db)
+    assert kill_after <= stored < 24
+
+    with Library.open(folder, model=str(tiny_vit)) as lib:
+        # After the restart, the catalogue and the index agree ...
+        ids, _ = lib.vectors()
+        index = lib.ensure_index_loaded()
+        assert index is not None and index.labels() == set(ids.tolist())
+        assert len(ids) == stored
+        # ... and the resumed scan embeds exactly what was not stored.
+        embedded = []
+        real = lib.extractor.embed
+
+        def counting(pixels: np.ndarray) -> np.ndarray:
+            embedded.append(len(pixels))
+            return real(pixels)
+
+        lib.extractor.embed = counting  # type: ignore[method-assign]
+        report = lib.scan()
+        assert report.unchanged == stored and report.indexed == 24 - stored
+        assert sum(embedded) == 24 - stored
+        ids, _ = lib.vectors()
+        assert lib.ensure_index_loaded().labels() == set(ids.tolist())  # type: ignore[union-attr]
+        assert len(ids) == 24
+
+
+def test_cancel_stops_after_the_batch_in_flight(folder: Path, tiny_vit: Path) -> None:
+    with Library.open(folder, model=str(tiny_vit)) as lib:
+        lib.extractor.batch_size = 2
+        calls: list[bool] = []  # per inference batch: had cancel() already said yes?
+        said_yes = False
+        real = lib.extractor.embed
+
+        def embed(pixels: np.ndarray) -> np.ndarray:
+            calls.append(said_yes)
+            return real(pixels)
+
+        lib.extractor.embed = embed  # type: ignore[method-assign]
+
+        def cancel() -> bool:
+            nonlocal said_yes
+            said_yes = said_yes or len(calls) >= 3
+            return said_yes
+
+        with pytest.raises(Cancelled):
+            lib.scan(cancel=cancel)
+        assert len(calls) == 3 and True not in calls  # no batch was started after cancel() turned true
+        kept = len(lib.vectors()[0])
+        assert kept == 2 * len(calls)  # every finished batch was kept
+
+
+def test_walk_skips_hidden_data_dir_and_symlinked_folders(tmp_path: Path, vitfeat_home: Path) -> None:
+    root = tmp_path / "r"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.JPG").write_bytes(b"1")
+    (root / ".cache").mkdir()
+    (root / ".cache" / "y.jpg").write_bytes(b"1")
+    (root / "a" / "back").symlink_to(root)  # a folder loop
+    (root / "notes.txt").write_text("x")
+    (root / "z.png").write_bytes(b"1")
+    entries, skipped = walk(root)
+    assert sorted(Path(e.path).name for e in entries) == ["x.JPG", "z.png"]
+    assert skipped == []
+    # The app's own data dir inside the folder is never indexed.
+    os.environ["VITFEAT_HOME"] = str(root / "a")
+    try:
+        entries, _ = walk(root)
+    finally:
+        os.environ["VITFEAT_HOME"] = str(vitfeat_home)
+    assert [Path(e.path).name for e in entries] == ["z.png"]
+
+
+def test_content_hash_is_full_file(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    payload = os.urandom(3 * 2**20 + 5)
+    a.write_bytes(payload)
+    b.write_bytes(payload[:-1] + bytes([payload[-1] ^ 1]))  # differs only in the last byte
+    assert content_hash(a) != content_hash(b)
+    assert content_hash(a) == content_hash(a)
