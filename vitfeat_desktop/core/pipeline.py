@@ -8,7 +8,6 @@ time waiting for the model, and the model for the decoder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from vitfeat_desktop import config
 from vitfeat_desktop.core import hub
 from vitfeat_desktop.core.errors import Cancelled, ModelError
 from vitfeat_desktop.core.images import load_image
@@ -38,9 +36,6 @@ PREFERRED_PROVIDERS = (
     "DmlExecutionProvider",
     "CPUExecutionProvider",
 )
-# transformers' ModelType names understood by onnxruntime's transformer optimizer, by config.json model_type.
-_OPTIMIZER_MODEL_TYPES = {"vit": "vit", "dinov2": "vit", "clip_vision_model": "clip", "clip": "clip",
-                          "deit": "vit", "beit": "vit", "swin": "swin"}
 
 
 def default_threads() -> int:
@@ -83,7 +78,6 @@ class FeatureExtractor:
         *,
         intra_op_threads: int | None = None,
         providers: Sequence[str] | None = None,
-        optimize: bool = True,
         batch_size: int = 8,
     ) -> None:
         self.resolved = resolved
@@ -95,7 +89,6 @@ class FeatureExtractor:
         self.batch_size = max(1, int(batch_size))
         self.intra_op_threads = intra_op_threads or default_threads()
         self._requested_providers = providers
-        self._optimize = optimize and os.environ.get("VITFEAT_NO_OPTIMIZE", "") in ("", "0")
         self.preprocessor = Preprocessor.from_file(self.folder / "preprocessor_config.json")
         self.model_config = _read_json(self.folder / "config.json")
         self.manifest = _read_json(self.folder / hub.MANIFEST_NAME)
@@ -119,6 +112,9 @@ class FeatureExtractor:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        # ENABLE_ALL fuses LayerNorm, GELU and the MatMul+Add pairs at load time. onnxruntime's offline
+        # transformer optimizer was measured on top of it (tests/bench/bench_extract.py) and gained nothing on
+        # these exports (their attention pattern is not fused) while slowing int8 down, so it is not used.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
@@ -126,41 +122,13 @@ class FeatureExtractor:
         # Decode threads share the cores with inference; spinning intra-op threads would steal their time.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        path = self._optimized_path() if self._optimize else self.onnx_path
         providers = select_providers(self._requested_providers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
         except Exception as exc:
-            if path != self.onnx_path:
-                log.warning("optimised graph failed to load (%s); using the original model", exc)
-                session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
-            else:
-                raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc
+            raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc
         self._bind_io(session)
         return session
-
-    def _optimized_path(self) -> Path:
-        """A copy of the graph with attention, LayerNorm and GELU fused, cached in the data dir.
-
-        The fusions come from onnxruntime's transformer optimizer. Model folders may be read-only (a shared
-        drive, the app bundle), so the result goes under ``cache_dir()/optimized`` keyed by the source file's
-        identity; any failure falls back to the original graph, which is always correct, only slower.
-        """
-        model_type = _OPTIMIZER_MODEL_TYPES.get(str(self.model_config.get("model_type", "")).lower())
-        if model_type is None:
-            return self.onnx_path
-        try:
-            stat = self.onnx_path.stat()
-            key = hashlib.sha256(
-                f"{self.onnx_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v2".encode()
-            ).hexdigest()[:24]
-            target = config.cache_dir() / "optimized" / f"{key}.onnx"
-            if target.is_file():
-                return target
-            return _optimize_graph(self.onnx_path, target, model_type, self.model_config)
-        except Exception as exc:  # never let an optimisation problem stop the user
-            log.warning("graph optimisation skipped for %s: %s", self.onnx_path, _first_line(exc))
-            return self.onnx_path
 
     def _bind_io(self, session: Any) -> None:
         inputs = session.get_inputs()
@@ -334,7 +302,6 @@ def pipeline(
     quantized: bool = True,
     intra_op_threads: int | None = None,
     providers: Sequence[str] | None = None,
-    optimize: bool = True,
     batch_size: int = 8,
     progress: hub.ProgressCallback | None = None,
     cancel: hub.CancelCallback | None = None,
@@ -351,31 +318,8 @@ def pipeline(
         resolved,
         intra_op_threads=intra_op_threads,
         providers=providers,
-        optimize=optimize,
         batch_size=batch_size,
     )
-
-
-def _optimize_graph(source: Path, target: Path, model_type: str, model_config: dict[str, Any]) -> Path:
-    """Fuse the transformer blocks of ``source`` with onnxruntime's optimizer and save to ``target`` atomically."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    # The optimizer logs a warning for every graph not exported by PyTorch (Xenova's are); it is noise here.
-    for name in ("onnxruntime.transformers", "onnxruntime.transformers.optimizer", "onnxruntime.transformers.onnx_model"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    heads = int(model_config.get("num_attention_heads", 0) or 0)
-    hidden = int(model_config.get("hidden_size", 0) or 0)
-    optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
-                               opt_level=0, use_gpu=False, only_onnxruntime=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        optimized.save_model_to_file(str(tmp))
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
 
 
 def _read_json(path: Path) -> dict[str, Any]:
