@@ -89,6 +89,9 @@ class Fault:
     rate: int = 200_000
     method: str = "GET"  # "GET", "HEAD" or "*"
     repo: str = "*"
+    # set when a stalled/slow response has sent its last byte (a cancel test asserts it was not)
+    completed: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
 
     def matches(self, method: str, repo: str, path: str) -> bool:
         return (
@@ -363,6 +366,7 @@ class FakeHub:
         if fault is None:
             h.wfile.write(body)
             return
+        fault.started.set()
         cut = int(len(body) * fault.at)
         if fault.kind == "corrupt":
             h.wfile.write(bytes(b ^ 0xFF for b in body[:64]) + body[64:])
@@ -376,6 +380,7 @@ class FakeHub:
             h.wfile.flush()
             if not self._stop.wait(fault.delay):
                 h.wfile.write(body[cut:])
+                fault.completed.set()
         elif fault.kind == "slow":
             step = max(1, fault.rate // 20)
             for i in range(0, len(body), step):
@@ -384,6 +389,7 @@ class FakeHub:
                 h.wfile.write(body[i:i + step])
                 h.wfile.flush()
                 time.sleep(0.05)
+            fault.completed.set()
 
 
 def _file_of(path: str) -> str | None:

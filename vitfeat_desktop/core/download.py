@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from vitfeat_desktop import __version__, config
-from vitfeat_desktop.core import registry
+from vitfeat_desktop.core import hub, registry
 from vitfeat_desktop.core.errors import Cancelled, ModelError, ModelNotCachedError
 from vitfeat_desktop.core.hub import (
     MANIFEST_NAME,
@@ -122,7 +122,7 @@ def validate_revision(revision: str) -> str:
     """Refuse revisions that could change the URL's meaning or contain odd characters, before any request."""
     if (
         not isinstance(revision, str)
-        or not _REVISION_RE.match(revision)
+        or not _REVISION_RE.fullmatch(revision)
         or ".." in revision
         or "//" in revision
         or revision.endswith(("/", ".lock", "."))
@@ -136,7 +136,7 @@ def validate_filename(name: str) -> str:
     if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
         raise ModelError(f"refusing file name {name!r}: it would leave the model folder")
     parts = name.split("/")
-    if any(p in ("", ".", "..") or not _FILE_PART_RE.match(p) for p in parts):
+    if any(p in ("", ".", "..") or not _FILE_PART_RE.fullmatch(p) for p in parts):
         raise ModelError(f"refusing file name {name!r}: it would leave the model folder or has odd characters")
     return name
 
@@ -180,6 +180,11 @@ def sha256_file(path: Path, cancel: CancelCallback | None = None) -> str:
 def _disk_free(path: Path) -> int:
     """Free bytes where ``path`` lives (a function so tests can pretend the disk is full)."""
     return shutil.disk_usage(path).free
+
+
+def _open_part(path: Path, mode: str) -> Any:
+    """Open a part file (a function so tests can simulate a disk that fills up half-way)."""
+    return path.open(mode)
 
 
 def _mb(n: int | None) -> str:
@@ -291,6 +296,8 @@ class _Response:
     headers: Message
     raw: http.client.HTTPResponse
     conn: http.client.HTTPConnection
+    # kept apart because http.client drops ``conn.sock`` as soon as a response will close the connection
+    sock: socket.socket | None = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -368,11 +375,12 @@ class HubClient:
             conn, target = self._connect(url)
             try:
                 conn.request(method, target, headers=send)
+                sock = conn.sock
                 raw = conn.getresponse()
             except BaseException:
                 conn.close()
                 raise
-            response = _Response(url=url, status=raw.status, headers=raw.msg, raw=raw, conn=conn)
+            response = _Response(url=url, status=raw.status, headers=raw.msg, raw=raw, conn=conn, sock=sock)
             location = raw.getheader("Location")
             if raw.status in (301, 302, 303, 307, 308) and location and follow != "none":
                 next_url = urllib.parse.urljoin(url, location)
@@ -406,7 +414,7 @@ def _cancel_watch(response: _Response, cancel: CancelCallback | None) -> Iterato
             except Exception:  # a broken callback must not kill the download thread silently
                 stop = False
             if stop:
-                sock = response.conn.sock
+                sock = response.sock
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
@@ -668,7 +676,7 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
             prog.update(position, rf.local, force=True)
             with _cancel_watch(resp, opts.cancel):
                 try:
-                    fh = part.open(mode)
+                    fh = _open_part(part, mode)
                 except OSError as exc:
                     raise _writable_error(dest, exc) from exc
                 with fh:
@@ -676,7 +684,7 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
                         if opts.cancel is not None and opts.cancel():
                             raise Cancelled()
                         try:
-                            block = resp.raw.read(CHUNK_SIZE)
+                            block = resp.raw.read1(CHUNK_SIZE)
                         except (OSError, http.client.HTTPException):
                             if opts.cancel is not None and opts.cancel():
                                 raise Cancelled() from None
@@ -805,15 +813,28 @@ def _download_locked(
 ) -> DownloadResult:
     manifest = read_manifest(folder)
     pinned = manifest.get("commit") if isinstance(manifest.get("commit"), str) else None
+    pinned = pinned if pinned and _HEX40.match(pinned) else None
     asked = revision
-    if revision is None:
-        revision = pinned if pinned and _HEX40.match(pinned) else "main"
-    same_version = asked is None or asked in (manifest.get("revision"), pinned)
-    needed = [(lo, re_) for lo, re_ in plan_names if force or not same_version or not (folder / lo).is_file()]
-    if not needed:
-        return DownloadResult(model_id, folder, pinned, manifest.get("revision") or revision, already_cached=True)
-
     client = HubClient(endpoint, token if token is not None else hub_token(), timeout=timeout)
+    moved = False  # the asked revision points at another commit than the cached one
+    if asked is None or asked == pinned:
+        revision = pinned or "main"
+    else:
+        # An explicit revision (e.g. "main" to update) is resolved to its commit first: if that is the cached
+        # commit nothing needs fetching; if not, every cached file is refreshed so the folder never mixes commits.
+        probe = _head(client, model_id, asked, *plan_names[0], opts)
+        moved = pinned is not None and probe.commit != pinned
+        revision = asked
+        if moved:
+            for variant in hub.cached_variants(folder):
+                for pair in registry.files_for(model_id, variant):
+                    if pair not in plan_names:
+                        plan_names.append(pair)
+    needed = [(lo, re_) for lo, re_ in plan_names if force or moved or not (folder / lo).is_file()]
+    if not needed:
+        return DownloadResult(model_id, folder, pinned, asked or manifest.get("revision") or revision,
+                              already_cached=True)
+
     # Resolve the revision to a commit with the first HEAD, then ask for every file at that commit.
     first = _head(client, model_id, revision, *needed[0], opts)
     commit = first.commit
@@ -842,8 +863,7 @@ def _download_locked(
         )
 
     prog = _Progress(progress, total, f"{model_id}: ")
-    result = DownloadResult(model_id, folder, commit, asked or (manifest.get("revision") if same_version else None)
-                            or revision)
+    result = DownloadResult(model_id, folder, commit, asked or manifest.get("revision") or revision)
     prog.update(0, remotes[0].local, force=True)
     records: dict[str, Any] = {}
     for rf in remotes:
@@ -861,7 +881,7 @@ def _download_locked(
         prog.file_done(size)
         prog.update(0, f"{rf.local} done", force=True)
 
-    _write_manifest(folder, model_id, manifest, records, commit, result.revision, same_version and not force)
+    _write_manifest(folder, model_id, manifest, records, commit, result.revision, not moved)
     return result
 
 

@@ -41,7 +41,7 @@ CancelCallback = Callable[[], bool]
 
 def validate_model_id(model_id: str) -> str:
     """Return ``model_id`` if it is a well-formed hub id, else raise ``ModelError`` before anything else runs."""
-    if not isinstance(model_id, str) or not _ID_RE.match(model_id) or ".." in model_id:
+    if not isinstance(model_id, str) or not _ID_RE.fullmatch(model_id) or ".." in model_id:
         raise ModelError(
             f"{model_id!r} is not a valid Hugging Face model id (expected 'org/name' with letters, digits, '-', "
             "'_' or '.') nor an existing model folder"
