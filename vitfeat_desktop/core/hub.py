@@ -330,21 +330,24 @@ def _import_sources(source: Path, variant: str | None) -> dict[str, Path]:
 
 def default_import_id(source: Path) -> str:
     """An id for an imported model: the id in its manifest, ``org/name`` for a copied cache folder
-    (``org--name``), else ``local/<name>``."""
-    folder = source if source.is_dir() else source.parent
+    (``org--name``), else ``local/<name>`` after the folder (or the file, when its name says more)."""
+    is_file = source.suffix.lower() == ".onnx"
+    folder = source.parent if is_file else source
+    if folder.name == "onnx":
+        folder = folder.parent
     manifest_id = read_manifest(folder).get("model_id")
     if isinstance(manifest_id, str):
         with contextlib.suppress(ModelError):
             return validate_model_id(manifest_id)
-    stem = folder.name if source.is_dir() or source.parent.name not in ("onnx", "") else source.parent.parent.name
-    if source.is_file() and source.parent.name != "onnx" and not (source.parent / "preprocessor_config.json").is_file():
+    stem = folder.name
+    generic = ("model", "model_quantized", "vision_model", "vision_model_quantized", "model_fp16")
+    if is_file and source.parent.name != "onnx" and source.stem.lower() not in generic:
         stem = source.stem
     if "--" in stem:
-        candidate = stem.replace("--", "/", 1)
         with contextlib.suppress(ModelError):
-            return validate_model_id(candidate)
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "model"
-    return validate_model_id(f"local/{clean[:90]}")
+            return validate_model_id(stem.replace("--", "/", 1))
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[:90].strip("-._") or "model"
+    return validate_model_id(f"local/{clean}")
 
 
 def _sha256(path: Path) -> str:
