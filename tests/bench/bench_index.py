@@ -1,0 +1,213 @@
+"""Indexing benchmarks for issue 4, with the real DINOv2-S model from ``../shared/models`` (int8 by default).
+
+Run: ``.venv/bin/python tests/bench/bench_index.py [--part speed|rescan|memory|all]``.
+
+* ``speed``: 24-megapixel JPEGs (``make_camera_jpegs.py``) indexed end to end (walk, hash, draft decode,
+  preprocess, inference, catalogue, index) versus inference alone on pre-made tensors of the same images, with
+  the same extractor (same model, variant and intra-op threads), both after a warm-up. Prints both images/s,
+  their ratio (goal >= 0.85) and peak RSS.
+* ``rescan``: a library of 10,000 files (the 300 photos, hard-linked into folders; only the first copy of each
+  is embedded, the rest reuse its vector by content hash) is indexed, then re-scanned unchanged, timing
+  ``Library.open`` + ``scan`` (goal <= 3 s).
+* ``memory``: peak RSS of indexing 200 and 2,000 distinct files, each in a fresh process (goal: difference
+  < 100 MB). Files are the shared photos with a few distinct bytes appended after the JPEG end marker, so every
+  file has its own content hash and goes through the full decode + inference path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODEL = REPO.parent / "shared" / "models" / "dinov2-small-imgfocus"
+PHOTOS = REPO.parent / "shared" / "data" / "photos"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_extractor(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from vitfeat_desktop.core.pipeline import pipeline
+
+    return pipeline(model=str(args.model), quantized=not args.fp32, intra_op_threads=args.threads,
+                    batch_size=args.batch)
+
+
+def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    from make_camera_jpegs import make
+
+    from vitfeat_desktop.core.images import open_image
+    from vitfeat_desktop.core.library import Library
+
+    cam = args.jpegs or (work / "camera")
+    t0 = time.perf_counter()
+    files = make(cam, args.n)
+    mib = sum(f.stat().st_size for f in files) / len(files) / 2**20
+    print(f"[speed] {len(files)} 6000x4000 JPEGs in {cam} ({mib:.1f} MiB each; made/checked in "
+          f"{time.perf_counter() - t0:.0f} s)")
+    extractor = make_extractor(args)
+    pre = extractor.preprocessor
+    # Pre-made tensors of the same images (their decode is not timed).
+    tensors = np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(f, min_side=pre.min_decode_side())))
+                        for f in files])
+    extractor.embed(tensors[: args.batch])  # warm-up: session creation and graph optimisation are not timed
+    t0 = time.perf_counter()
+    for start in range(0, len(tensors), args.batch):
+        extractor.embed(tensors[start : start + args.batch])
+    infer_s = time.perf_counter() - t0
+    infer_rate = len(tensors) / infer_s
+    del tensors
+
+    os.environ["VITFEAT_HOME"] = str(work / "home-speed")
+    with Library.open(cam, extractor=extractor) as lib:
+        t0 = time.perf_counter()
+        report = lib.scan(threads=args.decode_threads)
+        e2e_s = time.perf_counter() - t0
+    assert report.indexed == len(files), report.to_json()
+    e2e_rate = len(files) / e2e_s
+    ratio = e2e_rate / infer_rate
+    print(f"[speed] model {extractor.model_id} ({extractor.variant}), intra-op threads "
+          f"{extractor.intra_op_threads}, decode threads {args.decode_threads or 'default'}, batch {args.batch}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"[speed] inference only: {infer_rate:.2f} images/s; end to end: {e2e_rate:.2f} images/s; "
+          f"ratio {ratio:.3f} (goal >= 0.85); peak RSS {peak_rss_mb():.0f} MiB")
+    return {"inference_ips": infer_rate, "e2e_ips": e2e_rate, "ratio": ratio, "peak_rss_mb": peak_rss_mb()}
+
+
+def part_rescan(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    from vitfeat_desktop.core.library import Library
+
+    root = work / "ten-thousand"
+    photos = sorted(PHOTOS.glob("*.JPEG"))
+    count = 0
+    folder = 0
+    while count < args.rescan_files:
+        sub = root / f"roll-{folder:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for p in photos:
+            if count >= args.rescan_files:
+                break
+            target = sub / p.name
+            if not target.exists():
+                try:
+                    os.link(p, target)
+                except OSError:
+                    shutil.copy2(p, target)
+            count += 1
+        folder += 1
+    os.environ["VITFEAT_HOME"] = str(work / "home-rescan")
+    extractor = make_extractor(args)
+    t0 = time.perf_counter()
+    with Library.open(root, extractor=extractor) as lib:
+        first = lib.scan(threads=args.decode_threads)
+    build_s = time.perf_counter() - t0
+    print(f"[rescan] first scan of {first.total} files: indexed {first.indexed}, reused {first.reused} "
+          f"in {build_s:.1f} s")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with Library.open(root, extractor=extractor) as lib:
+            again = lib.scan()
+        times.append(time.perf_counter() - t0)
+        assert again.unchanged == first.total and again.indexed == 0, again.to_json()
+    print(f"[rescan] unchanged re-scan of {first.total} files: {min(times):.2f} s best, {max(times):.2f} s worst "
+          f"of 3 (goal <= 3 s)")
+    return {"files": float(first.total), "rescan_s": min(times), "rescan_worst_s": max(times)}
+
+
+def part_memory(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    results = {}
+    for n in (200, args.memory_files):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child-memory", str(n), "--work", str(work), "--model", str(args.model),
+             "--batch", str(args.batch)] + (["--fp32"] if args.fp32 else [])
+            + (["--threads", str(args.threads)] if args.threads else []),
+            capture_output=True, text=True, check=True,
+        )
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        results[n] = data["peak_rss_mb"]
+        print(f"[memory] {n} files: peak RSS {data['peak_rss_mb']:.0f} MiB ({data['seconds']:.0f} s, "
+              f"{n / data['seconds']:.1f} images/s)")
+    diff = results[args.memory_files] - results[200]
+    print(f"[memory] difference {args.memory_files} vs 200 files: {diff:.0f} MiB (goal < 100 MB)")
+    return {"rss_200": results[200], f"rss_{args.memory_files}": results[args.memory_files], "diff_mb": diff}
+
+
+def child_memory(args: argparse.Namespace) -> None:
+    from vitfeat_desktop.core.library import Library
+
+    n = args.child_memory
+    work = Path(args.work)
+    root = work / f"distinct-{n}"
+    photos = sorted(PHOTOS.glob("*.JPEG"))
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        target = root / f"{i // 100:03d}" / f"p{i:05d}.jpg"
+        if target.exists():
+            continue
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(photos[i % len(photos)].read_bytes() + f"vitfeat-bench-{i}".encode())
+    os.environ["VITFEAT_HOME"] = str(work / f"home-mem-{n}")
+    shutil.rmtree(os.environ["VITFEAT_HOME"], ignore_errors=True)
+    t0 = time.perf_counter()
+    with Library.open(root, extractor=make_extractor(args)) as lib:
+        report = lib.scan()
+    assert report.indexed == n, report.to_json()
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - t0}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("speed", "rescan", "memory", "all"), default="all")
+    parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the pipeline's)")
+    parser.add_argument("--decode-threads", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("-n", type=int, default=48, help="24-MP files for the speed part")
+    parser.add_argument("--jpegs", type=Path, default=None, help="folder of camera JPEGs to reuse between runs")
+    parser.add_argument("--rescan-files", type=int, default=10_000)
+    parser.add_argument("--memory-files", type=int, default=2000)
+    parser.add_argument("--work", default=None, help="working folder (default: a temp dir, removed)")
+    parser.add_argument("--child-memory", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        child_memory(args)
+        return 0
+    if not (args.model / "onnx").is_dir():
+        raise SystemExit(f"model not found: {args.model}")
+    keep = args.work is not None
+    work = Path(args.work) if keep else Path(tempfile.mkdtemp(prefix="vitfeat-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    try:
+        if args.part in ("speed", "all"):
+            summary["speed"] = part_speed(args, work)
+        if args.part in ("rescan", "all"):
+            summary["rescan"] = part_rescan(args, work)
+        if args.part in ("memory", "all"):
+            summary["memory"] = part_memory(args, work)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
