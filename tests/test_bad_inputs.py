@@ -202,8 +202,10 @@ def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path, tiny_vit: Pa
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(indexer.os, "scandir", scandir)
     with Library.open(root, model=str(tiny_vit)) as lib:
+        assert lib.scan().indexed == 2
+        monkeypatch.setattr(indexer.os, "scandir", scandir)
         report = lib.scan()
-    assert report.indexed == 1
+        assert report.unchanged == 1 and report.removed == 0  # what is below the locked folder is kept
+        assert len(lib.vectors()[0]) == 2
     assert any(s["path"].endswith("locked") and "permission denied" in s["reason"] for s in report.skipped)

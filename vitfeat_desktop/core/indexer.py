@@ -268,7 +268,10 @@ class Scanner:
                 todo.append(Work(entry, known_hash=chash, file_id=row[0]))
                 continue
             todo.append(Work(entry))
-        vanished = [key for key in state if key not in seen]
+        # Files below a folder we could not list this time are not "vanished": a share that is briefly
+        # unreadable must not cost the user their index.
+        unlisted = tuple(os.fsencode(s["path"]) + os.sep.encode() for s in folder_skips)
+        vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
             _, _, gone = catalog.write_batch(error_rows, vanished=vanished)
             self.report.removed = len(gone)

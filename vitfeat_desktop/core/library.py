@@ -178,6 +178,10 @@ class Library:
 
     def _index_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"model_key": self.model_key, "model": self._model_id, "variant": self._variant}
+        known = {m["model_key"]: m for m in self.catalog.models()}
+        if self.model_key in known and known[self.model_key]["pooling"]:
+            record["pooling"] = known[self.model_key]["pooling"]
+            return record
         extractor = self._extractor
         if extractor is not None:
             with contextlib.suppress(Exception):  # a record without pooling is still a valid index
