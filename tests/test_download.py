@@ -397,3 +397,24 @@ def test_normalize_etag_and_git_sha1(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_bytes(b"hello\n")
     assert download.git_blob_sha1(f) == "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object`
+
+
+def test_a_stalled_server_times_out_and_the_retry_resumes(fhub: FakeHub, tiny_vit: Path) -> None:
+    fhub.add_fault(INT8, "stall", at=0.25, delay=30)
+    fetch(timeout=0.3)
+    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    last = [r for r in fhub.requests if r.server == "cdn"][-1]
+    assert last.headers["Range"] == f"bytes={int((tiny_vit / INT8).stat().st_size * 0.25)}-"
+
+
+def test_network_errors_give_up_after_one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def refused(self: object, method: str, url: str, *args: object, **kwargs: object) -> None:
+        calls.append(url)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(download.HubClient, "request", refused)
+    with pytest.raises(DownloadError, match=r"cannot reach the model hub .*Connection refused"):
+        download_model(REPO, retries=5, backoff=0.001)
+    assert len(calls) == 2

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -343,7 +344,7 @@ class HubClient:
             pport = pp.port or 8080
             if parts.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    pp.hostname or "", pport, timeout=self.timeout
+                    pp.hostname or "", pport, timeout=self.timeout, context=_tls_context()
                 )
                 conn.set_tunnel(parts.hostname, port, headers=proxy_headers)
             else:
@@ -351,7 +352,8 @@ class HubClient:
                 target = url  # plain-http proxies take the absolute URL
             return conn, target
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.hostname, port, timeout=self.timeout), target
+            return http.client.HTTPSConnection(parts.hostname, port, timeout=self.timeout,
+                                               context=_tls_context()), target
         return http.client.HTTPConnection(parts.hostname, port, timeout=self.timeout), target
 
     def request(
@@ -393,6 +395,28 @@ class HubClient:
                 continue
             return response
         raise DownloadError(f"too many redirects fetching {url}")
+
+
+_TLS: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system's trust store, plus certifi's bundle when it is installed.
+
+    Frozen apps and python.org builds on macOS may find no system CA file; certifi (if bundled) fills the gap.
+    ``SSL_CERT_FILE`` still works as OpenSSL reads it for the default paths.
+    """
+    global _TLS
+    if _TLS is None:
+        context = ssl.create_default_context()
+        try:
+            import certifi  # type: ignore[import-not-found]
+
+            context.load_verify_locations(certifi.where())
+        except (ImportError, OSError):
+            pass
+        _TLS = context
+    return _TLS
 
 
 @contextlib.contextmanager
@@ -542,6 +566,11 @@ def _with_retries(opts: _Options, what: str, endpoint: str, func: Any) -> Any:
             return func()
         except _Retryable as exc:
             last = exc
+        except ssl.SSLCertVerificationError as exc:  # retrying will not help; a TLS-inspecting proxy is likely
+            raise DownloadError(
+                f"the TLS certificate of the model hub could not be verified ({exc.verify_message or exc}); behind "
+                "a proxy that inspects HTTPS, set SSL_CERT_FILE to its CA bundle"
+            ) from exc
         except (ConnectionRefusedError, socket.gaierror, TimeoutError) as exc:
             last = _Retryable(_reason(exc), "network")
         except (ConnectionError, http.client.HTTPException) as exc:
@@ -555,8 +584,11 @@ def _with_retries(opts: _Options, what: str, endpoint: str, func: Any) -> Any:
         if opts.cancel is not None and opts.cancel():
             raise Cancelled()
         attempt += 1
-        if attempt > opts.retries:
-            tries = f"{opts.retries + 1} attempt{'s' if opts.retries else ''}"
+        # Never reaching the host (no DNS, refused) is rarely fixed by waiting: give up after one retry so an
+        # offline user hears it in a second, not after the whole backoff ladder.
+        allowed = min(opts.retries, 1) if last.kind == "network" else opts.retries
+        if attempt > allowed:
+            tries = f"{allowed + 1} attempt{'s' if allowed else ''}"
             if last.kind == "server":
                 raise DownloadError(f"the hub kept failing for {what} ({last} after {tries}); try again later")
             if last.kind == "network":
@@ -685,10 +717,10 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
                             raise Cancelled()
                         try:
                             block = resp.raw.read1(CHUNK_SIZE)
-                        except (OSError, http.client.HTTPException):
+                        except (OSError, http.client.HTTPException) as exc:
                             if opts.cancel is not None and opts.cancel():
                                 raise Cancelled() from None
-                            raise
+                            raise _Retryable(f"connection broke off after {_mb(position)}: {_reason(exc)}") from exc
                         if not block:
                             break
                         try:
