@@ -41,8 +41,22 @@ def has_core(name: str) -> bool:
 
 def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any = None,
                    cancel: Callable[[], bool] | None = None) -> Any:
-    """Build the feature extractor and start its ONNX session now (off the GUI thread: it can take seconds)."""
+    """Build the feature extractor and start its ONNX session now (off the GUI thread: it can take seconds).
+
+    A hub id that is not cached is *not* downloaded here (the core would): the window shows the model panel
+    instead, so the user sees the size and chooses to download, with progress and Cancel.
+    """
+    from vitfeat_desktop import config
+    from vitfeat_desktop.core import hub
+    from vitfeat_desktop.core.errors import ModelNotCachedError
     from vitfeat_desktop.core.pipeline import pipeline
+
+    spec = model if model is not None else config.DEFAULT_MODEL_ID
+    if not hub.looks_like_path(spec):
+        folder = hub.cache_folder(str(spec))
+        if not (folder / hub.variant_file(quantized)).is_file():
+            raise ModelNotCachedError(f"model {spec} ({'int8' if quantized else 'fp32'}) is not in the model cache "
+                                      f"{config.models_dir()} yet")
 
     extractor = pipeline("image-feature-extraction", model=model, quantized=quantized)
     _ = extractor.outputs  # creates the session
@@ -133,3 +147,49 @@ def visual_order(file_ids: np.ndarray, vectors: np.ndarray) -> list[int]:
 def library_order(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> list[int]:
     ids, vectors = lib.vectors()
     return visual_order(np.asarray(ids), np.asarray(vectors))
+
+
+def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
+    """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant).
+
+    Uses the core's own library helper when this build has one; otherwise assembles the inputs the finder's
+    ``build`` documents from the library's public API (records, pooled vectors, the hnswlib k-NN graph), the
+    user's reference folders and the library's "not a duplicate" marks.
+    """
+    dupes = core_module("dupes")
+    actions = core_module("actions")
+    references = [str(p) for p in actions.reference_folders()]
+    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
+    for helper in ("finder_for_library", "build_for_library", "from_library"):
+        fn = getattr(dupes, helper, None) or getattr(dupes.DuplicateFinder, helper, None)
+        if callable(fn):
+            return fn(lib, references=references, marks=marks, progress=progress, cancel=cancel)
+    records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
+    files = [dupes.FileInfo.from_record(r) for r in records]
+    row_of = {f.id: i for i, f in enumerate(files)}
+    vectors = None
+    knn = None
+    ids, vecs = lib.vectors()
+    if len(ids):
+        vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
+        for fid, vec in zip(ids, vecs, strict=True):
+            row = row_of.get(int(fid))
+            if row is not None:
+                vectors[row] = vec
+        k = min(10, max(1, len(ids) - 1))
+        knn_ids, neighbours, _sims = lib.knn(k)
+        knn = np.full((len(files), k), -1, dtype=np.int64)
+        for fid, nbrs in zip(knn_ids, neighbours, strict=True):
+            row = row_of.get(int(fid))
+            if row is not None:
+                knn[row] = [row_of.get(int(x), -1) for x in nbrs]
+    if cancel is not None and cancel():
+        raise Cancelled()
+    return dupes.DuplicateFinder.build(files, vectors=vectors, knn=knn, references=references, marks=marks,
+                                       progress=progress, cancel=cancel)
+
+
+def regroup(finder: Any, sensitivity: float, *, progress: Any = None,
+            cancel: Callable[[], bool] | None = None) -> tuple[list[Any], list[list[Any]]]:
+    """Duplicate groups and, separately, groups of similar shots at ``sensitivity`` (no file is read)."""
+    return finder.groups(sensitivity), finder.similar_groups(sensitivity)
