@@ -61,6 +61,7 @@ class Worker(QRunnable):
         self.pass_partial = pass_partial
         self.signals = WorkerSignals()
         self._cancel = threading.Event()
+        self.superseded = False  # a newer request with the same key replaced this one: drop its results
         self.started = threading.Event()
         self.done = threading.Event()
 
@@ -143,23 +144,29 @@ class TaskRunner(QObject):
         if key is not None:
             old = self._latest.get(key)
             if old is not None:
+                old.superseded = True
                 old.cancel()
             self._latest[key] = worker
 
         def current() -> bool:
-            return key is None or self._latest.get(key) is worker
+            return not worker.superseded
+
+        def settle(callback: Callable[..., None] | None, *args: Any) -> None:
+            # The job's outcome is known: it no longer counts as running for is_running(), even though its
+            # finished signal is still queued behind this one (a callback may start the next job of that key).
+            if key is not None and self._latest.get(key) is worker:
+                del self._latest[key]
+            if callback is not None and current():
+                callback(*args)
 
         sig = worker.signals
-        if on_result is not None:
-            sig.result.connect(lambda value: on_result(value) if current() else None)
-        if on_error is not None:
-            sig.error.connect(lambda msg: on_error(msg) if current() else None)
+        sig.result.connect(lambda value: settle(on_result, value))
+        sig.error.connect(lambda msg: settle(on_error, msg))
+        sig.cancelled.connect(lambda: settle(on_cancelled))
         if on_progress is not None:
             sig.progress.connect(lambda rep: on_progress(rep) if current() else None)
         if on_partial is not None:
             sig.partial.connect(lambda val: on_partial(val) if current() else None)
-        if on_cancelled is not None:
-            sig.cancelled.connect(lambda: on_cancelled() if current() else None)
         sig.finished.connect(lambda: self._finished(worker, on_finished))
         self._workers.add(worker)
         self.active_changed.emit(len(self._workers))
@@ -167,7 +174,7 @@ class TaskRunner(QObject):
         return worker
 
     def _finished(self, worker: Worker, on_finished: Callable[[], None] | None) -> None:
-        was_current = worker.key is None or self._latest.get(worker.key) is worker
+        was_current = not worker.superseded
         self._workers.discard(worker)
         if worker.key is not None and self._latest.get(worker.key) is worker:
             del self._latest[worker.key]
@@ -181,6 +188,7 @@ class TaskRunner(QObject):
             worker.cancel()
 
     def is_running(self, key: str) -> bool:
+        """True while the newest job of ``key`` has not delivered its result, error or cancellation."""
         return key in self._latest
 
     def active_count(self) -> int:
