@@ -155,7 +155,8 @@ class VectorIndex:
             capacity = self._index.get_max_elements()
             if needed > capacity:
                 self._index.resize_index(max(needed, int(capacity * 1.5) + 16))
-            self._index.add_items(vecs, ids.astype(np.uint64), num_threads=1)
+            # Many threads only pay off for big batches (a rebuild); a scan adds a batch of 8 at a time.
+            self._index.add_items(vecs, ids.astype(np.uint64), num_threads=-1 if ids.size >= 256 else 1)
             for label in ids.tolist():
                 self._alive.add(label)
                 self._deleted.discard(label)
@@ -213,7 +214,7 @@ class VectorIndex:
             for attempt in range(3):
                 self._index.set_ef(ef)
                 try:
-                    labels, dists = self._index.knn_query(queries, k=kk, num_threads=1)
+                    labels, dists = self._index.knn_query(queries, k=kk, num_threads=-1 if q >= 256 else 1)
                     break
                 except RuntimeError:  # too many deleted nodes around the entry point for this ef
                     ef *= 4

@@ -273,10 +273,11 @@ class Scanner:
         unlisted = tuple(os.fsencode(s["path"]) + os.sep.encode() for s in folder_skips)
         vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
-            _, _, gone = catalog.write_batch(error_rows, vanished=vanished)
-            self.report.removed = len(gone)
-            if lib.index is not None and gone:
-                lib.index.remove(gone)
+            with lib.writer_lock:
+                _, _, gone = catalog.write_batch(error_rows, vanished=vanished)
+                self.report.removed = len(gone)
+                if lib.index is not None and gone:
+                    lib.index.remove(gone)
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
@@ -419,6 +420,13 @@ class Scanner:
                 self.report.indexed += 1
 
     def _commit(self, results: list[Prepared], new_vectors: dict[str, np.ndarray], model_key: str | None) -> None:
+        # The catalogue commit and the index update happen under the library lock, so an index saved from
+        # another thread (``Library.close``) never claims a catalogue ``seq`` whose rows it does not hold.
+        with self.lib.writer_lock:
+            self._commit_locked(results, new_vectors, model_key)
+
+    def _commit_locked(self, results: list[Prepared], new_vectors: dict[str, np.ndarray],
+                       model_key: str | None) -> None:
         updates = [r.update for r in results]
         _, ids, _ = self.lib.catalog.write_batch(updates, new_vectors, model_key=model_key)
         self._known.update(new_vectors)

@@ -139,6 +139,11 @@ class Library:
         return self.extractor.preprocessor
 
     @property
+    def writer_lock(self) -> threading.RLock:
+        """Held while a catalogue batch and its index update are applied, and while the index is saved."""
+        return self._lock
+
+    @property
     def index_dir(self) -> Path:
         return self.data_dir / "indexes" / self.model_key
 
