@@ -142,6 +142,7 @@ class FakeHub:
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._blobs: dict[str, bytes] = {}  # sha256 -> content, served by the CDN
+        self._digests: dict[int, tuple[str, str]] = {}  # id(content) -> (sha256, git sha1), computed once
         self._stop = threading.Event()
         for repo_id, folder in (repos or {}).items():
             self.publish(repo_id, folder)
@@ -167,7 +168,9 @@ class FakeHub:
             if tag:
                 repo.tags[tag] = sha
             for data in files.values():
-                self._blobs[hashlib.sha256(data).hexdigest()] = data
+                digest = hashlib.sha256(data).hexdigest()
+                self._blobs[digest] = data
+                self._digests[id(data)] = (digest, git_blob_sha1(data))
         return sha
 
     def commit(self, repo_id: str, revision: str = "main") -> str:
@@ -310,19 +313,19 @@ class FakeHub:
         data = commit.files.get(file)
         if data is None:
             return self._error(h, record, 404, "EntryNotFound", f"{file} does not exist", commit.sha)
+        sha256, sha1 = self._digests[id(data)]
         if file.endswith(LFS_SUFFIXES):
-            sha256 = hashlib.sha256(data).hexdigest()
             query = urllib.parse.urlencode({"file": file, "X-Amz-Signature": sha256[:16], "Expires": "9999999999"})
             headers = {
                 "Location": f"{self.cdn_endpoint}/repos/{sha256[:2]}/{sha256}?{query}",
                 "X-Repo-Commit": commit.sha,
                 "X-Linked-Size": str(len(data)),
                 "X-Linked-Etag": f'"{sha256}"',
-                "ETag": f'W/"{git_blob_sha1(data)[:20]}-lfs-pointer"',
+                "ETag": f'W/"{sha1[:20]}-lfs-pointer"',
             }
             return self._reply(h, record, 302, headers, b"Found. Redirecting")
         self._serve_bytes(h, record, method, repo_id, file, data,
-                          {"X-Repo-Commit": commit.sha, "ETag": f'"{git_blob_sha1(data)}"'})
+                          {"X-Repo-Commit": commit.sha, "ETag": f'"{sha1}"'})
 
     def _cdn_route(self, h: BaseHTTPRequestHandler, method: str, record: Recorded) -> None:
         parts = urllib.parse.urlsplit(h.path)

@@ -62,7 +62,7 @@ from vitfeat_desktop.core.hub import (
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1024 * 1024
 MAX_REDIRECTS = 10
 PROGRESS_INTERVAL = 0.1
 CANCEL_POLL = 0.1
@@ -677,6 +677,9 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
     except OSError as exc:
         raise _writable_error(dest, exc) from exc
     transferred = 0
+    # sha256 of the part file's bytes so far, kept while streaming so a clean download needs no second pass
+    # over the file; after a resume it is rebuilt from the bytes already on disk.
+    hashed: dict[str, Any] = {"digest": None, "upto": -1}
 
     def once() -> None:
         nonlocal transferred
@@ -705,6 +708,13 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
             else:
                 mode, offset = "wb", 0  # server ignored our Range: take the whole file again
             position = offset
+            if hashed["upto"] != offset:
+                digest = hashlib.sha256()
+                if offset:
+                    with part.open("rb") as existing:
+                        for block in iter(lambda: existing.read(1 << 20), b""):
+                            digest.update(block)
+                hashed["digest"], hashed["upto"] = digest, offset
             prog.update(position, rf.local, force=True)
             with _cancel_watch(resp, opts.cancel):
                 try:
@@ -727,7 +737,9 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
                             fh.write(block)
                         except OSError as exc:
                             raise _writable_error(dest, exc) from exc
+                        hashed["digest"].update(block)
                         position += len(block)
+                        hashed["upto"] = position
                         transferred += len(block)
                         prog.update(position, rf.local)
             if opts.cancel is not None and opts.cancel():
@@ -742,7 +754,9 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
             resp.close()
 
     _with_retries(opts, f"{rf.remote}", client.endpoint, once)
-    _verify(rf, part, meta, opts)
+    size_now = part.stat().st_size if part.exists() else -1
+    streamed = hashed["digest"].hexdigest() if hashed["digest"] is not None and hashed["upto"] == size_now else None
+    _verify(rf, part, meta, opts, streamed)
     try:
         os.replace(part, dest)
         meta.unlink(missing_ok=True)
@@ -751,14 +765,14 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
     return transferred
 
 
-def _verify(rf: RemoteFile, part: Path, meta: Path, opts: _Options) -> None:
+def _verify(rf: RemoteFile, part: Path, meta: Path, opts: _Options, streamed_sha256: str | None = None) -> None:
     """Size, then sha256 (LFS files) or the git blob sha1 (small files) against what the hub announced."""
     size = part.stat().st_size
     problem = None
     if rf.size is not None and size != rf.size:
         problem = f"size {size} bytes instead of {rf.size}"
     elif rf.sha256 is not None:
-        got = sha256_file(part, opts.cancel)
+        got = streamed_sha256 or sha256_file(part, opts.cancel)
         if got != rf.sha256:
             problem = f"sha256 {got[:12]}… instead of {rf.sha256[:12]}…"
     elif rf.git_sha1 is not None:
