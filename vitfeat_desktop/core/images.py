@@ -48,6 +48,10 @@ IMAGE_EXTENSIONS = frozenset(
     }
 )
 
+# Images that still have more pixels than this after ``draft`` are decoded one at a time (see ``_open``).
+BIG_DECODE_PIXELS = 40_000_000
+_big_decode = threading.Semaphore(1)
+
 _plugins_lock = threading.Lock()
 _plugins_ready = False
 
@@ -255,8 +259,15 @@ def _open(
                 opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the picture
             if min_side and opened.format == "JPEG":
                 opened.draft("RGB", (int(min_side), int(min_side)))
-            opened.load()
-            image = _finish(opened, hf_compatible)
+            if opened.width * opened.height > BIG_DECODE_PIXELS:
+                # One huge full-size decode at a time: four threads each holding a 100-megapixel PNG would
+                # need over a gigabyte; queued, they need a quarter of it.
+                with _big_decode:
+                    opened.load()
+                    image = _finish(opened, hf_compatible)
+            else:
+                opened.load()
+                image = _finish(opened, hf_compatible)
     except ImageReadError:
         raise
     except Exception as exc:  # Pillow raises many types: OSError, ValueError, SyntaxError, struct.error ...
