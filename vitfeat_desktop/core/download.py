@@ -410,7 +410,7 @@ def _tls_context() -> ssl.SSLContext:
     if _TLS is None:
         context = ssl.create_default_context()
         try:
-            import certifi  # type: ignore[import-not-found]
+            import certifi
 
             context.load_verify_locations(certifi.where())
         except (ImportError, OSError):
