@@ -254,8 +254,12 @@ def check_pillow(ctx: Context) -> str:
             missing.append("WEBP (Pillow built without libwebp)")
             continue
         lossy = fmt in ("JPEG", "WEBP", "AVIF")
-        done.append(_roundtrip(ctx, fmt, suffix, lambda im, p, f=fmt: im.save(p, f, quality=90)
-                               if f in ("JPEG", "WEBP", "AVIF") else im.save(p, f), 12.0 if lossy else 0.5))
+        options: dict[str, Any] = {"quality": 90} if lossy else {}
+
+        def save(image: Any, path: Path, fmt: str = fmt, options: dict[str, Any] = options) -> None:
+            image.save(path, fmt, **options)
+
+        done.append(_roundtrip(ctx, fmt, suffix, save, 12.0 if lossy else 0.5))
     if missing:
         raise CheckFailed("missing codecs: " + "; ".join(missing))
     return f"Pillow {Image.__version__}: {', '.join(done)} encode+decode"
