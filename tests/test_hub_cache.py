@@ -202,3 +202,12 @@ def test_cache_folder_and_ids() -> None:
         with pytest.raises(ModelError):
             hub.cache_folder(bad)
     assert hub.default_import_id(Path("/x/My Model (v2)")) == "local/My-Model-v2"
+
+
+def test_import_waits_for_no_one_while_a_download_of_that_id_runs(tiny_vit: Path) -> None:
+    with ModelLock(lock_path("me/busy")) as lock:
+        assert lock.try_acquire()
+        with pytest.raises(ModelError, match=r"being downloaded by another process"):
+            hub.import_model(tiny_vit, model_id="me/busy")
+    assert not hub.cache_folder("me/busy").exists() and leftovers() == []
+    assert hub.import_model(tiny_vit, model_id="me/busy").variants == ("int8", "fp32")

@@ -11,6 +11,7 @@ Downloading itself lives in :mod:`vitfeat_desktop.core.download`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -188,7 +189,7 @@ def list_cached_models() -> list[CachedModel]:
                 size += path.stat().st_size
                 partial = partial or path.name.endswith(".part")
         found.append(CachedModel(
-            model_id=str(manifest.get("model_id") or model_id),
+            model_id=model_id,  # from the folder name: the id every other call maps back to this folder
             folder=folder,
             variants=cached_variants(folder),
             size_bytes=size,
@@ -482,14 +483,19 @@ def import_model(
         if mapping:
             manifest["outputs"] = mapping
         config.write_json_atomic(staging / MANIFEST_NAME, manifest)
-        if folder.exists():
-            old = folder.with_name(f".replaced-{folder.name}-{os.getpid()}")
-            os.replace(folder, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, folder)
+        from vitfeat_desktop.core.download import ModelLock, lock_path
+
+        with ModelLock(lock_path(model_id)) as lock:
+            if not lock.try_acquire():
+                raise ModelError(f"model {model_id} is being downloaded by another process; import it afterwards")
+            if folder.exists():
+                old = folder.with_name(f".replaced-{folder.name}-{os.getpid()}")
+                os.replace(folder, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(staging, folder)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if getattr(exc, "errno", None) == 28:
+        if exc.errno == errno.ENOSPC:
             raise ModelError(f"the disk is full while importing into {root}; free some space") from exc
         raise
     except BaseException:
