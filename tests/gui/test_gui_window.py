@@ -178,3 +178,22 @@ def test_drop_folder_opens_it(qtbot: Any, make_window: Any, photo_folder: Path) 
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
         drop(window, photo_folder)
     assert window.library_model.rowCount() == len(image_files(photo_folder))
+
+
+def test_inspector_heatmap_compares_patches_to_the_query(qtbot: Any, make_window: Any, photo_folder: Path) -> None:
+    window = make_window(photo_folder)
+    wait_scan(qtbot, window)
+    files = image_files(photo_folder)
+    with qtbot.waitSignal(window.similar_ready, timeout=30_000):
+        window.find_similar(files[0])
+    assert window._query_vector is not None and window._query_vector.shape == (32,)
+    with qtbot.waitSignal(window.inspection_ready, timeout=30_000) as blocker:
+        window.inspect(files[4])
+    ins = blocker.args[0]
+    assert ins.heat_mode.startswith("cosine similarity")
+    # the map is the per-patch cosine to the query, rescaled to 0..1
+    q = window._query_vector / np.linalg.norm(window._query_vector)
+    patches = ins.features[0, 1:]
+    sims = patches @ q / np.linalg.norm(patches, axis=1)
+    expected = (sims - sims.min()) / (sims.max() - sims.min())
+    np.testing.assert_allclose(ins.heat.ravel(), expected, atol=1e-5)

@@ -21,8 +21,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
+        QLabel,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -175,7 +174,7 @@ class InspectorPanel(QWidget):
             self.fields[key] = value
             form.addRow(label + ":", value)
         layout.addLayout(form)
-        buttons = QHBoxLayout()
+        buttons = QVBoxLayout()
         self.copy_button = QPushButton("Copy as JSON")
         self.copy_button.setToolTip("Copy the shape and statistics shown here to the clipboard")
         self.save_button = QPushButton("Save features (.npy)…")
@@ -204,7 +203,9 @@ class InspectorPanel(QWidget):
     def show_inspection(self, ins: Inspection) -> None:
         self.current = ins
         self.title.setText(f"<b>{Path(ins.path).name}</b>")
-        self.fields["model"].setText(f"{ins.model} ({ins.variant})")
+        name = Path(ins.model).name if ("/" in ins.model and Path(ins.model).is_absolute()) else ins.model
+        self.fields["model"].setText(f"{name} ({ins.variant})")
+        self.fields["model"].setToolTip(ins.model)
         self.fields["output"].setText(f"<code>{ins.shape_text()}</code>")
         self.fields["dtype"].setText(ins.dtype)
         s = ins.stats

@@ -96,12 +96,22 @@ def scan_library(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] |
     return ScanOutcome(report, list(lib.files()), list(lib.skipped()))
 
 
+@dataclass
+class SimilarAnswer:
+    results: list[Any]
+    vector: np.ndarray  # the query's normalised pooled vector (the inspector's heatmap compares patches to it)
+
+
 def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, progress: Any = None,
-                 cancel: Callable[[], bool] | None = None) -> list[Any]:
-    """The ``k`` most similar photos to a file (indexed or not) or a vector."""
+                 cancel: Callable[[], bool] | None = None) -> SimilarAnswer:
+    """The ``k`` most similar photos to a file (indexed or not) or a vector, and the query's vector."""
     if isinstance(query, Path) and not query.is_file():
         raise VitfeatError(f"{query} is not a file")
-    return list(lib.similar(query, k=k))
+    vector, self_id = lib.query_vector(query)
+    if cancel is not None and cancel():
+        raise Cancelled()
+    results = [r for r in lib.similar(vector, k=k + 1) if self_id is None or r.file_id != self_id][:k]
+    return SimilarAnswer(results, np.asarray(vector, dtype=np.float32))
 
 
 def apply_file_action(action: str, paths: list[str], *, folder: str | None = None,

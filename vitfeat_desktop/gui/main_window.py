@@ -88,12 +88,12 @@ class SimilarPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         left = QVBoxLayout()
         self.query_label = QLabel()
-        self.query_label.setFixedWidth(260)
+        self.query_label.setFixedWidth(220)
         self.query_label.setMinimumHeight(200)
         self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.query_caption = QLabel("Drop any photo on the window, or choose Find similar (Ctrl+F) on a thumbnail.")
         self.query_caption.setWordWrap(True)
-        self.query_caption.setFixedWidth(260)
+        self.query_caption.setFixedWidth(220)
         left.addWidget(QLabel("<b>Query</b>"))
         left.addWidget(self.query_label)
         left.addWidget(self.query_caption)
@@ -107,7 +107,7 @@ class SimilarPanel(QWidget):
         self.query_path = path
         pm = QPixmap(str(path)) if image is None else QPixmap.fromImage(image)
         if not pm.isNull():
-            pm = pm.scaled(250, 250, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            pm = pm.scaled(216, 216, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.query_label.setPixmap(pm)
         self.query_caption.setText(f"{path.name}\nsearching…")
 
@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self._pending_folder: Path | None = None
         self._scan_started = 0.0
         self._closing = False
+        self._query_vector: Any = None
 
         self.library_model = ImageListModel(self.loader, self)
         self.similar_model = ImageListModel(self.loader, self)
@@ -260,7 +261,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.inspector_dock)
-        self.resizeDocks([self.library_dock, self.inspector_dock], [220, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.library_dock, self.inspector_dock], [200, 280], Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
         act = QAction(text, self)
@@ -794,13 +795,15 @@ class MainWindow(QMainWindow):
         self.similar_model.set_items([])
         self.runner.submit(jobs.find_similar, self.library, path, key="similar",
                            on_result=self._similar_done, on_error=self._similar_error)
+        self._query_vector = None
         if self.extractor is not None:
             self.inspect(path)
 
-    def _similar_done(self, results: list[Any]) -> None:
+    def _similar_done(self, answer: jobs.SimilarAnswer) -> None:
         items = []
         query = self.similar_panel.query_path
-        for r in results:
+        self._query_vector = answer.vector
+        for r in answer.results:
             item = GridItem.from_path(Path(r.path))
             item.score = float(r.score)
             item.file_id = getattr(r, "file_id", None)
@@ -836,8 +839,6 @@ class MainWindow(QMainWindow):
                            on_result=self._inspected, on_error=self.inspector.show_error)
 
     def _inspected(self, ins: Any) -> None:
-        if self.similar_panel.query_path is not None and Path(ins.path) == self.similar_panel.query_path:
-            self._query_vector = ins.pooled
         self.inspector.show_inspection(ins)
         self.inspection_ready.emit(ins)
 

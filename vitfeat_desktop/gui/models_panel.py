@@ -85,7 +85,7 @@ class ModelSetupPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         box = QWidget()
-        box.setMaximumWidth(640)
+        box.setFixedWidth(600)  # a fixed width lets the wrapped labels compute their height
         layout = QVBoxLayout(box)
         title = QLabel("<h2>Download a model to get started</h2>")
         layout.addWidget(title)
@@ -122,7 +122,11 @@ class ModelSetupPanel(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        centre = QHBoxLayout()
+        centre.addStretch(1)
+        centre.addWidget(box)
+        centre.addStretch(1)
+        outer.addLayout(centre)
         outer.addStretch(2)
         self.set_missing(None)
 
@@ -208,6 +212,7 @@ class ModelManagerDialog(QDialog):
         for c in (0, 2, 3, 4):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
         row = QHBoxLayout()
@@ -239,8 +244,12 @@ class ModelManagerDialog(QDialog):
         self.status = QLabel(f"Cache: {config.models_dir()}")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        self.resize(900, 420)
+        self.resize(980, 460)
         self.refresh()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.table.resizeRowsToContents()  # now that the stretch column has its real width
 
     def rows(self) -> list[dict[str, Any]]:
         from vitfeat_desktop.core import hub, registry
@@ -290,7 +299,7 @@ class ModelManagerDialog(QDialog):
 
     def _update_buttons(self) -> None:
         row = self._selected()
-        busy = self.runner.is_running("model-download")
+        busy = self.progress.isVisible()
         cached = row["cached"] if row else None
         has_variant = bool(cached and self._variant() in cached.variants) or bool(row and row.get("folder"))
         self.download_button.setEnabled(bool(row and row["known"]) and not has_variant and not busy

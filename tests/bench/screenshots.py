@@ -1,0 +1,199 @@
+"""Screenshots of every view of the real app, for the README and for looking at the UI before a release.
+
+Runs the real main window under Xvfb (it re-launches itself with ``xvfb-run`` when no display is set) with the
+real DINOv2 model from ``../shared/models`` on a *copy* of ``../shared/data/photos`` (plus an exact copy, a resized
+re-save and a crop of a few photos, so the Duplicates view has something to show, and one broken file for the
+"skipped" link), and saves PNGs into ``docs/screenshots/`` at 1280x800 and one at 1920x1080.
+
+    .venv/bin/python tests/bench/screenshots.py [--out docs/screenshots] [--photos N]
+
+Debian packages it needs: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0
+libxkbcommon-x11-0 libxcb-xinerama0 libxcb-shape0 libegl1 libgl1 fonts-dejavu-core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+MODEL = SHARED / "models" / "dinov2-small-imgfocus"
+PHOTOS = SHARED / "data" / "photos"
+
+
+def relaunch_under_xvfb() -> int:
+    if shutil.which("xvfb-run") is None:
+        print("screenshots: no DISPLAY and no xvfb-run; install the Debian package xvfb", file=sys.stderr)
+        return 2
+    env = dict(os.environ, VITFEAT_SCREENSHOT_CHILD="1", QT_QPA_PLATFORM="xcb")
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", sys.executable, *sys.argv]
+    return subprocess.call(cmd, env=env)
+
+
+def prepare_photos(target: Path, limit: int) -> Path:
+    """A copy of the shared photos with a few duplicates made from them (the shared folder stays untouched)."""
+    from PIL import Image
+
+    folder = target / "Photos"
+    folder.mkdir(parents=True)
+    sources = sorted(PHOTOS.glob("*.JPEG"))[:limit]
+    for src in sources:
+        shutil.copy(src, folder / src.name)
+    edits = folder / "edits"
+    edits.mkdir()
+    for n, src in enumerate(sources[5:45:8]):
+        shutil.copy(src, edits / f"{src.stem}_copy.jpg")
+        with Image.open(src) as im:
+            rgb = im.convert("RGB")
+            rgb.resize((rgb.width // 2, rgb.height // 2)).save(edits / f"{src.stem}_small.jpg", quality=80)
+            if n % 2 == 0:
+                w, h = rgb.size
+                rgb.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(edits / f"{src.stem}_crop.jpg",
+                                                                             quality=90)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
+    parser.add_argument("--photos", type=int, default=300)
+    args = parser.parse_args()
+    if not os.environ.get("DISPLAY"):
+        return relaunch_under_xvfb()
+    if not (MODEL / "onnx" / "model_quantized.onnx").is_file():
+        print(f"screenshots: the real model is missing: {MODEL}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="vitfeat-shots-"))
+    os.environ["VITFEAT_HOME"] = str(work / "home")
+    folder = prepare_photos(work, args.photos)
+
+    from vitfeat_desktop.gui.app import build_window, ensure_application
+
+    app = ensure_application()
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "qsettings"))
+
+    def pump(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    def wait(cond: object, timeout: float = 300.0, what: str = "") -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            app.processEvents()
+            if cond():  # type: ignore[operator]
+                return
+            time.sleep(0.02)
+        raise SystemExit(f"screenshots: timed out waiting for {what}")
+
+    def settle_thumbs(window: object) -> None:
+        pump(0.3)
+        wait(lambda: window.loader.pending_count() == 0, 120, "thumbnails")  # type: ignore[attr-defined]
+        pump(0.3)
+
+    def shot(widget: object, name: str) -> None:
+        path = out / name
+        widget.grab().save(str(path))  # type: ignore[attr-defined]
+        print(f"saved {path}")
+
+    # first run: no model in the cache -> the download/import panel
+    first = build_window(folder=None, model=None)
+    first.resize(1280, 800)
+    first.show()
+    wait(lambda: first.library_stack.currentWidget() is first.setup_panel, 60, "the model panel")
+    pump(0.3)
+    shot(first, "07-first-run.png")
+    first.close()
+
+    window = build_window(folder=folder, model=str(MODEL))
+    window.resize(1280, 800)
+    window.show()
+    done: list[object] = []
+    window.scan_finished.connect(done.append)
+    t0 = time.monotonic()
+    wait(lambda: window.progress_bar.isVisible() and window.progress_bar.maximum() > 0, 300, "indexing to start")
+    pump(1.5)
+    shot(window, "00-indexing.png")
+    wait(lambda: bool(done), 900, "indexing")
+    print(f"indexed {window.library_model.rowCount()} photos in {time.monotonic() - t0:.1f} s")
+    grid = window.grid
+    grid.setCurrentIndex(window.library_model.index(3))
+    wait(lambda: window.inspector.current is not None, 60, "the inspector")
+    settle_thumbs(window)
+    shot(window, "01-library.png")
+
+    # similar: query with a photo that has an edited copy
+    query = sorted((folder / "edits").glob("*_crop.jpg"))[0]
+    sim: list[object] = []
+    window.similar_ready.connect(sim.append)
+    window.find_similar(query)
+    wait(lambda: bool(sim), 120, "similar results")
+    window.similar_panel.grid.setCurrentIndex(window.similar_model.index(1))
+    wait(lambda: window.inspector.current is not None and Path(window.inspector.current.path) != query, 60,
+         "the inspector on a result")
+    settle_thumbs(window)
+    shot(window, "02-similar.png")
+
+    # duplicates and similar shots
+    window.show_duplicates()
+    panel = window.dupes_panel
+    wait(lambda: panel.finder is not None and panel.tree.topLevelItemCount() > 0, 300, "duplicate groups")
+    panel.auto_select()
+    settle_thumbs(window)
+    pump(0.5)
+    shot(window, "03-duplicates.png")
+    panel.mode.setCurrentIndex(1)
+    settle_thumbs(window)
+    pump(0.5)
+    shot(window, "04-similar-shots.png")
+    panel.mode.setCurrentIndex(0)
+
+    # compare the first duplicate group
+    group = panel.groups[0]
+    window.compare([Path(p) for p in group.files[:3]])
+    wait(lambda: all(not v.item.pixmap().isNull() for v in window.compare_panel.views), 60, "compare panes")
+    pump(0.5)
+    shot(window, "05-compare.png")
+
+    # model manager
+    window.show_model_manager()
+    dialog = window._model_dialog
+    pump(0.5)
+    shot(dialog, "06-models.png")
+    dialog.close()
+
+    # skipped files
+    window.tabs.setCurrentIndex(0)
+    window.show_skipped()
+    pump(0.3)
+    shot(window._skipped_dialog, "08-skipped.png")
+    window._skipped_dialog.close()
+
+    # a big screen
+    window.sort_combo.setCurrentIndex(window.sort_combo.findData("visual"))
+    window.resize(1920, 1080)
+    pump(1.0)
+    wait(lambda: not window.runner.is_running("order"), 120, "visual ordering")
+    settle_thumbs(window)
+    shot(window, "09-library-visual-order-1920x1080.png")
+    window.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
