@@ -15,8 +15,11 @@ size (89,117,001 bytes) and sha256 at commit ``d15189d7028b43f1d3e65039190477f6a
 projects that pin that file; the other sizes are estimates from parameter counts (ViT-B/16 86 M, DINOv2-S 22 M,
 CLIP ViT-B/32 vision tower 88 M parameters: 4 bytes each in fp32, about 1 byte each in int8) and are labelled
 "approximate" where shown. Output names of the ViT and DINOv2 exports are Optimum's feature-extraction names
-(``last_hidden_state``, ``pooler_output``); the CLIP vision tower (``CLIPVisionModelWithProjection``) exports
-``image_embeds`` and ``last_hidden_state``.
+(``last_hidden_state``, ``pooler_output``); the CLIP vision tower is exported with the
+``CLIPVisionWithProjectionOnnxConfig`` used by the transformers.js conversion scripts, whose outputs are
+``image_embeds`` [N,512] and ``last_hidden_state`` [N,50,768]. Note that for CLIP the embedding the index stores
+(``image_embeds``, 512-d) is narrower than the hidden size (768): use ``embedding_dim``, not the hidden size, to
+size an index.
 """
 
 from __future__ import annotations
