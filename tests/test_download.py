@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -418,3 +419,14 @@ def test_network_errors_give_up_after_one_retry(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(DownloadError, match=r"cannot reach the model hub .*Connection refused"):
         download_model(REPO, retries=5, backoff=0.001)
     assert len(calls) == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_a_file_system_without_locks_does_not_hang_the_download(fhub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert fetch(lock_timeout=1.0).fetched[-1] == INT8

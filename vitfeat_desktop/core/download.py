@@ -225,9 +225,12 @@ class ModelLock:
                 import fcntl
 
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            return False
+        except OSError as exc:
+            if sys.platform == "win32" or exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                fh.close()
+                return False
+            # The file system cannot lock (some network shares): go on unlocked rather than wait forever.
+            log.warning("cannot lock %s (%s); continuing without a download lock", self.path, exc)
         with contextlib.suppress(OSError):
             fh.seek(0)
             fh.truncate()
@@ -271,7 +274,8 @@ class ModelLock:
             else:
                 import fcntl
 
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
         finally:
             self._fh.close()
             self._fh = None
