@@ -329,3 +329,19 @@ def test_every_format_is_indexed_end_to_end(tmp_path: Path, tiny_vit: Path, phot
         same_pixels = {Path(h.path).name: h.score for h in hits if Path(h.path).name not in ("photo.dng",
                                                                                            "photo16.tif")}
         assert len(same_pixels) == 7 and min(same_pixels.values()) > 0.95, same_pixels
+
+
+def test_model_updated_in_place_gets_a_new_index(folder: Path, tmp_path: Path) -> None:
+    from vitfeat_desktop.core.tinyvit import write_model_folder
+
+    model = write_model_folder(tmp_path / "m" / "tiny", seed=3)
+    with Library.open(folder, model=str(model)) as lib:
+        lib.scan()
+        old_key = lib.model_key
+    shutil.rmtree(model)
+    write_model_folder(model, seed=4, hidden=48)  # a new revision: other weights, other size
+    with Library.open(folder, model=str(model)) as lib:
+        assert lib.model_key != old_key
+        report = lib.scan()
+        assert report.indexed == 12  # nothing reused from the old network's vectors
+        assert lib.vectors()[1].shape == (12, 48)

@@ -64,12 +64,33 @@ def default_model() -> str:
     return config.DEFAULT_MODEL_ID
 
 
-def make_model_key(model_id: str, variant: str) -> str:
-    """A file-name-safe, stable key for (model, variant): readable name + hash of the full id."""
+def make_model_key(model_id: str, variant: str, fingerprint: str = "") -> str:
+    """A file-name-safe, stable key for (model, variant, weights): readable name + hash of id and weights.
+
+    The weights' fingerprint is part of the key so that a model folder updated in place (a new revision of
+    the same hub id) gets a new index instead of mixing vectors of two different networks.
+    """
     base = Path(model_id).name if ("/" in model_id and os.path.isabs(model_id)) else model_id
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base.replace("/", "--"))[:60].strip("._") or "model"
-    digest = hashlib.sha256(model_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    digest = hashlib.sha256(f"{model_id}|{fingerprint}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{safe}-{variant}-{digest}"
+
+
+def weights_fingerprint(onnx_path: str | os.PathLike[str] | None) -> str:
+    """Size plus a hash of the first and last MiB of an ONNX file: cheap, and changes with the weights."""
+    if onnx_path is None:
+        return ""
+    try:
+        with open(onnx_path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            digest = hashlib.sha256(str(size).encode())
+            digest.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(size - (1 << 20))
+                digest.update(fh.read(1 << 20))
+    except OSError:
+        return ""
+    return digest.hexdigest()[:16]
 
 
 class Library:
@@ -88,8 +109,8 @@ class Library:
         self._scan_lock = threading.Lock()
         self.index: VectorIndex | None = None
         self._index_loaded = False
-        self._model_id, self._variant = self._identify()
-        self.model_key = make_model_key(self._model_id, self._variant)
+        self._model_id, self._variant, fingerprint = self._identify()
+        self.model_key = make_model_key(self._model_id, self._variant, fingerprint)
 
     @classmethod
     def open(cls, folder: str | os.PathLike[str], *, model: str | Path | None = None, quantized: bool = True,
@@ -109,16 +130,26 @@ class Library:
         return cls(root, data, model=model, quantized=quantized, extractor=extractor,
                    intra_op_threads=intra_op_threads)
 
-    def _identify(self) -> tuple[str, str]:
+    def _identify(self) -> tuple[str, str, str]:
+        """(model id, variant, weights fingerprint) without loading the model."""
         if self._extractor is not None:
-            return str(self._extractor.model_id), str(self._extractor.variant)
+            return (str(self._extractor.model_id), str(self._extractor.variant),
+                    weights_fingerprint(getattr(self._extractor, "onnx_path", None)))
         from vitfeat_desktop.core import hub
 
         spec = self._model_spec if self._model_spec is not None else default_model()
         variant = "int8" if self._quantized else "fp32"
+        # Look at the files only: resolving a hub id may start a download, which opening a library must not.
         if hub.looks_like_path(spec):
-            return str(Path(spec).expanduser().resolve()), variant
-        return hub.validate_model_id(str(spec)), variant
+            folder = Path(spec).expanduser().resolve()
+            model_id = str(folder)
+        else:
+            model_id = hub.validate_model_id(str(spec))
+            folder = hub.cache_folder(model_id)
+        onnx = folder / hub.variant_file(self._quantized)
+        # Empty when the weights are not here yet; the key then changes once they are, which is right: no
+        # vectors can exist for weights we never had.
+        return model_id, variant, weights_fingerprint(onnx if onnx.is_file() else None)
 
     # -- model ----------------------------------------------------------------------------------------------
     @property
