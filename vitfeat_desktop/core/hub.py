@@ -351,14 +351,6 @@ def default_import_id(source: Path) -> str:
     return validate_model_id(f"local/{clean}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_model(
     source: str | Path,
     *,
@@ -413,7 +405,7 @@ def import_model(
             json.loads(cfg_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{cfg_path} is not valid JSON: {exc}") from exc
-    manifest_in = read_manifest(base)
+    manifest_in = read_manifest(near[-1])
     mapping_hint = manifest_in.get("outputs") if isinstance(manifest_in.get("outputs"), dict) else None
     if mapping_hint is None:
         from vitfeat_desktop.core.registry import output_mapping
