@@ -191,3 +191,9 @@ def test_real_model_shapes_and_meaning(real_model: Path, photos: list[Path], tmp
     sims = vectors[:-1] @ vectors[-1]
     assert sims[0] > 0.9
     assert sims[0] - sims[1:].max() > 0.1, sims
+
+
+def test_dimensions_come_from_the_graph(tiny_vit: Path, tiny_vit_no_pooler: Path) -> None:
+    assert pipeline("image-feature-extraction", model=tiny_vit).embedding_dim == 32
+    assert pipeline("image-feature-extraction", model=tiny_vit).hidden_size == 32
+    assert pipeline("image-feature-extraction", model=tiny_vit_no_pooler).embedding_dim == 32

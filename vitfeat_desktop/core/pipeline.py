@@ -165,11 +165,22 @@ class FeatureExtractor:
 
     @property
     def hidden_size(self) -> int:
-        outputs = {o.name: o for o in self.session.get_outputs()}
-        last = outputs[self.outputs.hidden].shape[-1]
-        if isinstance(last, int):
-            return last
-        return int(self.model_config.get("hidden_size", 0)) or int(self.run(self._blank(1))[HIDDEN].shape[-1])
+        """Width of each token in ``last_hidden_state``."""
+        return self._output_width(self.outputs.hidden, HIDDEN)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Length of the vectors :meth:`embed` returns (CLIP's projected ``image_embeds`` are narrower than its
+        hidden size, so an index must be sized by this, not by ``hidden_size``)."""
+        if self.outputs.pooled is None:
+            return self.hidden_size
+        return self._output_width(self.outputs.pooled, POOLED)
+
+    def _output_width(self, onnx_name: str, hf_name: str) -> int:
+        declared = {o.name: o.shape for o in self.session.get_outputs()}[onnx_name][-1]
+        if isinstance(declared, int):
+            return declared
+        return int(self.run(self._blank(1), hidden=hf_name == HIDDEN, pooled=hf_name == POOLED)[hf_name].shape[-1])
 
     def _blank(self, n: int) -> np.ndarray:
         h, w = self.preprocessor.output_hw()
