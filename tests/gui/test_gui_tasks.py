@@ -73,3 +73,17 @@ def test_shutdown_cancels_and_drains(qtbot: Any) -> None:
     assert runner.shutdown(timeout=2.0)
     assert runner.pool.activeThreadCount() == 0 and runner.active_count() == 0
     assert runner.submit(forever) is None  # closed runners start nothing
+
+
+def test_emit_keeps_refcounts_balanced() -> None:
+    """PySide6 6.12.0 steals a reference to True on every emit; ours gives it back (a long scan would abort)."""
+    import sys
+
+    from vitfeat_desktop.gui.qtcompat import emit
+    from vitfeat_desktop.gui.tasks import WorkerSignals
+
+    signals = WorkerSignals()
+    before = sys.getrefcount(True)
+    for i in range(20_000):
+        emit(signals.progress, i)
+    assert abs(sys.getrefcount(True) - before) < 50

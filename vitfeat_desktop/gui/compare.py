@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.gui.grid import human_size
+from vitfeat_desktop.gui.qtcompat import emit
 
 
 def load_full(path: Path) -> tuple[QImage, dict[str, Any]]:
@@ -114,7 +115,7 @@ class SyncedView(QGraphicsView):
     def wheelEvent(self, event: QWheelEvent) -> None:
         step = 1.25 if event.angleDelta().y() > 0 else 0.8
         self.scale(step, step)
-        self.zoomed.emit(self.scale_factor())
+        emit(self.zoomed, self.scale_factor())
 
     def _emit_scroll(self) -> None:
         if self._syncing:
@@ -122,7 +123,7 @@ class SyncedView(QGraphicsView):
         h, v = self.horizontalScrollBar(), self.verticalScrollBar()
         fx = h.value() / h.maximum() if h.maximum() else 0.0
         fy = v.value() / v.maximum() if v.maximum() else 0.0
-        self.scrolled.emit(fx, fy)
+        emit(self.scrolled, fx, fy)
 
     def set_scroll(self, fx: float, fy: float) -> None:
         self._syncing = True
@@ -184,7 +185,7 @@ class ComparePanel(QWidget):
             self.splitter.addWidget(box)
             self.views.append(view)
             self.captions.append(caption)
-            self.load_requested.emit(i, str(path))
+            emit(self.load_requested, i, str(path))
 
     def set_image(self, index: int, image: QImage, info: dict[str, Any]) -> None:
         if 0 <= index < len(self.views):

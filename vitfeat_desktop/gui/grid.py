@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key
 
 PathRole = Qt.ItemDataRole.UserRole + 1
@@ -168,7 +169,21 @@ class ImageListModel(QAbstractListModel):
         self._items = list(items)
         self._reindex()
         self.endResetModel()
-        self.count_changed.emit(len(self._items))
+        emit(self.count_changed, len(self._items))
+
+    def add_new(self, items: Iterable[GridItem]) -> int:
+        """Append the items whose path is not shown yet (the grid fills while a scan runs, keeping the scroll)."""
+        known = {it.path for it in self._items}
+        new = [it for it in items if it.path not in known]
+        if new:
+            first = len(self._items)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            self._items.extend(new)
+            for row, item in enumerate(new, first):
+                self._rows_by_key.setdefault(item.key, []).append(row)
+            self.endInsertRows()
+            emit(self.count_changed, len(self._items))
+        return len(new)
 
     def items(self) -> list[GridItem]:
         return list(self._items)
@@ -183,18 +198,18 @@ class ImageListModel(QAbstractListModel):
 
     def sort_by(self, key: str, descending: bool = False) -> None:
         fn = SORT_KEYS[key]
-        self.layoutAboutToBeChanged.emit()
+        emit(self.layoutAboutToBeChanged)
         self._items.sort(key=fn, reverse=descending)  # type: ignore[arg-type]
         self._reindex()
-        self.layoutChanged.emit()
+        emit(self.layoutChanged)
 
     def order_by(self, order: Sequence[int]) -> None:
         """Reorder rows by a permutation of file ids (for the "visual similarity" ordering)."""
         rank = {fid: i for i, fid in enumerate(order)}
-        self.layoutAboutToBeChanged.emit()
+        emit(self.layoutAboutToBeChanged)
         self._items.sort(key=lambda it: rank.get(it.file_id, len(rank)))  # type: ignore[arg-type]
         self._reindex()
-        self.layoutChanged.emit()
+        emit(self.layoutChanged)
 
     def _reindex(self) -> None:
         self._rows_by_key = {}
@@ -204,7 +219,7 @@ class ImageListModel(QAbstractListModel):
     def _thumbnail_ready(self, key: str) -> None:
         for row in self._rows_by_key.get(key, ()):
             idx = self.index(row)
-            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+            emit(self.dataChanged, idx, idx, [Qt.ItemDataRole.DecorationRole])
 
     def row_of(self, path: Path) -> int | None:
         for row, item in enumerate(self._items):

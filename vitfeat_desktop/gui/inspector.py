@@ -186,6 +186,7 @@ class InspectorPanel(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
         self._set_enabled(False)
+        self.heat_label.setVisible(False)
 
     def _set_enabled(self, on: bool) -> None:
         self.copy_button.setEnabled(on)
@@ -217,6 +218,7 @@ class InspectorPanel(QWidget):
         self.fields["pooled"].setText(f"{ins.pooled_size} values, L2 norm {ins.pooled_norm:.3f}<br>"
                                       f"<small>from {ins.pooled_name}</small>")
         self._pixmap = QPixmap.fromImage(heatmap_image(ins.crop, ins.heat))
+        self.heat_label.setVisible(True)
         self._rescale()
         self.heat_caption.setText(f"Heatmap: {ins.heat_mode} (red = high)")
         self._set_enabled(True)

@@ -57,6 +57,7 @@ from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.compare import ComparePanel, load_full
 from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel
 from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
+from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader
 
@@ -147,6 +148,9 @@ class MainWindow(QMainWindow):
         self._scan_started = 0.0
         self._closing = False
         self._query_vector: Any = None
+        self._live_timer = QTimer(self)
+        self._live_timer.setInterval(2000)
+        self._live_timer.timeout.connect(self._live_refresh)
 
         self.library_model = ImageListModel(self.loader, self)
         self.similar_model = ImageListModel(self.loader, self)
@@ -420,7 +424,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
         self.model_label.setToolTip(json.dumps(extractor.describe(), indent=1))
         self.setup_panel.set_missing(None)
-        self.model_ready.emit(extractor)
+        emit(self.model_ready, extractor)
         folder = self._pending_folder or self.library_folder
         self._pending_folder = None
         if folder is not None:
@@ -492,7 +496,7 @@ class MainWindow(QMainWindow):
         self._fill_library(opened.files, opened.skipped)
         self.dupes_panel.library_changed()
         self.start_scan()
-        self.library_ready.emit()
+        emit(self.library_ready)
 
     def start_scan(self) -> None:
         if self.library is None:
@@ -505,7 +509,24 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Indexing {self.library_folder}…")
         self.runner.submit(jobs.scan_library, self.library, key="scan", on_progress=self._scan_progress,
                            on_result=self._scan_done, on_error=self._scan_error, on_cancelled=self._scan_cancelled)
+        self._live_timer.start()
         self._update_actions()
+
+    def _live_refresh(self) -> None:
+        """While a scan runs, show the photos catalogued so far (appended, so the user's scroll position stays)."""
+        if not self.runner.is_running("scan") or self.library is None:
+            self._live_timer.stop()
+            return
+        if self.runner.is_running("live"):
+            return
+        lib = self.library
+        self.runner.submit(lambda: list(lib.files(status="ok")), key="live", pass_callbacks=False,
+                           on_result=lambda recs: self._live_files(lib, recs))
+
+    def _live_files(self, lib: Any, records: list[Any]) -> None:
+        if lib is self.library and self.runner.is_running("scan"):
+            self.library_model.add_new(GridItem.from_record(r) for r in records)
+            self._show_library_page()
 
     def rescan(self) -> None:
         if self.library is not None and not self.runner.is_running("scan"):
@@ -540,6 +561,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"{label}… {message}".strip())
 
     def _scan_finished_ui(self) -> None:
+        self._live_timer.stop()
         self.progress_bar.setVisible(False)
         self.cancel_button.setVisible(False)
         self.rate_label.setText("")
@@ -558,7 +580,7 @@ class MainWindow(QMainWindow):
             f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {int(getattr(r, 'removed', 0) or 0):,} removed "
             f"in {secs:.1f} s")
         self.dupes_panel.library_changed()
-        self.scan_finished.emit(r)
+        emit(self.scan_finished, r)
 
     def _scan_error(self, message: str) -> None:
         self._scan_finished_ui()
@@ -571,7 +593,7 @@ class MainWindow(QMainWindow):
             self.runner.submit(lambda: (list(self.library.files()), list(self.library.skipped())),
                                pass_callbacks=False, key="refresh",
                                on_result=lambda fs: self._fill_library(*fs))
-        self.scan_cancelled.emit()
+        emit(self.scan_cancelled)
 
     def _fill_library(self, files: list[Any], skipped: list[tuple[str, str]]) -> None:
         ok = [f for f in files if getattr(f, "status", "ok") in ("ok", "indexed", "unchanged", None, "")]
@@ -812,7 +834,7 @@ class MainWindow(QMainWindow):
         if query is not None:
             self.similar_panel.query_caption.setText(f"{query.name}\n{len(items)} most similar photos, best first. "
                                                      "Score: cosine similarity (1 = identical features).")
-        self.similar_ready.emit(items)
+        emit(self.similar_ready, items)
 
     def _similar_error(self, message: str) -> None:
         self.similar_panel.query_caption.setText(f"Cannot search: {message}")
@@ -840,7 +862,7 @@ class MainWindow(QMainWindow):
 
     def _inspected(self, ins: Any) -> None:
         self.inspector.show_inspection(ins)
-        self.inspection_ready.emit(ins)
+        emit(self.inspection_ready, ins)
 
     def compare_selected(self) -> None:
         paths = self.selected_paths()[:4]
@@ -943,7 +965,7 @@ class MainWindow(QMainWindow):
             text += f"; {len(result.failed)} not: {result.failed[0][1]}"
         self.status_label.setText(text + ".")
         self.undo_label.setText('<a href="#undo">Undo</a>')
-        self.action_done.emit(result)
+        emit(self.action_done, result)
         if result.action != "copy" and self.library is not None and done:
             self.rescan()
 
@@ -959,7 +981,7 @@ class MainWindow(QMainWindow):
         if result.failed:
             text += f"; {len(result.failed)} could not be restored: {result.failed[0][1]}"
         self.status_label.setText(text + ".")
-        self.action_done.emit(result)
+        emit(self.action_done, result)
         if self.library is not None:
             self.rescan()
 
@@ -990,7 +1012,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------
     def _job_error(self, message: str) -> None:
         self.status_label.setText(message)
-        self.job_failed.emit(message)
+        emit(self.job_failed, message)
 
     def _about(self) -> None:
         from vitfeat_desktop import __version__

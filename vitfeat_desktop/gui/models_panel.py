@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from vitfeat_desktop import config
 from vitfeat_desktop.gui.grid import human_size
+from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 
 
@@ -174,7 +175,7 @@ class ModelSetupPanel(QWidget):
 
     def _done(self, model_id: str) -> None:
         self._busy(False, f"{model_id} is ready.")
-        self.model_available.emit(model_id)
+        emit(self.model_available, model_id)
 
     def _error(self, message: str) -> None:
         self._busy(False, f"<b>Could not get the model:</b> {message}")
@@ -349,7 +350,7 @@ class ModelManagerDialog(QDialog):
     def use(self) -> None:
         row = self._selected()
         if row is not None:
-            self.model_chosen.emit(row["id"], not self.fp32_box.isChecked())
+            emit(self.model_chosen, row["id"], not self.fp32_box.isChecked())
             self.accept()
 
     def _busy(self, on: bool, message: str) -> None:

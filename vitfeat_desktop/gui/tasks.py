@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+from vitfeat_desktop.gui.qtcompat import emit
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Worker(QRunnable):
 
     def _progress(self, report: Any) -> None:
         if not self._cancel.is_set():
-            self.signals.progress.emit(report)
+            emit(self.signals.progress, report)
 
     def run(self) -> None:  # runs on a pool thread
         self.started.set()
@@ -85,22 +86,22 @@ class Worker(QRunnable):
                 kwargs["progress"] = self._progress
                 kwargs["cancel"] = self._cancel.is_set
             if self.pass_partial:
-                kwargs["partial"] = self.signals.partial.emit
+                kwargs["partial"] = lambda value: emit(self.signals.partial, value)
             value = self.fn(*self.args, **kwargs)
             if self._cancel.is_set():
                 raise Cancelled()
         except Cancelled:
-            self.signals.cancelled.emit()
+            emit(self.signals.cancelled)
         except (VitfeatError, OSError, ValueError) as exc:
-            self.signals.error.emit(_one_line(exc))
+            emit(self.signals.error, _one_line(exc))
         except Exception as exc:  # a bug: keep the app alive, say what happened, log the traceback
             log.error("background job failed:\n%s", traceback.format_exc())
-            self.signals.error.emit(f"unexpected error: {_one_line(exc)}")
+            emit(self.signals.error, f"unexpected error: {_one_line(exc)}")
         else:
-            self.signals.result.emit(value)
+            emit(self.signals.result, value)
         finally:
             self.done.set()
-            self.signals.finished.emit()
+            emit(self.signals.finished)
 
 
 class TaskRunner(QObject):
@@ -169,7 +170,7 @@ class TaskRunner(QObject):
             sig.partial.connect(lambda val: on_partial(val) if current() else None)
         sig.finished.connect(lambda: self._finished(worker, on_finished))
         self._workers.add(worker)
-        self.active_changed.emit(len(self._workers))
+        emit(self.active_changed, len(self._workers))
         self.pool.start(worker, priority)
         return worker
 
@@ -178,7 +179,7 @@ class TaskRunner(QObject):
         self._workers.discard(worker)
         if worker.key is not None and self._latest.get(worker.key) is worker:
             del self._latest[worker.key]
-        self.active_changed.emit(len(self._workers))
+        emit(self.active_changed, len(self._workers))
         if on_finished is not None and was_current:
             on_finished()
 

@@ -22,6 +22,7 @@ from PySide6.QtGui import QImage, QPixmap
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import ImageReadError
 from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 
 CACHE_SIDE = 256  # thumbnails are cached at one size and scaled for zoom levels, so zooming never re-decodes
@@ -127,11 +128,11 @@ class ThumbnailLoader(QObject):
         self.rendered += 1
         while len(self._pixmaps) > self.memory_items:
             self._pixmaps.popitem(last=False)
-        self.ready.emit(key)
+        emit(self.ready, key)
 
     def _fail(self, key: str, message: str) -> None:
         self._failed[key] = message
-        self.failed.emit(key, message)
+        emit(self.failed, key, message)
 
     def _finished(self, key: str) -> None:
         self._in_flight.discard(key)
