@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no bundle at {args.bundle}: run packaging/build_linux.sh first", file=sys.stderr)
         return 2
     folder = args.bundle.resolve().parent
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    size = sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
     print(f"bundle: {folder} ({size / 2**20:.0f} MiB)")
     bundle_cmd = [str(args.bundle), "--self-test", "--startup"]
     source_cmd = [sys.executable, "-m", "vitfeat_desktop", "--self-test", "--startup"]
