@@ -346,7 +346,7 @@ def check_model(ctx: Context) -> str:
         hidden = extractor(images[:1])
     finally:
         extractor.close()
-    if vectors.shape != (3, extractor.hidden_size) or not np.isfinite(vectors).all():
+    if vectors.shape != (3, extractor.embedding_dim) or not np.isfinite(vectors).all():
         raise CheckFailed(f"bad embedding {vectors.shape} (finite: {bool(np.isfinite(vectors).all())})")
     if hidden.ndim != 3 or hidden.shape[0] != 1:
         raise CheckFailed(f"bad last_hidden_state shape {hidden.shape}")
