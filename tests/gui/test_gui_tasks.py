@@ -87,3 +87,25 @@ def test_emit_keeps_refcounts_balanced() -> None:
     for i in range(20_000):
         emit(signals.progress, i)
     assert abs(sys.getrefcount(True) - before) < 50
+
+
+def test_qt_binding_keeps_none_refcount(qtbot: Any) -> None:
+    """A binding that over-releases None (PySide6 6.12.0) aborts the app mid-scan; refuse it here, loudly."""
+    import sys
+
+    from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
+    from PySide6.QtWidgets import QApplication
+
+    class Model(QAbstractListModel):
+        def rowCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008
+            return 1
+
+        def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+            return None
+
+    model = Model()
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        QApplication.processEvents()
+        model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert sys.getrefcount(None) - before > -100, "this PySide6 build drops references to None; use another version"

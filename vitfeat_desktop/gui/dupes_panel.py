@@ -111,9 +111,14 @@ class DuplicatesPanel(QWidget):
         self.quarantine_button.setToolTip("Move the checked copies to vitfeat's quarantine folder (Undo puts them "
                                           "back)")
         self.quarantine_button.clicked.connect(lambda: self.act("quarantine"))
+        self.move_button = QPushButton("Move checked to folder…")
+        self.move_button.setToolTip("Organize: move the checked photos (e.g. a set of similar shots) into a folder "
+                                    "you choose; undoable")
+        self.move_button.clicked.connect(lambda: self.win.file_action("move", self.selected_paths()))
         for w in (self.auto_button, self.clear_button, self.not_dup_button):
             bar2.addWidget(w)
         bar2.addStretch(1)
+        bar2.addWidget(self.move_button)
         bar2.addWidget(self.trash_button)
         bar2.addWidget(self.quarantine_button)
         layout.addLayout(bar2)
@@ -327,6 +332,7 @@ class DuplicatesPanel(QWidget):
     def _update_buttons(self) -> None:
         has_checked = bool(self.checked_items()) if self.tree.topLevelItemCount() else False
         self.trash_button.setEnabled(has_checked)
+        self.move_button.setEnabled(has_checked)
         self.quarantine_button.setEnabled(has_checked)
         self.export_button.setEnabled(bool(self.groups or self.similar))
         self.auto_button.setEnabled(bool(self.groups))

@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self._scan_started = 0.0
         self._closing = False
         self._query_vector: Any = None
+        self._fallback: tuple[Any, Any] | None = None
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(2000)
         self._live_timer.timeout.connect(self._live_refresh)
@@ -418,7 +419,12 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, extractor: Any) -> None:
         old = self.extractor
         self.extractor = extractor
-        if old is not None and old is not extractor:
+        if self.library is not None and old is not None and old is not extractor:
+            # A model change re-indexes in the background; until the new index is complete, searches and
+            # duplicates keep using the old library object (and its model), which stays open until then.
+            self._close_fallback()
+            self._fallback = (self.library, old)
+        elif old is not None and old is not extractor:
             with contextlib.suppress(Exception):
                 old.close()
         self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
@@ -428,10 +434,24 @@ class MainWindow(QMainWindow):
         folder = self._pending_folder or self.library_folder
         self._pending_folder = None
         if folder is not None:
-            self.library = None  # reopen with the new model (the old index is kept on disk by the core)
+            self.library = None  # reopen with the new model (each model has its own index in the core)
             self.open_folder(folder)
         else:
             self._show_library_page()
+
+    def query_library(self) -> Any:
+        """The library to search: the previous model's while the new model's first scan is still running."""
+        if self._fallback is not None and self.runner.is_running("scan"):
+            return self._fallback[0]
+        return self.library
+
+    def _close_fallback(self) -> None:
+        if self._fallback is not None:
+            lib, extractor = self._fallback
+            self._fallback = None
+            for obj in (lib, extractor):
+                with contextlib.suppress(Exception):
+                    obj.close()
 
     def _model_failed(self, message: str) -> None:
         self.extractor = None
@@ -490,7 +510,7 @@ class MainWindow(QMainWindow):
     def _library_opened(self, opened: jobs.OpenedLibrary) -> None:
         old = self.library
         self.library = opened.library
-        if old is not None and old is not opened.library:
+        if old is not None and old is not opened.library and (self._fallback is None or old is not self._fallback[0]):
             with contextlib.suppress(Exception):
                 old.close()
         self._fill_library(opened.files, opened.skipped)
@@ -569,6 +589,7 @@ class MainWindow(QMainWindow):
 
     def _scan_done(self, outcome: jobs.ScanOutcome) -> None:
         self._scan_finished_ui()
+        self._close_fallback()  # the new model's index is complete
         self.last_report = outcome.report
         self._fill_library(outcome.files, outcome.skipped)
         r = outcome.report
@@ -815,7 +836,7 @@ class MainWindow(QMainWindow):
         self.similar_panel.set_query(path)
         self.tabs.setCurrentWidget(self.similar_panel)
         self.similar_model.set_items([])
-        self.runner.submit(jobs.find_similar, self.library, path, key="similar",
+        self.runner.submit(jobs.find_similar, self.query_library(), path, key="similar",
                            on_result=self._similar_done, on_error=self._similar_error)
         self._query_vector = None
         if self.extractor is not None:
@@ -937,6 +958,10 @@ class MainWindow(QMainWindow):
     def file_action(self, action: str, paths: list[Path] | None = None, *, folder: str | None = None,
                     keepers: dict[str, str] | None = None) -> None:
         """Trash / quarantine / move / copy through the core's journal; the status bar offers Undo."""
+        if paths is None and action in ("trash", "quarantine") and self.tabs.currentWidget() is self.dupes_panel \
+                and self.dupes_panel.checked_items():
+            self.dupes_panel.act(action)  # checked copies, each protected by its group's keeper
+            return
         paths = list(paths if paths is not None else self.selected_paths())
         if not paths:
             return
@@ -1028,6 +1053,7 @@ class MainWindow(QMainWindow):
         qs.setValue("window/geometry", self.saveGeometry())
         qs.setValue("window/state", self.saveState())
         self.runner.shutdown(timeout=2.0)
+        self._close_fallback()
         if self.library is not None:
             with contextlib.suppress(Exception):
                 self.library.close()
