@@ -470,6 +470,7 @@ def test_installed_self_test_with_real_model(installed: Path, tmp_path: Path) ->
     assert result.returncode == 0, out + result.stderr
     assert "embed (3, 384)" in out and "hidden (1, 257, 384)" in out
     assert "ok   library:" in out and "photo_00_copy.jpg" in out
+    assert "ok   window:" in out
 
 
 @pytest.mark.slow

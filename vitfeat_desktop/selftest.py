@@ -423,24 +423,32 @@ def check_library(ctx: Context) -> str:
 
 
 def check_window(ctx: Context) -> str:
-    if ctx.qt_app is None:
-        raise CheckSkipped("needs the qt check")
     try:
-        from vitfeat_desktop.gui.app import build_window
+        from vitfeat_desktop.gui.app import build_window, ensure_application
     except ImportError as exc:
         raise CheckFailed(f"vitfeat_desktop.gui.app.build_window is not part of this build ({exc})") from exc
-    start = time.perf_counter()
-    folder = ctx.photos_dir if ctx.photos_dir.is_dir() else None
-    model = str(ctx.model_folder) if ctx.model_folder else None
-    window = build_window(folder=folder, model=model)
-    window.show()
-    shown = _wait_exposed(ctx.qt_app, window)
-    elapsed = time.perf_counter() - start
-    ctx.timings["window"] = elapsed
-    title = window.windowTitle()
-    window.close()
-    window.deleteLater()
-    _process_events(ctx.qt_app, 0.2)
+    if ctx.qt_app is None:  # run without the qt check (--only ...)
+        ctx.qt_app = ensure_application()
+    from PySide6.QtCore import qInstallMessageHandler
+
+    # Qt's own chatter (e.g. the offscreen platform's "does not support propagateSizeHints()") would break the
+    # one-line-per-check output; keep it with the app's log warnings instead.
+    previous = qInstallMessageHandler(lambda _kind, _context, message: ctx.warnings.append(str(message)))
+    try:
+        start = time.perf_counter()
+        folder = ctx.photos_dir if ctx.photos_dir.is_dir() else None
+        model = str(ctx.model_folder) if ctx.model_folder else None
+        window = build_window(folder=folder, model=model)
+        window.show()
+        shown = _wait_exposed(ctx.qt_app, window)
+        elapsed = time.perf_counter() - start
+        ctx.timings["window"] = elapsed
+        title = window.windowTitle()
+        window.close()
+        window.deleteLater()
+        _process_events(ctx.qt_app, 0.2)
+    finally:
+        qInstallMessageHandler(previous)
     if not shown:
         raise CheckFailed("the main window was not shown within 10 s")
     return f"main window {title!r} shown in {elapsed:.2f} s and closed"
