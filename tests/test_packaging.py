@@ -512,3 +512,17 @@ def test_open_with_a_photo_opens_its_folder(tmp_path: Path) -> None:
     assert entry._open_with_args([str(tmp_path)]) == [str(tmp_path)]
     assert entry._open_with_args([str(notes)]) == [str(notes)]  # the app reports what it cannot open
     assert entry._open_with_args(["--model", str(photo)]) == ["--model", str(photo)]
+
+
+@pytest.mark.slow
+def test_installed_app_starts_on_x11(installed: Path, tmp_path: Path) -> None:
+    """The xcb platform plugin and everything it links load from the bundle on a real X server."""
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run (xvfb) is not installed")
+    env = dict(os.environ, VITFEAT_HOME=str(tmp_path / "home"), VITFEAT_OFFLINE="1")
+    env.pop("QT_QPA_PLATFORM", None)
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24",
+                             str(installed / "usr" / "bin" / "vitfeat-desktop"), "--self-test", "--startup",
+                             "--platform", "xcb"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   startup: window shown" in result.stdout
