@@ -1,4 +1,5 @@
-"""Indexing benchmarks for issue 4, with the real DINOv2-S model from ``../shared/models`` (int8 by default).
+"""Indexing benchmarks for issue 4, with the real DINOv2-S model from ``../shared/models`` (int8 by default)
+or, with ``--vit-b FOLDER``, a generated full-size ViT-B/16 (random weights, real architecture).
 
 Run: ``.venv/bin/python tests/bench/bench_index.py [--part speed|rescan|memory|all]``.
 
@@ -51,8 +52,10 @@ def make_extractor(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from make_camera_jpegs import make
 
-    from vitfeat_desktop.core.images import open_image
+    from vitfeat_desktop.core.images import open_image, open_image_with_info
+    from vitfeat_desktop.core.indexer import content_hash
     from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.phash import image_hashes
 
     cam = args.jpegs or (work / "camera")
     t0 = time.perf_counter()
@@ -66,19 +69,9 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     tensors = np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(f, min_side=pre.min_decode_side())))
                         for f in files])
     extractor.embed(tensors[: args.batch])  # warm-up: session creation and graph optimisation are not timed
-    t0 = time.perf_counter()
-    for start in range(0, len(tensors), args.batch):
-        extractor.embed(tensors[start : start + args.batch])
-    infer_s = time.perf_counter() - t0
-    infer_rate = len(tensors) / infer_s
-    del tensors
 
-    # What one decode thread costs per file (hash + draft decode + perceptual hashes + resize), to judge the
-    # ratio: with C cores, decode is hidden only if its CPU time fits in what inference leaves free.
-    from vitfeat_desktop.core.images import open_image_with_info
-    from vitfeat_desktop.core.indexer import content_hash
-    from vitfeat_desktop.core.phash import image_hashes
-
+    # What one decode thread costs per file (hash + draft decode + perceptual hashes + resize): decoding can
+    # only hide behind inference if its CPU time fits in what inference leaves free.
     t0 = time.perf_counter()
     for f in files:
         content_hash(f)
@@ -86,22 +79,35 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
         image_hashes(image)
         pre.normalize_uint8(pre.to_uint8_chw(image))
     decode_ms = (time.perf_counter() - t0) / len(files) * 1000
-    print(f"[speed] decode path alone: {decode_ms:.0f} ms per file on one thread; inference "
-          f"{1000 / infer_rate:.0f} ms per image on {extractor.intra_op_threads} threads")
 
-    os.environ["VITFEAT_HOME"] = str(work / "home-speed")
-    with Library.open(cam, extractor=extractor) as lib:
+    # Alternate the two measurements and keep the best of each: on a shared machine the load of other
+    # processes changes from second to second, and the best run is the one least disturbed.
+    infer_times: list[float] = []
+    e2e_times: list[float] = []
+    for round_ in range(args.rounds):
         t0 = time.perf_counter()
-        report = lib.scan(threads=args.decode_threads)
-        e2e_s = time.perf_counter() - t0
-    assert report.indexed == len(files), report.to_json()
-    e2e_rate = len(files) / e2e_s
+        for start in range(0, len(tensors), args.batch):
+            extractor.embed(tensors[start : start + args.batch])
+        infer_times.append(time.perf_counter() - t0)
+        os.environ["VITFEAT_HOME"] = str(work / f"home-speed-{round_}")
+        with Library.open(cam, extractor=extractor) as lib:
+            t0 = time.perf_counter()
+            report = lib.scan(threads=args.decode_threads)
+            e2e_times.append(time.perf_counter() - t0)
+        assert report.indexed == len(files), report.to_json()
+        print(f"[speed] round {round_ + 1}: inference only {len(files) / infer_times[-1]:.2f} images/s, "
+              f"end to end {len(files) / e2e_times[-1]:.2f} images/s")
+    del tensors
+    infer_rate = len(files) / min(infer_times)
+    e2e_rate = len(files) / min(e2e_times)
     ratio = e2e_rate / infer_rate
     print(f"[speed] model {extractor.model_id} ({extractor.variant}), intra-op threads "
           f"{extractor.intra_op_threads}, decode threads {args.decode_threads or 'default'}, batch {args.batch}, "
           f"{os.cpu_count()} CPUs")
-    print(f"[speed] inference only: {infer_rate:.2f} images/s; end to end: {e2e_rate:.2f} images/s; "
-          f"ratio {ratio:.3f} (goal >= 0.85); peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"[speed] decode path alone: {decode_ms:.0f} ms per file on one thread; inference "
+          f"{1000 / infer_rate:.0f} ms per image on {extractor.intra_op_threads} threads")
+    print(f"[speed] best of {args.rounds}: inference only {infer_rate:.2f} images/s; end to end {e2e_rate:.2f} "
+          f"images/s; ratio {ratio:.3f} (goal >= 0.85); peak RSS {peak_rss_mb():.0f} MiB")
     return {"inference_ips": infer_rate, "e2e_ips": e2e_rate, "ratio": ratio, "peak_rss_mb": peak_rss_mb(),
             "decode_ms_per_file_1_thread": decode_ms}
 
@@ -193,10 +199,13 @@ def main() -> int:
     parser.add_argument("--part", choices=("speed", "rescan", "memory", "all"), default="all")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--vit-b", metavar="FOLDER", default=None,
+                        help="generate (once) a full-size random ViT-B/16 in FOLDER and use it instead")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the pipeline's)")
     parser.add_argument("--decode-threads", type=int, default=None)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("-n", type=int, default=48, help="24-MP files for the speed part")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating speed measurements (best is kept)")
     parser.add_argument("--jpegs", type=Path, default=None, help="folder of camera JPEGs to reuse between runs")
     parser.add_argument("--rescan-files", type=int, default=10_000)
     parser.add_argument("--memory-files", type=int, default=2000)
@@ -206,6 +215,15 @@ def main() -> int:
     if args.child_memory:
         child_memory(args)
         return 0
+    if args.vit_b:
+        # A full-size ViT-B/16 (random weights, real architecture): the app's default model family, ~4x the
+        # compute of DINOv2-S, so it shows how far decoding hides behind a typical model.
+        from vitfeat_desktop.core.tinyvit import write_model_folder
+
+        folder = Path(args.vit_b)
+        if not (folder / "onnx" / "model_quantized.onnx").is_file():
+            write_model_folder(folder, hidden=768, layers=12, heads=12, seed=0)
+        args.model = folder
     if not (args.model / "onnx").is_dir():
         raise SystemExit(f"model not found: {args.model}")
     keep = args.work is not None

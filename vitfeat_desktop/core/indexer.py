@@ -222,6 +222,12 @@ class Scanner:
         self._batch_size = 8
         self._last_save = time.monotonic()
         self._stop = threading.Event()
+        # Open while decoders may start work on a file. Closed during CPU inference (see _embed): ONNX Runtime
+        # splits every operator across its intra-op threads and waits for the slowest, so a decoder that takes
+        # one of "its" cores stalls the whole batch; alternating phases keeps every core busy with one of them.
+        self._gate = threading.Event()
+        self._gate.set()
+        self._exclusive = False
 
     def run(self) -> ScanReport:
         start = time.monotonic()
@@ -240,6 +246,7 @@ class Scanner:
             self._pre = extractor.preprocessor
             self._min_side = self._pre.min_decode_side()
             self._batch_size = max(1, int(getattr(extractor, "batch_size", 8)))
+            self._exclusive = _runs_on_cpu(extractor)
             lib.ensure_index_loaded()
             self._known = catalog.has_vector_hashes(lib.model_key)
         else:
@@ -363,6 +370,9 @@ class Scanner:
         """Runs on a decode thread: hash, then (unless the content is known) one reduced decode."""
         entry = work.entry
         key = entry.key
+        while not self._gate.wait(0.05):
+            if self._stop.is_set():
+                raise Cancelled()
         if self._stop.is_set():
             raise Cancelled()
         try:
@@ -401,13 +411,22 @@ class Scanner:
     def _write_embedded(self, results: list[Prepared], pixels: list[np.ndarray], model_key: str | None) -> None:
         check_cancel(self.cancel)
         batch = np.stack(pixels)
-        vectors = normalize_rows(self.lib.extractor.embed(batch))
+        vectors = normalize_rows(self._embed(batch))
         new_vectors: dict[str, np.ndarray] = {}
         for result, vector in zip(results, vectors, strict=True):
             assert result.update.content_hash is not None
             new_vectors[result.update.content_hash] = vector
         self._commit(results, new_vectors, model_key)
         self.report.indexed += len(results)
+
+    def _embed(self, batch: np.ndarray) -> np.ndarray:
+        if not self._exclusive:
+            return self.lib.extractor.embed(batch)
+        self._gate.clear()
+        try:
+            return self.lib.extractor.embed(batch)
+        finally:
+            self._gate.set()
 
     def _write_plain(self, results: list[Prepared], model_key: str | None) -> None:
         self._commit(results, {}, model_key)
@@ -456,6 +475,17 @@ class Scanner:
         if self.embed and time.monotonic() - self._last_save > SAVE_INTERVAL_S:
             self.lib.save_index()
             self._last_save = time.monotonic()
+
+
+def _runs_on_cpu(extractor: Any) -> bool:
+    """Whether inference competes with decoding for the CPU (no GPU/NPU provider in front)."""
+    if os.environ.get("VITFEAT_OVERLAP_DECODE", "") not in ("", "0"):
+        return False
+    try:
+        providers = list(extractor.providers)
+    except Exception:
+        return True
+    return not providers or providers[0] == "CPUExecutionProvider"
 
 
 def _with_stat(meta: FileUpdate, key: bytes, entry: Entry) -> FileUpdate:
