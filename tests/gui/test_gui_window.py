@@ -197,3 +197,21 @@ def test_inspector_heatmap_compares_patches_to_the_query(qtbot: Any, make_window
     sims = patches @ q / np.linalg.norm(patches, axis=1)
     expected = (sims - sims.min()) / (sims.max() - sims.min())
     np.testing.assert_allclose(ins.heat.ravel(), expected, atol=1e-5)
+
+
+def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_window: Any, photo_folder: Path,
+                                                              tiny_vit_no_pooler: Path) -> None:
+    window = make_window(photo_folder)
+    wait_scan(qtbot, window)
+    old = window.library
+    during: list[Any] = []
+    window.library_ready.connect(lambda: during.append(window.query_library()))
+    with qtbot.waitSignal(window.scan_finished, timeout=60_000) as finished:
+        window._model_chosen(str(tiny_vit_no_pooler), True)
+    assert during and during[0] is old  # searches used the previous model's index while re-indexing
+    assert window.library is not old and window.query_library() is window.library
+    assert finished.args[0].indexed == len(image_files(photo_folder))  # every photo embedded with the new model
+    assert config.load_settings()["model"] == str(tiny_vit_no_pooler)
+    with qtbot.waitSignal(window.similar_ready, timeout=30_000) as got:
+        window.find_similar(image_files(photo_folder)[0])
+    assert len(got.args[0]) == len(image_files(photo_folder)) - 1

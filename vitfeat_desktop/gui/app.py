@@ -81,6 +81,10 @@ def app_icon() -> QIcon:
 
 def ensure_application(argv: list[str] | None = None) -> QApplication:
     """The running QApplication, or a new one set up with our names, style and icon."""
+    # The GUI thread takes the GIL for every Python call Qt makes (paint, data, slots). With the default 5 ms
+    # switch interval it can wait 5 ms for each while scan threads run Python, so one repaint of 20 cells could
+    # take 100 ms. 1 ms keeps frames short at a negligible cost to the workers (bench_gui.py measures it).
+    sys.setswitchinterval(0.001)
     app = QApplication.instance()
     if app is None:
         QCoreApplication.setOrganizationName(ORG_NAME)

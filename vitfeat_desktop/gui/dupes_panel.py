@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -49,6 +49,7 @@ TIER_HELP = {
 }
 PathRole = Qt.ItemDataRole.UserRole + 1
 KeeperRole = Qt.ItemDataRole.UserRole + 2
+SizeRole = Qt.ItemDataRole.UserRole + 3
 ICON_SIDE = 56
 
 
@@ -62,6 +63,11 @@ class DuplicatesPanel(QWidget):
         self.similar: list[list[Any]] = []
         self._stale = True
         self._items_by_key: dict[str, list[QTreeWidgetItem]] = {}
+        self._pending: list[tuple[str, int, Any]] = []
+        self._checked_before: set[str] = set()
+        self._populate_timer = QTimer(self)
+        self._populate_timer.setInterval(0)
+        self._populate_timer.timeout.connect(self._populate_step)
         loader.ready.connect(self._thumb_ready)
 
         layout = QVBoxLayout(self)
@@ -192,50 +198,75 @@ class DuplicatesPanel(QWidget):
 
     # -- tree ----------------------------------------------------------------------------------------------
     def show_groups(self) -> None:
-        checked = set(self.checked_paths())
-        self.tree.blockSignals(True)
+        """Refill the tree. Groups are added a batch per event-loop turn, so thousands of groups never freeze
+        the window; anything that needs every row (auto-select, actions) calls :meth:`flush` first."""
+        # rows not added yet keep the state they had in the previous fill
+        self._checked_before = set(self.checked_paths()) | (self._checked_before if self._pending else set())
+        self._populate_timer.stop()
         self.tree.clear()
         self._items_by_key.clear()
-        refs = getattr(self.finder, "references", []) if self.finder is not None else []
         if self.mode.currentData() == "dupes":
-            for n, group in enumerate(self.groups, 1):
-                tier = TIER_WORDS.get(group.tier, group.tier)
-                top = QTreeWidgetItem([f"Group {n}: {len(group.members)} files", tier, TIER_HELP.get(group.tier, ""),
-                                       "", ""])
-                self._bold(top)
-                self.tree.addTopLevelItem(top)
-                for m in group.members:
-                    keeper = m.tier == "keeper"
-                    why = m.reason or ("the best copy by the keeper rules" if keeper else "")
-                    if m.reference:
-                        why += " (reference folder: never moved)"
-                    child = self._file_item(m.info, "KEEP" if keeper else TIER_WORDS.get(m.tier, m.tier), why)
-                    child.setData(0, KeeperRole, group.keeper.path)
-                    if not keeper and not m.reference:
-                        child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                        child.setCheckState(0, Qt.CheckState.Checked if m.info.path in checked
-                                            else Qt.CheckState.Unchecked)
-                    if keeper:
-                        self._bold(child)
-                    top.addChild(child)
-                top.setExpanded(True)
+            self._pending = [("dupes", n, g) for n, g in enumerate(self.groups, 1)]
         else:
-            for n, shots in enumerate(self.similar, 1):
-                top = QTreeWidgetItem([f"Similar shots {n}: {len(shots)} photos", "Similar shot",
-                                       TIER_HELP["similar"], "", ""])
-                self._bold(top)
-                self.tree.addTopLevelItem(top)
-                for i, info in enumerate(shots):
-                    why = "best of the set by the keeper rules" if i == 0 else "a different photo of the same scene"
-                    child = self._file_item(info, "Best" if i == 0 else "Similar shot", why)
-                    child.setData(0, KeeperRole, shots[0].path)
-                    child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                    child.setCheckState(0, Qt.CheckState.Checked if info.path in checked else Qt.CheckState.Unchecked)
-                    top.addChild(child)
-                top.setExpanded(True)
-        del refs
-        self.tree.blockSignals(False)
+            self._pending = [("similar", n, g) for n, g in enumerate(self.similar, 1)]
+        self._pending.reverse()
+        self._populate_step()
+        if self._pending:
+            self._populate_timer.start()
         self._update_summary()
+
+    def flush(self) -> None:
+        while self._pending:
+            self._populate_step(batch=10_000)
+        self._populate_timer.stop()
+
+    def _populate_step(self, batch: int = 25) -> None:
+        self.tree.blockSignals(True)
+        checked = self._checked_before
+        for _ in range(min(batch, len(self._pending))):
+            kind, n, group = self._pending.pop()
+            if kind == "dupes":
+                self._add_dupe_group(n, group, checked)
+            else:
+                self._add_similar_group(n, group, checked)
+        self.tree.blockSignals(False)
+        if not self._pending:
+            self._populate_timer.stop()
+            self._update_buttons()
+
+    def _add_dupe_group(self, n: int, group: Any, checked: set[str]) -> None:
+        tier = TIER_WORDS.get(group.tier, group.tier)
+        top = QTreeWidgetItem([f"Group {n}: {len(group.members)} files", tier, TIER_HELP.get(group.tier, ""), "", ""])
+        self._bold(top)
+        self.tree.addTopLevelItem(top)
+        for m in group.members:
+            keeper = m.tier == "keeper"
+            why = m.reason or ("the best copy by the keeper rules" if keeper else "")
+            if m.reference:
+                why += " (reference folder: never moved)"
+            child = self._file_item(m.info, "KEEP" if keeper else TIER_WORDS.get(m.tier, m.tier), why)
+            child.setData(0, KeeperRole, group.keeper.path)
+            if not keeper and not m.reference:
+                child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                child.setCheckState(0, Qt.CheckState.Checked if m.info.path in checked else Qt.CheckState.Unchecked)
+            if keeper:
+                self._bold(child)
+            top.addChild(child)
+        top.setExpanded(True)
+
+    def _add_similar_group(self, n: int, shots: list[Any], checked: set[str]) -> None:
+        top = QTreeWidgetItem([f"Similar shots {n}: {len(shots)} photos", "Similar shot", TIER_HELP["similar"], "",
+                               ""])
+        self._bold(top)
+        self.tree.addTopLevelItem(top)
+        for i, info in enumerate(shots):
+            why = "best of the set by the keeper rules" if i == 0 else "a different photo of the same scene"
+            child = self._file_item(info, "Best" if i == 0 else "Similar shot", why)
+            child.setData(0, KeeperRole, shots[0].path)
+            child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            child.setCheckState(0, Qt.CheckState.Checked if info.path in checked else Qt.CheckState.Unchecked)
+            top.addChild(child)
+        top.setExpanded(True)
 
     def _file_item(self, info: Any, kind: str, why: str) -> QTreeWidgetItem:
         path = Path(info.path)
@@ -244,6 +275,7 @@ class DuplicatesPanel(QWidget):
         item.setToolTip(0, str(path))
         item.setToolTip(2, why)
         item.setData(0, PathRole, str(path))
+        item.setData(0, SizeRole, int(info.size or 0))
         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)  # only copies become checkable
         key = cache_key(path, info.content_hash)
         pm = self.loader.pixmap(key, path)
@@ -306,6 +338,7 @@ class DuplicatesPanel(QWidget):
         if self.mode.currentData() != "dupes":
             self.summary.setText("Similar shots are different photos; choose which to remove yourself.")
             return
+        self.flush()
         self._check_all(True)
 
     def _update_summary(self) -> None:
@@ -324,10 +357,7 @@ class DuplicatesPanel(QWidget):
 
     @staticmethod
     def _size_of(item: QTreeWidgetItem) -> int:
-        try:
-            return Path(item.data(0, PathRole)).stat().st_size
-        except OSError:
-            return 0
+        return int(item.data(0, SizeRole) or 0)
 
     def _update_buttons(self) -> None:
         has_checked = bool(self.checked_items()) if self.tree.topLevelItemCount() else False
@@ -355,6 +385,7 @@ class DuplicatesPanel(QWidget):
     def act(self, action: str) -> None:
         """Trash or quarantine the checked copies; each is protected by its keeper (the core refuses to move a
         copy whose keeper has gone, and never moves a keeper or a reference file)."""
+        self.flush()
         items = self.checked_items()
         if not items:
             return
