@@ -1,0 +1,172 @@
+"""Duplicate tiers, grouping without chaining, sensitivity, "not a duplicate" marks and similar shots."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps, PngImagePlugin
+
+from vitfeat_desktop.core.dupes import (
+    DuplicateFinder,
+    FileInfo,
+    NotDuplicateMarks,
+    Thresholds,
+    brute_knn,
+    center_vectors,
+    hash_candidates,
+)
+from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.core.phash import image_hashes
+
+
+def _file_info(i: int, path: Path) -> FileInfo:
+    image = open_image(path)
+    return FileInfo(id=i, path=str(path), size=path.stat().st_size, width=image.width, height=image.height,
+                    format=Image.open(path).format, content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    hashes=image_hashes(open_image(path, min_side=64)))
+
+
+@pytest.fixture()
+def tier_library(tmp_path: Path, photos: list[Path]) -> dict[str, Path]:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    a = Image.open(photos[0]).convert("RGB")
+    b = Image.open(photos[1]).convert("RGB")
+    out = {"a": lib / "a.jpg", "a_copy": lib / "a_copy.jpg", "a_small": lib / "a_small.jpg",
+           "a_rot": lib / "a_rot.jpg", "a_mirror": lib / "a_mirror.jpg", "b": lib / "b.png",
+           "b_meta": lib / "b_meta.png", "c": lib / "c.jpg"}
+    shutil.copyfile(photos[0], out["a"])
+    shutil.copyfile(photos[0], out["a_copy"])
+    a.resize((a.width // 2, a.height // 2), Image.Resampling.LANCZOS).save(out["a_small"], quality=60)
+    a.transpose(Image.Transpose.ROTATE_90).save(out["a_rot"], quality=90)
+    ImageOps.mirror(a).save(out["a_mirror"], quality=90)
+    b.save(out["b"])
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Comment", "edited metadata only")
+    b.save(out["b_meta"], pnginfo=meta)
+    shutil.copyfile(photos[2], out["c"])
+    return out
+
+
+def test_tiers_from_hashes_and_pixels(tier_library: dict[str, Path]) -> None:
+    files = [_file_info(i, p) for i, p in enumerate(tier_library.values())]
+    finder = DuplicateFinder.build(files)  # quick pass: no model
+    groups = finder.groups()
+    by_keeper = {Path(g.keeper.path).name: g for g in groups}
+    assert set(by_keeper) == {"a.jpg", "b_meta.png"}  # same pixels: the larger file is kept
+    a_group = by_keeper["a.jpg"]
+    tiers = {Path(m.info.path).name: m.tier for m in a_group.members}
+    assert tiers == {"a.jpg": "keeper", "a_copy.jpg": "exact", "a_small.jpg": "near-duplicate",
+                     "a_rot.jpg": "near-duplicate", "a_mirror.jpg": "near-duplicate"}
+    reasons = {Path(m.info.path).name: m.reason for m in a_group.members}
+    assert "rotated" in reasons["a_rot.jpg"] and "mirrored" in reasons["a_mirror.jpg"]
+    assert "same bytes" in reasons["a_copy.jpg"]
+    assert a_group.tier == "near-duplicate"
+    b_group = by_keeper["b_meta.png"]
+    assert [m.tier for m in b_group.members] == ["keeper", "same-pixels"]
+    assert b_group.tier == "same-pixels"
+    # a file is in at most one group; the distractor in none
+    paths = [p for g in groups for p in g.files]
+    assert len(paths) == len(set(paths)) and str(tier_library["c"]) not in paths
+    as_json = a_group.to_dict()
+    assert as_json["keeper"] == str(tier_library["a"]) and as_json["files"][0] == as_json["keeper"]
+    assert {"path", "tier", "reason", "score"} <= set(as_json["members"][1])
+
+
+def test_same_pixels_needs_identical_decode(tier_library: dict[str, Path]) -> None:
+    # the half-size JPEG has the same pHash as the original but different pixels: never "same-pixels"
+    files = [_file_info(0, tier_library["a"]), _file_info(1, tier_library["a_small"])]
+    group = DuplicateFinder.build(files).groups()[0]
+    assert group.members[1].tier == "near-duplicate"
+
+
+def _finder(n: int, pairs: list[tuple[int, int]], cos: list[float], **kw: object) -> DuplicateFinder:
+    files = [FileInfo(id=i, path=f"/p/{i}.jpg", width=1000 - i, height=800) for i in range(n)]
+    m = len(pairs)
+    return DuplicateFinder(files, np.array(pairs, dtype=np.int64).reshape(-1, 2), cos=np.array(cos, np.float32),
+                           hash_dist=np.full(m, 30), transform=np.zeros(m, dtype=np.int64),
+                           align=np.full(m, np.nan, dtype=np.float32), exact=np.zeros(m, dtype=bool),
+                           same_pixels=np.zeros(m, dtype=bool), thresholds=Thresholds(), **kw)  # type: ignore[arg-type]
+
+
+def test_no_transitive_chaining() -> None:
+    # 0~1 and 1~2 are copies, 0 and 2 are not: 2 must not join 0's group through 1
+    finder = _finder(3, [(0, 1), (1, 2), (0, 2)], [0.99, 0.99, 0.1])
+    groups = finder.groups()
+    assert [[m.info.id for m in g.members] for g in groups] == [[0, 1]]
+
+
+def test_chain_without_keeper_link_starts_a_new_group() -> None:
+    # 0~1, 2~3 linked through 1~2 (a burst): two groups, never one of four
+    finder = _finder(4, [(0, 1), (1, 2), (2, 3)], [0.99, 0.95, 0.99])
+    assert sorted([m.info.id for m in g.members] for g in finder.groups()) == [[0, 1], [2, 3]]
+
+
+def test_sensitivity_moves_the_cut_without_reading_files() -> None:
+    finder = _finder(2, [(0, 1)], [0.915])
+    assert finder.groups(0.0) == [] and finder.groups(0.5) == []
+    assert len(finder.groups(1.0)) == 1
+
+
+def test_not_a_duplicate_marks_are_stored_and_respected(tmp_path: Path) -> None:
+    marks = NotDuplicateMarks.for_library(tmp_path / "Photos")
+    finder = _finder(3, [(0, 1), (0, 2)], [0.99, 0.99], marks=marks)
+    assert len(finder.groups()[0].members) == 3
+    marks.mark(finder.files[0], finder.files[2])
+    reloaded = NotDuplicateMarks.for_library(tmp_path / "Photos")
+    assert len(reloaded) == 1 and reloaded.is_marked(finder.files[2], finder.files[0])
+    again = _finder(3, [(0, 1), (0, 2)], [0.99, 0.99], marks=reloaded)
+    assert [[m.info.id for m in g.members] for g in again.groups()] == [[0, 1]]
+    reloaded.unmark(finder.files[0], finder.files[2])
+    assert len(NotDuplicateMarks.for_library(tmp_path / "Photos")) == 0
+
+
+def test_similar_shots_are_kept_apart() -> None:
+    finder = _finder(4, [(0, 1), (2, 3)], [0.99, 0.75])
+    assert [[m.info.id for m in g.members] for g in finder.groups()] == [[0, 1]]
+    assert [[f.id for f in s] for s in finder.similar_groups()] == [[2, 3]]
+
+
+def test_verified_pairs_group_and_unverified_do_not() -> None:
+    finder = _finder(3, [(0, 1), (0, 2)], [0.7, 0.7])
+    finder.align[:] = [0.95, 0.5]
+    assert [[m.info.id for m in g.members] for g in finder.groups()] == [[0, 1]]
+    assert "pixels align" in finder.groups()[0].members[1].reason
+
+
+def test_build_with_vectors_and_verifier() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 16)).astype(np.float32)
+    vectors = np.concatenate([base, base[:2] + 0.08 * rng.normal(size=(2, 16)).astype(np.float32)])
+    files = [FileInfo(id=i, path=f"/p/{i}.jpg", width=100 + i, height=100) for i in range(8)]
+    calls: list[tuple[int, int]] = []
+
+    def verifier(a: FileInfo, b: FileInfo) -> float:
+        calls.append((a.id, b.id))
+        return 0.99
+
+    t = Thresholds(cos_accept=0.999, cos_accept_lo=0.998, cos_accept_hi=0.9995, verify_min=0.9)
+    finder = DuplicateFinder.build(files, vectors=vectors, thresholds=t, verifier=verifier, pixel_digest=None)
+    groups = finder.groups()
+    assert sorted(sorted(m.info.id for m in g.members) for g in groups) == [[0, 6], [1, 7]]
+    assert calls and all(finder.cos[finder._pair_index[tuple(sorted(c))]] >= 0.9 for c in calls)
+
+
+def test_hash_candidates_find_rotated_copies() -> None:
+    rng = np.random.default_rng(1)
+    ph = rng.integers(0, 2**63, size=(5, 8), dtype=np.uint64)
+    ph[4] = np.roll(ph[1], 4)  # file 4's upright hash equals one of file 1's rotated hashes
+    pairs = hash_candidates(ph, np.ones(5, dtype=bool))
+    assert [1, 4] in pairs.tolist()
+
+
+def test_centering_and_knn() -> None:
+    v = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float32)
+    unit = center_vectors(v)
+    assert np.allclose(np.linalg.norm(unit[:3], axis=1), 1) and not unit[3].any()
+    knn = brute_knn(unit, k=2)
+    assert knn[0, 0] == 1 and knn.shape == (4, 2)

@@ -1,0 +1,725 @@
+"""Duplicate tiers and groups from content hashes, perceptual hashes and the k-NN graph, and the keeper rules.
+
+How a pair of files becomes "one picture":
+
+* ``exact``: same content hash (same bytes).
+* ``same-pixels``: different bytes, identical pixels once decoded (metadata edited, lossless re-save). Only pairs
+  whose perceptual hashes are equal and whose sizes agree are decoded in full and compared, so this costs a few
+  decodes, not a pass over the library.
+* ``near-duplicate``: one picture, different files. Two independent witnesses, either suffices:
+  the dihedral pHash (the copy's hash equals one of the original's eight rotated/mirrored hashes within a few
+  bits: resized, recompressed, format-changed, colour-adjusted, rotated 90/180/270 and mirrored copies), and the
+  model, for what the hash cannot see (crops, borders, small rotations, watermarks). The model's pooled vector
+  alone is a poor copy detector (different photos of one subject score as high as a crop), so a pair whose
+  embedding similarity is only in the grey zone is confirmed by aligning the two pictures' pixels (see
+  ``verify.py``, which also says why patch tokens were measured and not used).
+* ``similar``: close in embedding space but not a copy (same scene, a burst). Returned separately by
+  :meth:`DuplicateFinder.similar_groups`, never mixed into duplicate groups.
+
+All cuts come from a :class:`Thresholds` object that ``calibrate.py`` fits to the model on the user's own
+library; a sensitivity in [0, 1] (0.5 = calibrated) moves every cut together.
+
+Grouping never chains: pairs are joined into components, then each component is split around keepers: the best
+keeper takes every file that matches *it* directly, and the rest start a new group. All pair evidence is
+computed once in :meth:`DuplicateFinder.build` (this is where files may be read), so :meth:`groups` with a new
+sensitivity only filters arrays: well under a second for 100,000 files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitfeat_desktop import config
+from vitfeat_desktop.core.images import RAW_EXTENSIONS, open_image
+from vitfeat_desktop.core.phash import ImageHashes
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
+
+TIERS = ("exact", "same-pixels", "near-duplicate", "similar")
+_TIER_RANK = {t: n for n, t in enumerate(TIERS)}
+_TRANSFORM_NAMES = ("", "rotated 90°", "rotated 180°", "rotated 270°", "mirrored", "mirrored and rotated 90°",
+                    "mirrored and rotated 180°", "mirrored and rotated 270°")
+RAW_FORMATS = frozenset({"DNG", "CR2", "CR3", "NEF", "NRW", "ARW", "RAF", "ORF", "RW2", "PEF", "SRW", "RAW"})
+MAX_COMPONENT = 64  # a "component" bigger than this is a flat/dark-image cluster, not copies: pairs only
+
+
+# --------------------------------------------------------------------------------------------------------------
+# files and keepers
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What duplicate finding needs to know about one file (a subset of the catalogue's FileRecord)."""
+
+    id: int
+    path: str
+    size: int = 0
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    capture_date: str | None = None
+    content_hash: str | None = None
+    hashes: ImageHashes | None = None
+    mtime: float = 0.0
+
+    @classmethod
+    def from_record(cls, record: Any) -> FileInfo:
+        """From a catalogue ``FileRecord`` (or anything with the same attributes)."""
+        return cls(id=int(record.id), path=str(record.path), size=int(record.size or 0), width=record.width,
+                   height=record.height, format=record.format, capture_date=record.capture_date,
+                   content_hash=record.content_hash, hashes=record.hashes, mtime=float(record.mtime or 0.0))
+
+    @property
+    def pixels(self) -> int:
+        return int(self.width or 0) * int(self.height or 0)
+
+    @property
+    def is_raw(self) -> bool:
+        return (self.format or "").upper() in RAW_FORMATS or Path(self.path).suffix.lower() in RAW_EXTENSIONS
+
+
+def _under(path: str, folders: Sequence[Path]) -> bool:
+    p = Path(os.path.abspath(path))
+    return any(p == f or f in p.parents for f in folders)
+
+
+def keeper_key(info: FileInfo, references: Sequence[Path] = ()) -> tuple[Any, ...]:
+    """Sort key, best keeper first: reference folder, resolution, RAW over others, larger file, oldest, path."""
+    return (
+        0 if _under(info.path, references) else 1,
+        -info.pixels,
+        0 if info.is_raw else 1,
+        -info.size,
+        info.capture_date or "9999",  # no date sorts last: we cannot claim it is the original
+        info.mtime or float("inf"),
+        info.path,
+    )
+
+
+def keeper_reason(keeper: FileInfo, other: FileInfo, references: Sequence[Path] = ()) -> str:
+    """The first keeper rule that separates ``keeper`` from ``other``, in words for the user."""
+    if _under(keeper.path, references):
+        return "in a reference folder"
+    if keeper.pixels != other.pixels:
+        return f"higher resolution ({keeper.width}x{keeper.height} vs {other.width}x{other.height})"
+    if keeper.is_raw != other.is_raw:
+        return "RAW file"
+    if keeper.size != other.size:
+        return f"larger file, less compressed ({keeper.size:,} vs {other.size:,} bytes)"
+    if (keeper.capture_date or "9999") != (other.capture_date or "9999"):
+        return f"older capture date ({keeper.capture_date})"
+    return "first by name (otherwise equal)"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# thresholds
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cuts for one model, fitted by ``calibrate.py``; each *_lo/_hi is the cut at sensitivity 1 / 0.
+
+    ``cos_*`` apply to cosine similarity of the *centred* pooled vectors (the library mean removed: the raw
+    pooled vectors of a ViT share a large common direction that makes every pair look alike). ``align_*`` apply
+    to the alignment score of ``verify.py``; ``verify_min`` is the lowest similarity worth verifying.
+    """
+
+    cos_accept: float = 0.93  # accept on the pooled vector alone (no verification) at sensitivity 0.5
+    cos_accept_lo: float = 0.90
+    cos_accept_hi: float = 0.96
+    verify_min: float = 0.5
+    verify_rank: int = 5  # verify only pairs among each other's nearest few (the cost stays per file, not per pair)
+    align_cut: float = 0.86
+    align_lo: float = 0.82
+    align_hi: float = 0.90
+    similar_cut: float = 0.6
+    hash_cut: int = 8
+    hash_lo: int = 10
+    hash_hi: int = 5
+    model_key: str = ""
+    source: str = "default"  # "default" | "calibrated"
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, sensitivity: float) -> tuple[float, float, float]:
+        """(cos_accept, align_cut, hash_cut) at ``sensitivity`` (0 = strictest, 0.5 = calibrated, 1 = loosest)."""
+        s = min(1.0, max(0.0, float(sensitivity)))
+        return (_lerp(self.cos_accept_hi, self.cos_accept, self.cos_accept_lo, s),
+                _lerp(self.align_hi, self.align_cut, self.align_lo, s),
+                _lerp(self.hash_hi, self.hash_cut, self.hash_lo, s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _lerp(at0: float, at_half: float, at1: float, s: float) -> float:
+    if s <= 0.5:
+        return at0 + (at_half - at0) * (s / 0.5)
+    return at_half + (at1 - at_half) * ((s - 0.5) / 0.5)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# "not a duplicate" marks
+
+
+class NotDuplicateMarks:
+    """Pairs the user said are not duplicates; keyed by content hash so the mark survives renames and moves.
+
+    Stored per library in the data dir (never next to the photos), written atomically.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pairs: set[tuple[str, str]] = set()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            self._pairs = {tuple(sorted(p)) for p in data.get("pairs", []) if len(p) == 2}  # type: ignore[misc]
+        except (OSError, ValueError, TypeError):
+            self._pairs = set()
+
+    @classmethod
+    def for_library(cls, library_folder: str | os.PathLike[str]) -> NotDuplicateMarks:
+        key = hashlib.sha256(os.fsencode(os.path.abspath(library_folder))).hexdigest()[:16]
+        return cls(config.data_dir() / "dupes" / f"not-duplicates-{key}.json")
+
+    @staticmethod
+    def _key(info: FileInfo) -> str:
+        return info.content_hash or f"path:{os.path.abspath(info.path)}"
+
+    def mark(self, a: FileInfo, b: FileInfo) -> None:
+        self._pairs.add(tuple(sorted((self._key(a), self._key(b)))))  # type: ignore[arg-type]
+        self._save()
+
+    def unmark(self, a: FileInfo, b: FileInfo) -> None:
+        self._pairs.discard(tuple(sorted((self._key(a), self._key(b)))))  # type: ignore[arg-type]
+        self._save()
+
+    def is_marked(self, a: FileInfo, b: FileInfo) -> bool:
+        return tuple(sorted((self._key(a), self._key(b)))) in self._pairs
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def _save(self) -> None:
+        config.write_json_atomic(self.path, {"pairs": sorted(list(p) for p in self._pairs)})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class Member:
+    info: FileInfo
+    tier: str  # "keeper" for the keeper itself
+    reason: str
+    score: float
+    reference: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.info.path, "tier": self.tier, "reason": self.reason, "score": round(self.score, 4),
+                "reference": self.reference}
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    keeper: FileInfo
+    members: tuple[Member, ...]  # keeper first
+    tier: str  # the loosest tier of its members
+
+    @property
+    def files(self) -> list[str]:
+        return [m.info.path for m in self.members]
+
+    @property
+    def removable(self) -> list[Member]:
+        """Members an action may move: not the keeper, not in a reference folder."""
+        return [m for m in self.members if m.tier != "keeper" and not m.reference]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "keeper": self.keeper.path, "tier": self.tier,
+                "members": [m.to_dict() for m in self.members]}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# pair evidence
+
+
+def hamming_u64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit count of a XOR b for uint64 arrays (vectorised popcount)."""
+    x = np.bitwise_xor(a.astype(np.uint64), b.astype(np.uint64))
+    count = np.zeros(x.shape, dtype=np.int64)
+    for shift in range(0, 64, 8):
+        count += _POP8[((x >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.int64)]
+    return count
+
+
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _hash_matrix(files: Sequence[FileInfo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(phashes [n,8] uint64, dhash [n] uint64, has_hash [n] bool)."""
+    n = len(files)
+    ph = np.zeros((n, 8), dtype=np.uint64)
+    dh = np.zeros(n, dtype=np.uint64)
+    ok = np.zeros(n, dtype=bool)
+    for i, f in enumerate(files):
+        if f.hashes is not None:
+            ph[i] = np.array(f.hashes.phashes, dtype=np.uint64)
+            dh[i] = np.uint64(f.hashes.dhash)
+            ok[i] = True
+    return ph, dh, ok
+
+
+def hash_candidates(phashes: np.ndarray, has_hash: np.ndarray, *, max_bucket: int = 64) -> np.ndarray:
+    """Pairs (i<j) whose pHashes share a 16-bit quarter in some orientation: every pair within Hamming 3 and
+    most within 10. Buckets larger than ``max_bucket`` (flat, dark or blank pictures that all hash alike) are
+    skipped rather than exploding into millions of pairs; the k-NN graph still covers those files."""
+    n = phashes.shape[0]
+    idx = np.nonzero(has_hash)[0]
+    if idx.size < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    rows = []
+    for t in range(8):
+        for q in range(4):
+            chunk = ((phashes[idx, t] >> np.uint64(16 * q)) & np.uint64(0xFFFF)).astype(np.int64)
+            key = (q << 16) | chunk
+            rows.append(np.stack([key, idx, np.full(idx.size, t)], axis=1))
+    table = np.concatenate(rows)
+    # identity-orientation rows of i meet any-orientation rows of j
+    order = np.argsort(table[:, 0], kind="stable")
+    table = table[order]
+    keys = table[:, 0]
+    bounds = np.nonzero(np.diff(keys))[0] + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(keys)]])
+    pairs = []
+    for s, e in zip(starts, ends, strict=True):
+        if e - s < 2:
+            continue
+        members = table[s:e]
+        base = members[members[:, 2] == 0, 1]
+        if base.size == 0:
+            continue
+        others = np.unique(members[:, 1])
+        if others.size > max_bucket:
+            continue
+        a, b = np.meshgrid(base, others, indexing="ij")
+        sel = a != b
+        pairs.append(np.stack([np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    out = np.unique(np.concatenate(pairs), axis=0)
+    return out[(out[:, 0] < n) & (out[:, 1] < n)]
+
+
+def dihedral_distance(phashes: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min Hamming distance between i's upright pHash and j's eight orientations, and which orientation."""
+    d = np.stack([hamming_u64(phashes[i, 0], phashes[j, t]) for t in range(8)], axis=1)
+    return d.min(axis=1), d.argmin(axis=1)
+
+
+def default_pixel_digest(info: FileInfo) -> str | None:
+    """SHA-256 of the fully decoded, upright RGB pixels (None when the file cannot be read)."""
+    try:
+        image = open_image(info.path)
+    except Exception:
+        return None
+    digest = hashlib.sha256(f"{image.width}x{image.height}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+PatchVerifier = Callable[[FileInfo, FileInfo], float | None]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the finder
+
+
+class DuplicateFinder:
+    """Holds the pair evidence of one library; :meth:`groups` and :meth:`similar_groups` regroup instantly."""
+
+    def __init__(
+        self,
+        files: Sequence[FileInfo],
+        pairs: np.ndarray,
+        *,
+        cos: np.ndarray,
+        hash_dist: np.ndarray,
+        transform: np.ndarray,
+        align: np.ndarray,
+        exact: np.ndarray,
+        same_pixels: np.ndarray,
+        thresholds: Thresholds,
+        references: Sequence[Path] = (),
+        marks: NotDuplicateMarks | None = None,
+        has_vectors: bool = True,
+    ) -> None:
+        self.files = list(files)
+        self.pairs = pairs
+        self.cos = cos
+        self.hash_dist = hash_dist
+        self.transform = transform
+        self.align = align
+        self.exact = exact
+        self.same_pixels = same_pixels
+        self.thresholds = thresholds
+        self.references = [Path(os.path.abspath(r)) for r in references]
+        self.marks = marks
+        self.has_vectors = has_vectors
+        self._keys = [keeper_key(f, self.references) for f in self.files]
+        self._rank = np.empty(len(self.files), dtype=np.int64)
+        self._rank[sorted(range(len(self.files)), key=self._keys.__getitem__)] = np.arange(len(self.files))
+        self._pair_index = {(int(a), int(b)): n for n, (a, b) in enumerate(pairs)}
+        self._marked = np.array([bool(marks and marks.is_marked(self.files[a], self.files[b])) for a, b in pairs],
+                                dtype=bool)
+
+    # -- building ---------------------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        files: Sequence[FileInfo],
+        *,
+        vectors: np.ndarray | None = None,
+        knn: np.ndarray | None = None,
+        thresholds: Thresholds | None = None,
+        mean: np.ndarray | None = None,
+        verifier: PatchVerifier | None = None,
+        pixel_digest: Callable[[FileInfo], str | None] | None = default_pixel_digest,
+        references: Iterable[str | os.PathLike[str]] = (),
+        marks: NotDuplicateMarks | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> DuplicateFinder:
+        """Collect candidate pairs and their evidence; the only step that may read files.
+
+        ``vectors``: pooled vectors aligned with ``files`` (rows of zeros for files without one), any norm.
+        ``knn``: neighbour indices [n,k] into ``files`` (-1 for none); computed by brute force when omitted.
+        ``mean``: the centring vector (the calibration's, so cuts and scores agree); the vectors' mean if None.
+        ``verifier``: patch-token match score for grey-zone pairs (``verify.PatchMatcher``), or None.
+        """
+        thresholds = thresholds or Thresholds()
+        files = list(files)
+        n = len(files)
+        reporter = Reporter(progress, "duplicates", total=None)
+        ph, _dh, has_hash = _hash_matrix(files)
+        candidate_sets = [hash_candidates(ph, has_hash)]
+        by_hash: dict[str, list[int]] = {}
+        for i, f in enumerate(files):
+            if f.content_hash:
+                by_hash.setdefault(f.content_hash, []).append(i)
+        for members in by_hash.values():
+            if len(members) > 1:
+                m = np.array(members)
+                a, b = np.meshgrid(m, m, indexing="ij")
+                sel = a < b
+                candidate_sets.append(np.stack([a[sel], b[sel]], axis=1))
+        unit: np.ndarray | None = None
+        verify_pairs: set[tuple[int, int]] = set()
+        if vectors is not None and len(vectors):
+            unit = center_vectors(np.asarray(vectors, dtype=np.float32), mean)
+            if knn is None:
+                knn = brute_knn(unit, k=10)
+            knn = np.asarray(knn, dtype=np.int64)
+            valid = knn >= 0
+            rows = np.repeat(np.arange(n), knn.shape[1]).reshape(knn.shape)
+            a, b = rows[valid], knn[valid]
+            sel = a != b
+            candidate_sets.append(np.stack([np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])], axis=1))
+            close = knn[:, : thresholds.verify_rank]
+            for x, y in zip(rows[:, : close.shape[1]][close >= 0], close[close >= 0], strict=True):
+                if x != y:
+                    verify_pairs.add((min(int(x), int(y)), max(int(x), int(y))))
+        check_cancel(cancel)
+        pairs = _unique_pairs(candidate_sets)
+        evidence = _Evidence(files, unit, ph, has_hash, thresholds, verifier, pixel_digest, reporter, cancel)
+        evidence.add(pairs, verify_pairs)
+        # Close each component found at the loosest setting, so every keeper/member pair has its own evidence
+        # (grouping asks "does this file match the keeper", and the keeper may not be among its neighbours).
+        loose = evidence.near_loose()
+        extra = _component_pairs(n, evidence.pairs[loose])
+        if extra.size:
+            known = {(int(x), int(y)) for x, y in evidence.pairs}
+            new = np.array([p for p in extra.tolist() if (p[0], p[1]) not in known], dtype=np.int64).reshape(-1, 2)
+            evidence.add(new, {(int(x), int(y)) for x, y in new})
+        reporter.update(len(evidence.pairs), force=True)
+        return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
+                   align=evidence.align, exact=evidence.exact, same_pixels=evidence.same_pixels,
+                   thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
+                   has_vectors=unit is not None)
+
+    # -- deciding -------------------------------------------------------------------------------------------
+    def near_mask(self, sensitivity: float = 0.5) -> np.ndarray:
+        """Which stored pairs are copies of one picture at this sensitivity (array ops only)."""
+        cos_cut, align_cut, hash_cut = self.thresholds.at(sensitivity)
+        near = self.exact | self.same_pixels | (self.hash_dist <= hash_cut)
+        if self.has_vectors:
+            near |= self.cos >= cos_cut
+            with np.errstate(invalid="ignore"):
+                near |= (self.align >= align_cut) & (self.cos >= self.thresholds.verify_min)
+        return near & ~self._marked
+
+    def pair_reason(self, p: int) -> tuple[str, str, float]:
+        """(tier, reason, score) of stored pair ``p``."""
+        if self.exact[p]:
+            return "exact", "same bytes (identical content hash)", 1.0
+        if self.same_pixels[p]:
+            return "same-pixels", "identical pixels after decoding (metadata or lossless re-save)", 1.0
+        h = int(self.hash_dist[p])
+        turned = _TRANSFORM_NAMES[int(self.transform[p])]
+        parts = []
+        if h <= self.thresholds.hash_lo:
+            parts.append(f"perceptual hash {h}/64 bits apart" + (f" ({turned} copy)" if turned else ""))
+        if not self.has_vectors:
+            return "near-duplicate", "; ".join(parts), 1.0 - min(h, 64) / 64.0
+        if not np.isnan(self.align[p]):
+            parts.append(f"pixels align after crop/border/rotation {self.align[p]:.2f}")
+        parts.append(f"embedding similarity {float(self.cos[p]):.3f}")
+        return "near-duplicate", "; ".join(parts), float(self.cos[p])
+
+    def groups(self, sensitivity: float = 0.5) -> list[DuplicateGroup]:
+        """Duplicate groups at ``sensitivity``; a file is in at most one group. Reads no file."""
+        near = self.near_mask(sensitivity)
+        return self._group(np.nonzero(near)[0])
+
+    def _group(self, edge_ids: np.ndarray) -> list[DuplicateGroup]:
+        n = len(self.files)
+        if not edge_ids.size:
+            return []
+        parent = np.arange(n)
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return int(x)
+
+        adjacency: dict[int, dict[int, int]] = {}
+        for p in edge_ids:
+            a, b = (int(x) for x in self.pairs[p])
+            adjacency.setdefault(a, {})[b] = int(p)
+            adjacency.setdefault(b, {})[a] = int(p)
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+        components: dict[int, list[int]] = {}
+        for node in adjacency:
+            components.setdefault(find(node), []).append(node)
+        out: list[DuplicateGroup] = []
+        for nodes in components.values():
+            remaining = sorted(nodes, key=lambda x: self._rank[x])
+            while len(remaining) > 1:
+                keeper = remaining[0]
+                links = adjacency.get(keeper, {})
+                taken = [x for x in remaining[1:] if x in links]
+                if not taken:
+                    remaining = remaining[1:]
+                    continue
+                out.append(self._make_group(keeper, taken, links))
+                taken_set = set(taken)
+                remaining = [x for x in remaining[1:] if x not in taken_set]
+        out.sort(key=lambda g: (_TIER_RANK[g.tier], g.keeper.path))
+        return out
+
+    def _make_group(self, keeper: int, taken: list[int], links: dict[int, int]) -> DuplicateGroup:
+        kinfo = self.files[keeper]
+        members = [Member(kinfo, "keeper", "kept: " + keeper_reason(kinfo, self.files[taken[0]], self.references),
+                          1.0, _under(kinfo.path, self.references))]
+        for x in taken:
+            tier, reason, score = self.pair_reason(links[x])
+            info = self.files[x]
+            members.append(Member(info, tier, reason, score, _under(info.path, self.references)))
+        tier = max((m.tier for m in members[1:]), key=lambda t: _TIER_RANK[t])
+        return DuplicateGroup(kinfo, tuple(members), tier)
+
+    def similar_groups(self, sensitivity: float = 0.5) -> list[list[FileInfo]]:
+        """Similar shots (same scene, bursts): close in embedding space, not copies, never in a duplicate group."""
+        if not self.has_vectors:
+            return []
+        in_dupes = {id(m.info) for g in self.groups(sensitivity) for m in g.members}
+        cut = self.thresholds.similar_cut - (float(sensitivity) - 0.5) * 0.1
+        near = self.near_mask(sensitivity)
+        edges = np.nonzero((self.cos >= cut) & ~near)[0]
+        parent = list(range(len(self.files)))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        touched: set[int] = set()
+        for p in edges:
+            a, b = (int(x) for x in self.pairs[p])
+            if id(self.files[a]) in in_dupes or id(self.files[b]) in in_dupes:
+                continue
+            touched.update((a, b))
+            parent[find(a)] = find(b)
+        comps: dict[int, list[int]] = {}
+        for x in touched:
+            comps.setdefault(find(x), []).append(x)
+        return [[self.files[x] for x in sorted(c, key=lambda x: self._rank[x])] for c in comps.values() if len(c) > 1]
+
+    def plan(self, sensitivity: float = 0.5) -> list[dict[str, str]]:
+        """The removal plan (what an action would move, and the keeper it relies on), for export before acting."""
+        rows = []
+        for g in self.groups(sensitivity):
+            for m in g.removable:
+                rows.append({"path": m.info.path, "keeper": g.keeper.path, "tier": m.tier, "reason": m.reason})
+        return rows
+
+
+def _unique_pairs(sets: Sequence[np.ndarray]) -> np.ndarray:
+    chunks = [c.astype(np.int64).reshape(-1, 2) for c in sets if c.size]
+    if not chunks:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(chunks), axis=0)
+
+
+class _Evidence:
+    """Accumulates per-pair evidence during :meth:`DuplicateFinder.build` (the only place files are read)."""
+
+    def __init__(self, files: Sequence[FileInfo], unit: np.ndarray | None, ph: np.ndarray, has_hash: np.ndarray,
+                 thresholds: Thresholds, verifier: PatchVerifier | None,
+                 pixel_digest: Callable[[FileInfo], str | None] | None, reporter: Reporter,
+                 cancel: CancelFn | None) -> None:
+        self.files, self.unit, self.ph, self.has_hash = files, unit, ph, has_hash
+        self.t, self.verifier, self.pixel_digest = thresholds, verifier, pixel_digest
+        self.reporter, self.cancel = reporter, cancel
+        self.digests: dict[int, str | None] = {}
+        self.pairs = np.zeros((0, 2), dtype=np.int64)
+        self.cos = np.zeros(0, dtype=np.float32)
+        self.hdist = np.zeros(0, dtype=np.int64)
+        self.transform = np.zeros(0, dtype=np.int64)
+        self.exact = np.zeros(0, dtype=bool)
+        self.same_pixels = np.zeros(0, dtype=bool)
+        self.align = np.zeros(0, dtype=np.float32)
+
+    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]]) -> None:
+        files = self.files
+        if not len(pairs):
+            return
+        a, b = pairs[:, 0], pairs[:, 1]
+        if self.unit is not None:
+            cos = np.einsum("ij,ij->i", self.unit[a], self.unit[b]).astype(np.float32)
+        else:
+            cos = np.full(len(pairs), np.nan, dtype=np.float32)
+        hdist, transform = dihedral_distance(self.ph, a, b)
+        hdist = np.where(self.has_hash[a] & self.has_hash[b], hdist, 99)
+        exact = np.array([bool(files[x].content_hash) and files[x].content_hash == files[y].content_hash
+                          for x, y in pairs.tolist()], dtype=bool)
+        same_pixels = np.zeros(len(pairs), dtype=bool)
+        if self.pixel_digest is not None:
+            todo = np.nonzero((hdist == 0) & ~exact)[0]
+            self.reporter.restart("comparing pixels", total=len(todo))
+            for done, p in enumerate(todo):
+                check_cancel(self.cancel)
+                x, y = (int(v) for v in pairs[p])
+                fx, fy = files[x], files[y]
+                if sorted((fx.width or 0, fx.height or 0)) != sorted((fy.width or 0, fy.height or 0)):
+                    continue
+                for k in (x, y):
+                    if k not in self.digests:
+                        self.digests[k] = self.pixel_digest(files[k])
+                same_pixels[p] = self.digests[x] is not None and self.digests[x] == self.digests[y]
+                self.reporter.update(done + 1)
+        align = np.full(len(pairs), np.nan, dtype=np.float32)
+        if self.verifier is not None and self.unit is not None:
+            with np.errstate(invalid="ignore"):
+                grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & (cos >= self.t.verify_min) & (
+                    cos < self.t.cos_accept_hi)
+            todo = [p for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
+            self.reporter.restart("verifying", total=len(todo))
+            for done, p in enumerate(todo):
+                check_cancel(self.cancel)
+                score = self.verifier(files[int(a[p])], files[int(b[p])])
+                align[p] = np.nan if score is None else score
+                self.reporter.update(done + 1)
+        self.pairs = np.concatenate([self.pairs, pairs.astype(np.int64)])
+        self.cos = np.concatenate([self.cos, cos])
+        self.hdist = np.concatenate([self.hdist, hdist.astype(np.int64)])
+        self.transform = np.concatenate([self.transform, transform.astype(np.int64)])
+        self.exact = np.concatenate([self.exact, exact])
+        self.same_pixels = np.concatenate([self.same_pixels, same_pixels])
+        self.align = np.concatenate([self.align, align])
+
+    def near_loose(self) -> np.ndarray:
+        """Pairs that are copies at the loosest sensitivity (used to close components)."""
+        cos_cut, align_cut, hash_cut = self.t.at(1.0)
+        near = self.exact | self.same_pixels | (self.hdist <= hash_cut)
+        if self.unit is not None:
+            with np.errstate(invalid="ignore"):
+                near |= (self.cos >= cos_cut) | ((self.align >= align_cut) & (self.cos >= self.t.verify_min))
+        return near
+
+
+def _component_pairs(n: int, edges: np.ndarray) -> np.ndarray:
+    """All pairs inside each connected component of ``edges`` (components above MAX_COMPONENT are skipped)."""
+    if not len(edges):
+        return np.zeros((0, 2), dtype=np.int64)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(int(a)), find(int(b))
+        if ra != rb:
+            parent[ra] = rb
+    comps: dict[int, list[int]] = {}
+    for x in {int(v) for v in edges.ravel()}:
+        comps.setdefault(find(x), []).append(x)
+    out = []
+    for members in comps.values():
+        if 2 < len(members) <= MAX_COMPONENT:
+            m = np.array(sorted(members))
+            a, b = np.triu_indices(len(m), 1)
+            out.append(np.stack([m[a], m[b]], axis=1))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def center_vectors(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """L2-normalise, subtract the (library) mean, L2-normalise again; zero rows stay zero."""
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    present = norms[:, 0] > 0
+    v = np.where(norms > 0, v / np.maximum(norms, 1e-12), 0.0)
+    mu = np.asarray(mean, dtype=np.float32) if mean is not None else (
+        v[present].mean(axis=0) if present.any() else np.zeros(v.shape[1], dtype=np.float32))
+    c = v - mu
+    cn = np.linalg.norm(c, axis=1, keepdims=True)
+    c = np.where(cn > 0, c / np.maximum(cn, 1e-12), 0.0)
+    c[~present] = 0.0
+    return c.astype(np.float32)
+
+
+def brute_knn(unit: np.ndarray, k: int = 10, block: int = 2048) -> np.ndarray:
+    """Exact k nearest neighbours by cosine (rows must be unit vectors); -1 where fewer exist."""
+    n = unit.shape[0]
+    k = min(k, max(0, n - 1))
+    out = np.full((n, max(k, 1)), -1, dtype=np.int64)
+    if k == 0:
+        return out[:, :0]
+    for start in range(0, n, block):
+        sims = unit[start:start + block] @ unit.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, start + rows] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        out[start:start + block] = np.take_along_axis(part, order, axis=1)
+    return out
