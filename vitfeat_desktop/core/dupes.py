@@ -723,3 +723,64 @@ def brute_knn(unit: np.ndarray, k: int = 10, block: int = 2048) -> np.ndarray:
         order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
         out[start:start + block] = np.take_along_axis(part, order, axis=1)
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# library facade
+
+
+def finder_for_library(
+    lib: Any,
+    *,
+    references: Iterable[str | os.PathLike[str]] = (),
+    marks: NotDuplicateMarks | None = None,
+    use_model: bool = True,
+    verify: bool = True,
+    k: int = 10,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> DuplicateFinder:
+    """A :class:`DuplicateFinder` for an open ``Library``: its records, pooled vectors and k-NN graph, the
+    calibration of (library, model) from the cache or fitted now (then cached), and the pixel verifier.
+
+    With ``use_model=False`` or before any file is embedded it is the quick pass: exact, same-pixel and
+    hash-level copies only. Files in ``references`` are keepers and never offered for removal.
+    """
+    from vitfeat_desktop.core import calibrate as calibration_mod
+    from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
+
+    records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
+    files = [FileInfo.from_record(r) for r in records]
+    marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
+    vectors = knn = None
+    thresholds: Thresholds | None = None
+    mean = None
+    if use_model:
+        ids, vecs = lib.vectors()
+        if len(ids) >= 4:
+            row_of = {f.id: i for i, f in enumerate(files)}
+            vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
+            for fid, vec in zip(ids.tolist(), vecs, strict=True):
+                row = row_of.get(int(fid))
+                if row is not None:
+                    vectors[row] = vec
+            key = str(getattr(lib, "model_key", "") or calibration_mod.model_key_of(lib.extractor))
+            calibration = calibration_mod.load_calibration(lib.folder, key, n_files=len(files))
+            if calibration is None:
+                ph = np.array([f.hashes.phashes if f.hashes else (0,) * 8 for f in files], dtype=np.uint64)
+                calibration = calibration_mod.calibrate(
+                    lib.extractor, [f.path for f in files], vectors, hashes=ph,
+                    verifier=alignment_score if verify else None, progress=progress, cancel=cancel)
+                calibration.model_key = key
+                calibration_mod.save_calibration(lib.folder, calibration)
+            thresholds, mean = calibration.thresholds, calibration.mean
+            knn_ids, neighbours, _sims = lib.knn(min(k, len(ids) - 1))
+            knn = np.full((len(files), neighbours.shape[1]), -1, dtype=np.int64)
+            for fid, nbrs in zip(knn_ids.tolist(), neighbours.tolist(), strict=True):
+                row = row_of.get(int(fid))
+                if row is not None:
+                    knn[row] = [row_of.get(int(x), -1) for x in nbrs]
+    check_cancel(cancel)
+    return DuplicateFinder.build(files, vectors=vectors, knn=knn, thresholds=thresholds, mean=mean,
+                                 verifier=AlignmentVerifier() if (verify and vectors is not None) else None,
+                                 references=references, marks=marks, progress=progress, cancel=cancel)

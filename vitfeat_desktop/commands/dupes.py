@@ -1,0 +1,201 @@
+"""``vitfeat dupes FOLDER`` and ``vitfeat undo``: duplicate groups, exports, and safe removal from the shell.
+
+The folder is indexed first (incrementally; ``--quick`` stops after the hash pass, no model). Groups go to
+stdout (text, or one JSON object with ``--json``); ``--csv FILE`` exports every member with its keeper, tier and
+reason before anything is touched. ``--trash`` / ``--quarantine [DIR]`` move the non-keepers, after a
+confirmation (``--yes`` skips it; without a terminal and without ``--yes`` nothing is moved). Every move is
+journalled; ``vitfeat undo`` puts the last batch back. There is no permanent deletion in the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from vitfeat_desktop.commands import add_model_options
+from vitfeat_desktop.core.errors import VitfeatError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "dupes",
+        help="find duplicate photos in a folder (and optionally move the extra copies to the trash)",
+        description="Index FOLDER if needed, then print groups of files that are copies of one picture "
+        "(exact, same-pixels, near-duplicate), each with its keeper and the reason every member matched.",
+    )
+    parser.add_argument("folder", metavar="FOLDER", type=Path)
+    add_model_options(parser)
+    parser.add_argument("--sensitivity", type=float, default=0.5, metavar="S",
+                        help="0 (only the surest copies) .. 1 (looser); 0.5 = the cut calibrated for the model")
+    parser.add_argument("--quick", action="store_true", help="hashes only, no model (exact/same-pixel/resized)")
+    parser.add_argument("--json", action="store_true", help='print {"groups": [...], "skipped": [...]}')
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="write every group member as a CSV row")
+    parser.add_argument("--reference", action="append", default=[], metavar="DIR",
+                        help="a reference folder: its files are always keepers and never moved (repeatable; "
+                        "adds to the reference_folders setting)")
+    parser.add_argument("--similar", action="store_true", help="also list similar shots (not duplicates)")
+    act = parser.add_mutually_exclusive_group()
+    act.add_argument("--trash", action="store_true", help="move every non-keeper to the system trash")
+    act.add_argument("--quarantine", nargs="?", const="", default=None, metavar="DIR",
+                     help="move every non-keeper to a quarantine folder (default: one on the same volume, "
+                     "outside the photo folder)")
+    parser.add_argument("--yes", action="store_true", help="do not ask before moving files")
+    parser.set_defaults(func=run_dupes)
+
+    undo = sub.add_parser("undo", help="put back the files of the last trash/quarantine/move",
+                          description="Restore the files moved by the last action (or by JOURNAL) to their "
+                          "original paths, checking each is byte-identical to what was moved.")
+    undo.add_argument("journal", nargs="?", default=None, metavar="JOURNAL", help="a journal id from --list")
+    undo.add_argument("--list", action="store_true", help="list the journals of past actions")
+    undo.add_argument("--json", action="store_true", help="print the result as JSON")
+    undo.set_defaults(func=run_undo)
+
+
+def _display(path: str) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _progress() -> Any:
+    try:
+        from vitfeat_desktop.commands.index import ProgressLine
+
+        return ProgressLine()
+    except ImportError:  # pragma: no cover - index command not part of this build
+        return None
+
+
+def run_dupes(args: argparse.Namespace) -> int:
+    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.dupes import NotDuplicateMarks, finder_for_library
+    from vitfeat_desktop.core.library import Library
+
+    if not 0.0 <= args.sensitivity <= 1.0:
+        raise VitfeatError("--sensitivity must be between 0 and 1")
+    if args.yes and not (args.trash or args.quarantine is not None):
+        raise VitfeatError("--yes only goes with --trash or --quarantine")
+    references = [str(p) for p in actions.reference_folders(args.reference)]
+    progress = _progress()
+    with Library.open(args.folder, model=args.model, quantized=not args.fp32) as lib:
+        try:
+            lib.scan(embed=not args.quick, progress=progress)
+            finder = finder_for_library(lib, references=references,
+                                        marks=NotDuplicateMarks.for_library(lib.folder),
+                                        use_model=not args.quick, progress=progress)
+        finally:
+            if progress is not None and hasattr(progress, "end"):
+                progress.end()
+        groups = finder.groups(args.sensitivity)
+        similar = finder.similar_groups(args.sensitivity) if args.similar else []
+        skipped = [{"path": _display(p), "reason": r} for p, r in lib.skipped()]
+        folder = lib.folder
+    if args.csv is not None:
+        _write_csv(args.csv, groups)
+    if args.json:
+        out: dict[str, Any] = {"groups": [_json_group(g) for g in groups], "skipped": skipped,
+                               "sensitivity": args.sensitivity, "thresholds": finder.thresholds.source}
+        if args.similar:
+            out["similar"] = [[_display(f.path) for f in s] for s in similar]
+    else:
+        _print_groups(groups, similar, skipped)
+    removable = {m.info.path: g.keeper.path for g in groups for m in g.removable}
+    if args.trash or args.quarantine is not None:
+        action = "trash" if args.trash else "quarantine"
+        result = _act(action, removable, args, folder)
+        if args.json and result is not None:
+            out["action"] = result.to_dict()
+    if args.json:
+        print(json.dumps(out, indent=1, ensure_ascii=False))
+    return 0
+
+
+def _json_group(group: Any) -> dict[str, Any]:
+    data = group.to_dict()
+    data["files"] = [_display(p) for p in data["files"]]
+    data["keeper"] = _display(data["keeper"])
+    for m in data["members"]:
+        m["path"] = _display(m["path"])
+    return data
+
+
+def _write_csv(path: Path, groups: list[Any]) -> None:
+    """The plan as rows: one per member, keeper first, with what an action would do to it."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["group", "path", "role", "tier", "reason", "score", "keeper"])
+        for n, g in enumerate(groups, 1):
+            for m in g.members:
+                role = "keep" if m.tier == "keeper" else ("reference" if m.reference else "remove")
+                writer.writerow([n, _display(m.info.path), role, m.tier, m.reason, f"{m.score:.4f}",
+                                 _display(g.keeper.path)])
+
+
+def _print_groups(groups: list[Any], similar: list[list[Any]], skipped: list[dict[str, str]]) -> None:
+    if not groups:
+        print("no duplicates found")
+    for n, g in enumerate(groups, 1):
+        print(f"group {n} ({g.tier}, {len(g.members)} files)")
+        for m in g.members:
+            mark = "keep  " if m.tier == "keeper" else ("ref   " if m.reference else "extra ")
+            print(f"  {mark}{_display(m.info.path)}  [{m.tier}] {m.reason}")
+    for n, s in enumerate(similar, 1):
+        print(f"similar shots {n}: " + ", ".join(_display(f.path) for f in s))
+    if skipped:
+        print(f"{len(skipped)} files skipped (unreadable or not images):", file=sys.stderr)
+        for item in skipped[:20]:
+            print(f"  {item['path']}: {item['reason']}", file=sys.stderr)
+
+
+def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root: Path) -> Any:
+    from vitfeat_desktop.core import actions
+
+    if not removable:
+        print("nothing to move", file=sys.stderr)
+        return None
+    where = "the system trash" if action == "trash" else (args.quarantine or "a quarantine folder")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise VitfeatError(f"would move {len(removable)} files to {where}; re-run with --yes to confirm "
+                               "(no terminal to ask on)")
+        answer = input(f"Move {len(removable)} duplicate files to {where}? Keepers stay. [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing moved", file=sys.stderr)
+            return None
+    result = actions.apply_actions(action, sorted(removable), folder=args.quarantine or None,
+                                   photo_roots=[root], keepers=removable, references=args.reference)
+    print(f"moved {len(result.done)} files to {where}; undo with: vitfeat undo {result.journal_id}",
+          file=sys.stderr)
+    for path, reason in result.failed:
+        print(f"  not moved: {_display(path)}: {reason}", file=sys.stderr)
+    return result
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    from vitfeat_desktop.core import actions
+
+    if args.list:
+        rows = []
+        for j in actions.list_journals():
+            done = sum(e.state == "done" for e in j.entries.values())
+            undone = sum(e.state == "undone" for e in j.entries.values())
+            rows.append({"journal": j.id, "action": j.header.get("action"), "moved": done, "restored": undone})
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            for r in rows:
+                print(f"{r['journal']}  {r['action']:<10} moved {r['moved']}  restored {r['restored']}")
+            if not rows:
+                print("no actions recorded")
+        return 0
+    result = actions.undo(args.journal)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(f"restored {len(result.restored)} files (journal {result.journal_id})")
+        for path, reason in result.failed:
+            print(f"  not restored: {_display(path)}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
