@@ -345,3 +345,25 @@ def test_model_updated_in_place_gets_a_new_index(folder: Path, tmp_path: Path) -
         report = lib.scan()
         assert report.indexed == 12  # nothing reused from the old network's vectors
         assert lib.vectors()[1].shape == (12, 48)
+
+
+def test_two_writers_on_one_library_stay_consistent(folder: Path, tiny_vit: Path, photos: list[Path]) -> None:
+    """The GUI and ``vitfeat index`` may work on the same library; neither may hide the other's rows."""
+    first = Library.open(folder, model=str(tiny_vit))
+    first.scan()
+    for p in photos[200:203]:
+        shutil.copy2(p, folder / p.name)
+    with Library.open(folder, model=str(tiny_vit)) as second:
+        assert second.scan().indexed == 3
+    for p in sorted(folder.glob("*.JPEG"))[:2]:
+        p.unlink()
+    report = first.scan()  # its in-memory index predates the second writer's batches
+    assert report.removed == 2 and report.indexed == 0
+    _agree(first)
+    assert len(first.ensure_index_loaded()) == 13  # type: ignore[arg-type]
+    first.close()
+    with Library.open(folder, model=str(tiny_vit)) as again:
+        _agree(again)
+        assert len(again.vectors()[0]) == 13
+        hit = again.similar(folder / photos[201].name, k=1, exclude_self=False)[0]
+        assert Path(hit.path).name == photos[201].name

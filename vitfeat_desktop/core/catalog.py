@@ -398,7 +398,8 @@ class Catalog:
             rows = self._conn.execute("SELECT content_hash FROM vectors WHERE model_key=?", (model_key,)).fetchall()
         return {r[0] for r in rows}
 
-    def live_vectors(self, model_key: str, *, min_seq: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def live_vectors(self, model_key: str, *, min_seq: int | None = None,
+                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(file_ids, vectors)`` of live files that have a vector for ``model_key`` (optionally newer rows)."""
         query = (
             "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
@@ -408,8 +409,11 @@ class Catalog:
         if min_seq is not None:
             query += " AND f.seq > ?"
             args.append(int(min_seq))
+        query += " ORDER BY f.id"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
         with self._lock:
-            rows = self._conn.execute(query + " ORDER BY f.id", args).fetchall()
+            rows = self._conn.execute(query, args).fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

@@ -146,6 +146,10 @@ class VectorIndex:
     def dirty(self) -> bool:
         return self._dirty
 
+    def touch(self) -> None:
+        """Mark as changed (e.g. only ``seq`` advanced), so the next save records it."""
+        self._dirty = True
+
     def add(self, labels: Iterable[int], vectors: np.ndarray) -> None:
         """Insert or replace vectors (normalised here) under ``labels``."""
         ids = np.asarray(list(labels), dtype=np.int64)

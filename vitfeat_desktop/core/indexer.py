@@ -281,10 +281,10 @@ class Scanner:
         vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
             with lib.writer_lock:
-                _, _, gone = catalog.write_batch(error_rows, vanished=vanished)
+                seq, _, gone = catalog.write_batch(error_rows, vanished=vanished)
                 self.report.removed = len(gone)
-                if lib.index is not None and gone:
-                    lib.index.remove(gone)
+                if self.embed:
+                    lib.index_apply(seq, [], None, gone)
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
@@ -447,7 +447,7 @@ class Scanner:
     def _commit_locked(self, results: list[Prepared], new_vectors: dict[str, np.ndarray],
                        model_key: str | None) -> None:
         updates = [r.update for r in results]
-        _, ids, _ = self.lib.catalog.write_batch(updates, new_vectors, model_key=model_key)
+        seq, ids, _ = self.lib.catalog.write_batch(updates, new_vectors, model_key=model_key)
         self._known.update(new_vectors)
         if not self.embed or model_key is None:
             return
@@ -466,10 +466,7 @@ class Scanner:
                 rows.append(vectors[u.content_hash])
             else:
                 bad.append(fid)
-        if labels:
-            self.lib.index_add(labels, np.stack(rows))
-        if bad and self.lib.index is not None:
-            self.lib.index.remove(bad)
+        self.lib.index_apply(seq, labels, np.stack(rows) if rows else None, bad)
 
     def _maybe_save(self) -> None:
         if self.embed and time.monotonic() - self._last_save > SAVE_INTERVAL_S:

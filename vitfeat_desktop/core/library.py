@@ -189,28 +189,45 @@ class Library:
             if self._index_loaded:
                 return self.index
             index = VectorIndex.load(self.index_dir, {"model_key": self.model_key})
-            catalog = self.catalog
-            if index is not None and (index.seq < catalog.purged_seq or index.seq > catalog.seq):
+            if index is not None and index.seq > self.catalog.seq:  # the catalogue was replaced or restored
                 index = None
             if index is None:
-                ids, vectors = catalog.live_vectors(self.model_key)
-                if len(ids):
+                if self.catalog.live_vectors(self.model_key, limit=1)[0].size:
+                    with self.catalog.transaction():
+                        ids, vectors = self.catalog.live_vectors(self.model_key)
+                        seq = self.catalog.seq
                     index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
                                                capacity=len(ids))
                     index.rebuild(ids, vectors)
-                    index.save(catalog.seq)
+                    index.seq = seq
             else:
-                replay = catalog.rows_since(index.seq)
-                if replay:
-                    ids, vectors = catalog.live_vectors(self.model_key, min_seq=index.seq)
-                    if len(ids):
-                        index.add(ids.tolist(), vectors)
-                    keep = set(ids.tolist())
-                    index.remove(fid for fid, _, _ in replay if fid not in keep)
-                    index.save(catalog.seq)
+                self._sync(index)
+            if index is not None and index.dirty:
+                index.save(index.seq)
             self.index = index
             self._index_loaded = True
             return index
+
+    def _sync(self, index: VectorIndex) -> None:
+        """Apply every catalogue row newer than ``index.seq`` (written by another process, or by a batch whose
+        index update was lost in a crash). Reads one consistent snapshot of the catalogue."""
+        with self._lock:
+            with self.catalog.transaction():
+                seq = self.catalog.seq
+                if index.seq >= seq:
+                    return
+                full = index.seq < self.catalog.purged_seq  # tombstones it never saw are gone: start over
+                replay = [] if full else self.catalog.rows_since(index.seq)
+                ids, vectors = self.catalog.live_vectors(self.model_key, min_seq=None if full else index.seq)
+            if full:
+                index.rebuild(ids, vectors)
+            else:
+                if len(ids):
+                    index.add(ids.tolist(), vectors)
+                keep = set(ids.tolist())
+                index.remove(fid for fid, _, _ in replay if fid not in keep)
+            index.seq = seq
+            index.touch()
 
     def _index_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"model_key": self.model_key, "model": self._model_id, "variant": self._variant}
@@ -224,20 +241,36 @@ class Library:
                 record["pooling"] = extractor.pooling
         return record
 
-    def index_add(self, labels: list[int], vectors: np.ndarray) -> None:
-        """Add vectors from the writer; creates the index on the first vectors (their size gives the dim)."""
+    def index_apply(self, seq: int, labels: list[int], vectors: np.ndarray | None, removed: list[int]) -> None:
+        """The writer's update for catalogue batch ``seq``: add ``labels``/``vectors``, drop ``removed``.
+
+        If batches are missing in between (another process wrote to the catalogue), the index catches up from
+        the catalogue instead, so ``index.seq`` always means "every row up to here is in the index".
+        """
         with self._lock:
             if self.index is None:
+                if not labels or vectors is None:
+                    return
+                # A new index: no earlier row has a vector for this model (else one would have been built).
                 self.index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record())
-                if self._extractor is not None:
-                    self.catalog.register_model(self.model_key, self._model_id, self._variant,
-                                                str(self.index.record.get("pooling", "")), vectors.shape[1])
-            self.index.add(labels, vectors)
+                self.index.seq = seq - 1
+                self.catalog.register_model(self.model_key, self._model_id, self._variant,
+                                            str(self.index.record.get("pooling", "")), vectors.shape[1])
+            index = self.index
+            if index.seq != seq - 1:
+                self._sync(index)
+                return
+            if labels and vectors is not None:
+                index.add(labels, vectors)
+            if removed:
+                index.remove(removed)
+            index.seq = seq
+            index.touch()
 
     def save_index(self) -> None:
         with self._lock:
             if self.index is not None and self.index.dirty:
-                self.index.save(self.catalog.seq)
+                self.index.save(self.index.seq)
 
     def finish_scan(self, *, compact: bool = True) -> None:
         """After a scan (also a cancelled or failed one): compact if needed, save, drop seen tombstones."""
@@ -246,10 +279,13 @@ class Library:
             if index is None:
                 return
             if compact and index.needs_compaction():
-                ids, vectors = self.catalog.live_vectors(self.model_key)
+                with self.catalog.transaction():
+                    ids, vectors = self.catalog.live_vectors(self.model_key)
+                    seq = self.catalog.seq
                 index.rebuild(ids, vectors)
+                index.seq = seq
             if index.dirty:
-                index.save(self.catalog.seq)
+                index.save(index.seq)
             self.catalog.purge_deleted(index.seq)
 
     # -- scanning ---------------------------------------------------------------------------------------------
