@@ -367,3 +367,38 @@ def test_two_writers_on_one_library_stay_consistent(folder: Path, tiny_vit: Path
         assert len(again.vectors()[0]) == 13
         hit = again.similar(folder / photos[201].name, k=1, exclude_self=False)[0]
         assert Path(hit.path).name == photos[201].name
+
+
+def test_close_from_another_thread_stops_the_scan(folder: Path, tiny_vit: Path) -> None:
+    lib = Library.open(folder, model=str(tiny_vit))
+    lib.extractor.batch_size = 1
+    started = threading.Event()
+    real = lib.extractor.embed
+
+    def embed(pixels: np.ndarray) -> np.ndarray:
+        started.set()
+        return real(pixels)
+
+    lib.extractor.embed = embed  # type: ignore[method-assign]
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            lib.scan()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert started.wait(60)
+    lib.close()
+    t.join(60)
+    assert not t.is_alive()
+    assert outcome and (outcome[0] is None or isinstance(outcome[0], Cancelled))
+    lib.close()  # twice is fine
+    with Library.open(folder, model=str(tiny_vit)) as again:
+        _agree(again)
+        kept = len(again.vectors()[0])
+        assert again.scan().indexed == 12 - kept  # the rest, nothing twice
+        assert len(again.vectors()[0]) == 12

@@ -107,6 +107,8 @@ class Library:
         self._intra_op_threads = intra_op_threads
         self._lock = threading.RLock()
         self._scan_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._closed = False
         self.index: VectorIndex | None = None
         self._index_loaded = False
         self._model_id, self._variant, fingerprint = self._identify()
@@ -302,7 +304,13 @@ class Library:
         try:
             if not self.folder.is_dir():
                 raise VitfeatError(f"folder {self.folder} is not available (unplugged or removed?); nothing changed")
-            return Scanner(self, embed=embed, threads=threads, progress=progress, cancel=cancel).run()
+            if self._closing.is_set():
+                raise VitfeatError(f"the library of {self.folder} is closed")
+
+            def stop() -> bool:  # the caller's cancel, or close() from another thread
+                return self._closing.is_set() or bool(cancel is not None and cancel())
+
+            return Scanner(self, embed=embed, threads=threads, progress=progress, cancel=stop).run()
         finally:
             self._scan_lock.release()
 
@@ -416,13 +424,27 @@ class Library:
         return ids, neighbours, sims
 
     # -- lifetime ---------------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Save the index if it changed and close the catalogue."""
-        with self._lock:
-            try:
-                self.save_index()
-            finally:
-                self.catalog.close()
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop a running scan (it raises :class:`Cancelled` in its thread), save the index, close the catalogue.
+
+        Safe to call from another thread than the scan's, and more than once.
+        """
+        if self._closing.is_set() and self._closed:
+            return
+        self._closing.set()
+        got = self._scan_lock.acquire(timeout=timeout)
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    self.save_index()
+                finally:
+                    self.catalog.close()
+                    self._closed = True
+        finally:
+            if got:
+                self._scan_lock.release()
 
     def __enter__(self) -> Library:
         return self
