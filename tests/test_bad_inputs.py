@@ -209,3 +209,29 @@ def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path, tiny_vit: Pa
         assert report.unchanged == 1 and report.removed == 0  # what is below the locked folder is kept
         assert len(lib.vectors()[0]) == 2
     assert any(s["path"].endswith("locked") and "permission denied" in s["reason"] for s in report.skipped)
+
+
+def test_permission_errors_are_retried_without_a_change(tmp_path: Path, tiny_vit: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod changes neither size nor mtime, so a fixed permission problem must be retried anyway."""
+    root = tmp_path / "p"
+    root.mkdir()
+    locked = root / "locked.jpg"
+    _photo().save(locked)
+    broken = root / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 nope")
+    real_hash = indexer.content_hash
+
+    def denied(path: str | os.PathLike[str], cancel: object = None) -> str:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(indexer, "content_hash", denied)
+    with Library.open(root, model=str(tiny_vit)) as lib:
+        first = lib.scan()
+        assert {s["reason"] for s in first.skipped} >= {"permission denied"}
+        monkeypatch.setattr(indexer, "content_hash", real_hash)
+        second = lib.scan()
+        assert second.indexed == 1 and [s["path"] for s in second.skipped] == [str(broken)]
+        assert str(locked) in {r.path for r in lib.files(status="ok")}

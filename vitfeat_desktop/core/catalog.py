@@ -256,14 +256,15 @@ class Catalog:
         return [dict(zip(("model_key", "model_id", "variant", "pooling", "dim"), r, strict=True)) for r in rows]
 
     # -- files ----------------------------------------------------------------------------------------------
-    def scan_state(self) -> dict[bytes, tuple[int, int, int, str, str | None]]:
-        """``path -> (id, size, mtime_ns, status, content_hash)`` for every live row: what a re-scan compares."""
+    def scan_state(self) -> dict[bytes, tuple[int, int, int, str, str | None, str | None]]:
+        """``path -> (id, size, mtime_ns, status, content_hash, error)`` for every live row: what a re-scan
+        compares."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT path, id, size, mtime_ns, status, content_hash FROM files WHERE status != ?",
+                "SELECT path, id, size, mtime_ns, status, content_hash, error FROM files WHERE status != ?",
                 (STATUS_DELETED,),
             ).fetchall()
-        return {bytes(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        return {bytes(r[0]): (r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
 
     def files(self, *, status: str | None = None) -> list[FileRecord]:
         query = f"SELECT {_FILE_COLUMNS} FROM files"

@@ -267,7 +267,10 @@ class Scanner:
                 continue
             if row is not None and row[1] == entry.size and row[2] == entry.mtime_ns:
                 status, chash = row[3], row[4]
+                if status == STATUS_ERROR and not _transient(row[5]):
+                    continue  # a broken file stays broken until it changes
                 if status == STATUS_ERROR:
+                    todo.append(Work(entry))  # a transient error: try again
                     continue
                 if not self.embed or (chash is not None and chash in self._known):
                     self.report.unchanged += 1
@@ -472,6 +475,13 @@ class Scanner:
         if self.embed and time.monotonic() - self._last_save > SAVE_INTERVAL_S:
             self.lib.save_index()
             self._last_save = time.monotonic()
+
+
+def _transient(reason: str | None) -> bool:
+    """Errors worth retrying on every scan although the file did not change: fixing permissions or
+    reconnecting a share changes neither size nor mtime."""
+    low = (reason or "").lower()
+    return any(word in low for word in ("permission", "not found", "input/output", "timed out", "memory"))
 
 
 def _runs_on_cpu(extractor: Any) -> bool:
