@@ -402,3 +402,20 @@ def test_close_from_another_thread_stops_the_scan(folder: Path, tiny_vit: Path) 
         kept = len(again.vectors()[0])
         assert again.scan().indexed == 12 - kept  # the rest, nothing twice
         assert len(again.vectors()[0]) == 12
+
+
+def test_knn_with_exact_copies_drops_only_self(folder: Path, tiny_vit: Path) -> None:
+    original = sorted(folder.glob("*.JPEG"))[0]
+    for i in range(3):
+        shutil.copy2(original, folder / f"copy{i}.jpg")
+    with Library.open(folder, model=str(tiny_vit)) as lib:
+        lib.scan()
+        ids, neighbours, sims = lib.knn(3)
+        paths = lib.catalog.paths_for(ids.tolist())
+        group = {fid for fid, p in paths.items() if Path(p).name.startswith("copy") or Path(p) == original}
+        assert len(group) == 4
+        for row, fid in enumerate(ids.tolist()):
+            assert fid not in neighbours[row].tolist()
+            if fid in group:
+                assert set(neighbours[row].tolist()) == group - {fid}
+                assert np.allclose(sims[row], 1.0, atol=1e-4)

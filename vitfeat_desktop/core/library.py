@@ -414,13 +414,17 @@ class Library:
         for start in range(0, n, 4096):
             stop = min(n, start + 4096)
             labels, scores = index.query(vectors[start:stop], k + 1)
-            for row in range(stop - start):
-                own = ids[start + row]
-                keep = (labels[row] != own) & (labels[row] >= 0)
-                chosen_l = labels[row][keep][:k]
-                chosen_s = scores[row][keep][:k]
-                neighbours[start + row, : len(chosen_l)] = chosen_l
-                sims[start + row, : len(chosen_s)] = chosen_s
+            # Drop each row's own label (wherever it ranks: exact copies tie with it) and the padding, keeping
+            # the order of the rest; a stable sort moves the dropped entries to the end.
+            drop = (labels == ids[start:stop, None]) | (labels < 0)
+            order = np.argsort(drop, axis=1, kind="stable")
+            labels = np.take_along_axis(labels, order, axis=1)
+            scores = np.take_along_axis(scores, order, axis=1)
+            dropped = np.take_along_axis(drop, order, axis=1)
+            labels[dropped] = -1
+            scores[dropped] = -1.0
+            neighbours[start:stop] = labels[:, :k]
+            sims[start:stop] = scores[:, :k]
         return ids, neighbours, sims
 
     # -- lifetime ---------------------------------------------------------------------------------------------
