@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--patch-study", action="store_true")
+    parser.add_argument("--reuse-vectors", action="store_true",
+                        help="reuse the embeddings of a previous run on the same library (for tuning)")
     args = parser.parse_args(argv)
     manifest_path = args.lib / "manifest.json"
     if args.rebuild or not manifest_path.is_file():
@@ -237,7 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     report["vitfeat_quick_pass"] = score(group_pairs(quick.groups(0.5), index), truth, edits)
     report["timing"]["quick_groups_s"] = round(time.perf_counter() - t0, 2)
 
-    vectors, t_embed, ext = embed_all(paths, quantized=not args.fp32)
+    cache = args.lib.parent / f".{args.lib.name}-vectors-{'fp32' if args.fp32 else 'int8'}.npz"
+    manifest_digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    cached = np.load(cache) if args.reuse_vectors and cache.is_file() else None
+    if cached is not None and str(cached["digest"]) == manifest_digest:
+        from vitfeat_desktop.core.pipeline import pipeline
+
+        vectors, t_embed = cached["vectors"], float(cached["seconds"])
+        ext = pipeline("image-feature-extraction", model=str(MODEL), quantized=not args.fp32)
+        report["timing"]["embed_from_cache"] = True
+    else:
+        vectors, t_embed, ext = embed_all(paths, quantized=not args.fp32)
+        np.savez(cache, vectors=vectors, seconds=t_embed, digest=manifest_digest)
     report["timing"]["embed_s"] = round(t_embed, 1)
     report["timing"]["embed_files_per_s"] = round(len(paths) / t_embed, 1)
     report["model"] = f"{MODEL.name} ({'fp32' if args.fp32 else 'int8'})"

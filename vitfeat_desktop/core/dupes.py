@@ -366,6 +366,7 @@ class DuplicateFinder:
         references: Sequence[Path] = (),
         marks: NotDuplicateMarks | None = None,
         has_vectors: bool = True,
+        related: np.ndarray | None = None,
     ) -> None:
         self.files = list(files)
         self.pairs = pairs
@@ -373,6 +374,8 @@ class DuplicateFinder:
         self.hash_dist = hash_dist
         self.transform = transform
         self.align = align
+        # pairs added because both files already match a third one (their alignment may be turned/mirrored)
+        self.related = related if related is not None else np.zeros(len(pairs), dtype=bool)
         self.exact = exact
         self.same_pixels = same_pixels
         self.thresholds = thresholds
@@ -445,18 +448,21 @@ class DuplicateFinder:
         check_cancel(cancel)
         pairs = _unique_pairs(candidate_sets)
         evidence = _Evidence(files, unit, ph, has_hash, thresholds, verifier, pixel_digest, reporter, cancel)
-        evidence.add(pairs, verify_pairs)
+        evidence.add(pairs, verify_pairs, closure=False)
         # Close each component found at the loosest setting, so every keeper/member pair has its own evidence
         # (grouping asks "does this file match the keeper", and the keeper may not be among its neighbours).
         loose = evidence.near_loose()
         extra = _component_pairs(n, evidence.pairs[loose])
         if extra.size:
-            known = {(int(x), int(y)) for x, y in evidence.pairs}
+            known = {(int(x), int(y)): n for n, (x, y) in enumerate(evidence.pairs.tolist())}
             new = np.array([p for p in extra.tolist() if (p[0], p[1]) not in known], dtype=np.int64).reshape(-1, 2)
-            evidence.add(new, {(int(x), int(y)) for x, y in new})
+            again = [known[(p[0], p[1])] for p in extra.tolist() if (p[0], p[1]) in known]
+            evidence.reverify(np.array([q for q in again if not loose[q]], dtype=np.int64))
+            evidence.add(new, {(int(x), int(y)) for x, y in new}, closure=True)
         reporter.update(len(evidence.pairs), force=True)
         return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
                    align=evidence.align, exact=evidence.exact, same_pixels=evidence.same_pixels,
+                   related=evidence.related,
                    thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
                    has_vectors=unit is not None)
 
@@ -468,7 +474,7 @@ class DuplicateFinder:
         if self.has_vectors:
             near |= self.cos >= cos_cut
             with np.errstate(invalid="ignore"):
-                near |= (self.align >= align_cut) & (self.cos >= self.thresholds.verify_min)
+                near |= (self.align >= align_cut) & ((self.cos >= self.thresholds.verify_min) | self.related)
         return near & ~self._marked
 
     def pair_reason(self, p: int) -> tuple[str, str, float]:
@@ -484,7 +490,10 @@ class DuplicateFinder:
             parts.append(f"perceptual hash {h}/64 bits apart" + (f" ({turned} copy)" if turned else ""))
         if not self.has_vectors:
             return "near-duplicate", "; ".join(parts), 1.0 - min(h, 64) / 64.0
-        if not np.isnan(self.align[p]):
+        if not np.isnan(self.align[p]) and self.related[p]:
+            parts.append(f"pixels align (turned/mirrored, cropped or bordered) {self.align[p]:.2f}; both match "
+                         "a common copy")
+        elif not np.isnan(self.align[p]):
             parts.append(f"pixels align after crop/border/rotation {self.align[p]:.2f}")
         parts.append(f"embedding similarity {float(self.cos[p]):.3f}")
         return "near-duplicate", "; ".join(parts), float(self.cos[p])
@@ -606,8 +615,12 @@ class _Evidence:
         self.exact = np.zeros(0, dtype=bool)
         self.same_pixels = np.zeros(0, dtype=bool)
         self.align = np.zeros(0, dtype=np.float32)
+        self.related = np.zeros(0, dtype=bool)
 
-    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]]) -> None:
+    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]], *, closure: bool) -> None:
+        """Evidence for ``pairs``; those in ``verify`` may be checked by the verifier. ``closure``: the pairs
+        join files already linked through a third one, so the verifier also tries turned/mirrored alignments and
+        the pooled-vector floor is waived (a rotated copy has a low embedding similarity to anything)."""
         files = self.files
         if not len(pairs):
             return
@@ -638,13 +651,15 @@ class _Evidence:
         align = np.full(len(pairs), np.nan, dtype=np.float32)
         if self.verifier is not None and self.unit is not None:
             with np.errstate(invalid="ignore"):
-                grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & (cos >= self.t.verify_min) & (
-                    cos < self.t.cos_accept_hi)
+                floor = np.ones(len(pairs), dtype=bool) if closure else cos >= self.t.verify_min
+                grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & floor & ~(cos >= self.t.cos_accept_hi)
             todo = [p for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             self.reporter.restart("verifying", total=len(todo))
+            dihedral = closure and getattr(self.verifier, "supports_dihedral", False)
             for done, p in enumerate(todo):
                 check_cancel(self.cancel)
-                score = self.verifier(files[int(a[p])], files[int(b[p])])
+                fa, fb = files[int(a[p])], files[int(b[p])]
+                score = self.verifier(fa, fb, dihedral=True) if dihedral else self.verifier(fa, fb)
                 align[p] = np.nan if score is None else score
                 self.reporter.update(done + 1)
         self.pairs = np.concatenate([self.pairs, pairs.astype(np.int64)])
@@ -654,6 +669,24 @@ class _Evidence:
         self.exact = np.concatenate([self.exact, exact])
         self.same_pixels = np.concatenate([self.same_pixels, same_pixels])
         self.align = np.concatenate([self.align, align])
+        self.related = np.concatenate([self.related, np.full(len(pairs), closure, dtype=bool)])
+
+    def reverify(self, rows: np.ndarray) -> None:
+        """Check stored pairs again as related pairs (turned/mirrored alignment allowed, no embedding floor)."""
+        if self.verifier is None or self.unit is None or not len(rows):
+            return
+        rows = rows[~self.exact[rows] & ~self.same_pixels[rows] & (self.hdist[rows] > self.t.hash_lo)
+                    & ~(self.cos[rows] >= self.t.cos_accept_hi)]
+        dihedral = getattr(self.verifier, "supports_dihedral", False)
+        self.reporter.restart("verifying", total=len(rows))
+        for done, q in enumerate(rows):
+            check_cancel(self.cancel)
+            fa, fb = self.files[int(self.pairs[q, 0])], self.files[int(self.pairs[q, 1])]
+            score = self.verifier(fa, fb, dihedral=True) if dihedral else self.verifier(fa, fb)
+            if score is not None:
+                self.align[q] = score if np.isnan(self.align[q]) else max(float(self.align[q]), score)
+            self.related[q] = True
+            self.reporter.update(done + 1)
 
     def near_loose(self) -> np.ndarray:
         """Pairs that are copies at the loosest sensitivity (used to close components)."""
@@ -661,7 +694,8 @@ class _Evidence:
         near = self.exact | self.same_pixels | (self.hdist <= hash_cut)
         if self.unit is not None:
             with np.errstate(invalid="ignore"):
-                near |= (self.cos >= cos_cut) | ((self.align >= align_cut) & (self.cos >= self.t.verify_min))
+                near |= (self.cos >= cos_cut) | ((self.align >= align_cut) & (
+                    (self.cos >= self.t.verify_min) | self.related))
         return near
 
 

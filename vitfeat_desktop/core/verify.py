@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from vitfeat_desktop.core.errors import ImageReadError
 from vitfeat_desktop.core.images import open_image
@@ -33,12 +33,19 @@ WIDTH = 64
 FRACTIONS = np.round(np.arange(0.5, 1.0001, 0.025), 4)
 ANGLES = (-5.0, -2.5, 2.5, 5.0)
 ROTATION_MARGIN = 0.1  # after a trial rotation, keep the centre so the empty corners do not count
+# A slight blur at thumbnail scale makes the score tolerant of the sub-pixel offset between a copy's pixel grid
+# and the original's (without it a true crop can score anywhere from 0.8 to 1.0 depending on where it was cut).
+BLUR = 0.7
+
+
+def _blurred(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.filter(ImageFilter.GaussianBlur(BLUR)) if BLUR else image, dtype=np.float32)
 
 
 def _gray_array(image: Image.Image, width: int) -> np.ndarray:
     height = max(8, round(image.height * width / image.width))
     resample = Image.Resampling.BOX if image.width > 2 * width else Image.Resampling.BILINEAR
-    return np.asarray(image.resize((width, height), resample), dtype=np.float32)
+    return _blurred(image.resize((width, height), resample))
 
 
 def _best_ncc(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> float:
@@ -58,7 +65,7 @@ def _best_ncc(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> f
         th = round(tw * inner.height / inner.width)
         if tw < 6 or th < 6 or th > h + 1 or tw > w:
             continue
-        template = np.asarray(inner.resize((tw, th), Image.Resampling.BOX), dtype=np.float32)
+        template = _blurred(inner.resize((tw, th), Image.Resampling.BOX))
         if th > h:  # one row of rounding: trim instead of distorting the aspect ratio
             template = template[: h]
             th = h
@@ -85,13 +92,29 @@ def _fractions_for(inner: Image.Image, outer: Image.Image) -> np.ndarray:
     return np.unique(np.concatenate([FRACTIONS, np.round(extra, 4)]))
 
 
-def alignment_score(a: Image.Image, b: Image.Image, *, width: int = WIDTH, rotate_below: float = 0.9) -> float:
+_DIHEDRAL = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
+             Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.TRANSPOSE, Image.Transpose.FLIP_TOP_BOTTOM,
+             Image.Transpose.TRANSVERSE)
+
+
+def alignment_score(a: Image.Image, b: Image.Image, *, width: int = WIDTH, rotate_below: float = 0.9,
+                    dihedral: bool = False) -> float:
     """How well one picture is contained in the other (crop, border, small rotation): 1 = identical pixels.
 
     Colour and brightness changes do not matter (grey, normalised); a copy smaller than half the other's width
-    in the other is not searched (that is not "one picture" any more).
+    in the other is not searched (that is not "one picture" any more). ``dihedral`` also tries ``b`` turned by
+    90/180/270 degrees and mirrored (for pairs already known to be related through a third file, e.g. a rotated
+    copy and a bordered copy of one original).
     """
     ga, gb = a.convert("L"), b.convert("L")
+    score = _aligned(ga, gb, width, rotate_below)
+    if dihedral and score < rotate_below:
+        for transpose in _DIHEDRAL[1:]:
+            score = max(score, _aligned(ga, gb.transpose(transpose), width, 2.0))
+    return score
+
+
+def _aligned(ga: Image.Image, gb: Image.Image, width: int, rotate_below: float) -> float:
     big_a, big_b = _gray_array(ga, width), _gray_array(gb, width)
     score = max(_best_ncc(big_a, gb, _fractions_for(gb, ga)), _best_ncc(big_b, ga, _fractions_for(ga, gb)))
     if score >= rotate_below:
@@ -140,9 +163,11 @@ class AlignmentVerifier:
                 self._cache.popitem(last=False)
         return image
 
-    def __call__(self, a: object, b: object) -> float | None:
+    supports_dihedral = True
+
+    def __call__(self, a: object, b: object, *, dihedral: bool = False) -> float | None:
         ia, ib = self.thumbnail(str(getattr(a, "path", a))), self.thumbnail(str(getattr(b, "path", b)))
         if ia is None or ib is None:
             return None
         self.pairs_scored += 1
-        return alignment_score(ia, ib, width=self.width)
+        return alignment_score(ia, ib, width=self.width, dihedral=dihedral)

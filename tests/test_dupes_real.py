@@ -1,0 +1,44 @@
+"""With the real DINOv2 model: crop, border and rotated copies group with their original, others stay apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo
+from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.core.phash import image_hashes
+from vitfeat_desktop.core.pipeline import pipeline
+from vitfeat_desktop.core.verify import AlignmentVerifier
+
+
+def test_real_model_groups_edited_copies(real_model: Path, photos: list[Path], tmp_path: Path) -> None:
+    original = Image.open(photos[10]).convert("RGB")
+    w, h = original.size
+    copies = {
+        "crop.jpg": original.crop((int(w * 0.15), int(h * 0.1), int(w * 0.95), int(h * 0.9))),
+        "border.jpg": ImageOps.expand(original, border=25, fill=(0, 0, 0)),
+        "turned.jpg": original.transpose(Image.Transpose.ROTATE_270),
+    }
+    paths = [photos[10], *photos[20:32]]
+    for name, img in copies.items():
+        img.save(tmp_path / name, quality=85)
+        paths.append(tmp_path / name)
+    ext = pipeline("image-feature-extraction", model=str(real_model), quantized=True)
+    pre = ext.preprocessor
+    vectors = ext.embed(np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(p, min_side=256)))
+                                  for p in paths]))
+    files = []
+    for i, p in enumerate(paths):
+        img = open_image(p)
+        files.append(FileInfo(id=i, path=str(p), size=p.stat().st_size, width=img.width, height=img.height,
+                              hashes=image_hashes(img)))
+    finder = DuplicateFinder.build(files, vectors=vectors, verifier=AlignmentVerifier())
+    groups = finder.groups()
+    assert [sorted(Path(p).name for p in g.files) for g in groups] == [
+        sorted([photos[10].name, "crop.jpg", "border.jpg", "turned.jpg"])]
+    reasons = {Path(m.info.path).name: m.reason for m in groups[0].members}
+    # the keeper is the bordered copy (most pixels); the turned copy matches it only after turning it back
+    assert "turned" in reasons["turned.jpg"] or "rotated" in reasons["turned.jpg"]

@@ -1,0 +1,50 @@
+"""Pixel-alignment verification: crops, borders and small rotations align; different photos do not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from vitfeat_desktop.core.dupes import FileInfo, Thresholds
+from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
+
+CUT = Thresholds().align_cut
+
+
+@pytest.fixture(scope="module")
+def images(photos: list[Path]) -> list[Image.Image]:
+    return [Image.open(p).convert("RGB") for p in photos[:8]]
+
+
+def test_edited_copies_align(images: list[Image.Image]) -> None:
+    for img in images[:4]:
+        w, h = img.size
+        crop = img.crop((int(w * 0.1), int(h * 0.05), int(w * 0.85), int(h * 0.9)))
+        border = ImageOps.expand(img, border=30, fill=(255, 255, 255))
+        letterbox = Image.new("RGB", (round(h * 16 / 9), h))
+        letterbox.paste(img, ((letterbox.width - w) // 2, 0))
+        turned = img.rotate(4, resample=Image.Resampling.BICUBIC).crop(
+            (int(w * 0.12), int(h * 0.12), int(w * 0.88), int(h * 0.88)))
+        gray = ImageOps.grayscale(crop).convert("RGB")
+        for name, copy in (("crop", crop), ("border", border), ("letterbox", letterbox), ("rotate", turned),
+                           ("gray crop", gray)):
+            assert alignment_score(img, copy) >= CUT, name
+            assert alignment_score(copy, img) >= CUT, name  # symmetric
+
+
+def test_different_photos_do_not_align(images: list[Image.Image]) -> None:
+    worst = max(alignment_score(a, b) for i, a in enumerate(images) for b in images[i + 1:])
+    assert worst < CUT
+
+
+def test_verifier_reads_files_and_reports_unreadable(tmp_path: Path, photos: list[Path]) -> None:
+    img = Image.open(photos[0]).convert("RGB")
+    img.crop((20, 20, img.width - 40, img.height - 30)).save(tmp_path / "crop.jpg", quality=80)
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    verifier = AlignmentVerifier()
+    a = FileInfo(id=0, path=str(photos[0]))
+    assert (verifier(a, FileInfo(id=1, path=str(tmp_path / "crop.jpg"))) or 0) >= CUT
+    assert verifier(a, FileInfo(id=2, path=str(tmp_path / "bad.jpg"))) is None
+    assert verifier.pairs_scored == 1
