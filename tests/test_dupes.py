@@ -117,6 +117,7 @@ def test_not_a_duplicate_marks_are_stored_and_respected(tmp_path: Path) -> None:
     finder = _finder(3, [(0, 1), (0, 2)], [0.99, 0.99], marks=marks)
     assert len(finder.groups()[0].members) == 3
     marks.mark(finder.files[0], finder.files[2])
+    assert [[m.info.id for m in g.members] for g in finder.groups()] == [[0, 1]]  # the same finder sees it
     reloaded = NotDuplicateMarks.for_library(tmp_path / "Photos")
     assert len(reloaded) == 1 and reloaded.is_marked(finder.files[2], finder.files[0])
     again = _finder(3, [(0, 1), (0, 2)], [0.99, 0.99], marks=reloaded)

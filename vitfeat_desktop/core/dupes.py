@@ -181,6 +181,7 @@ class NotDuplicateMarks:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.version = 0  # bumped on every change, so a finder holding this object regroups with it
         self._pairs: set[tuple[str, str]] = set()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -212,6 +213,7 @@ class NotDuplicateMarks:
         return len(self._pairs)
 
     def _save(self) -> None:
+        self.version += 1
         config.write_json_atomic(self.path, {"pairs": sorted(list(p) for p in self._pairs)})
 
 
@@ -386,8 +388,17 @@ class DuplicateFinder:
         self._rank = np.empty(len(self.files), dtype=np.int64)
         self._rank[sorted(range(len(self.files)), key=self._keys.__getitem__)] = np.arange(len(self.files))
         self._pair_index = {(int(a), int(b)): n for n, (a, b) in enumerate(pairs)}
-        self._marked = np.array([bool(marks and marks.is_marked(self.files[a], self.files[b])) for a, b in pairs],
-                                dtype=bool)
+        self._marked = np.zeros(len(pairs), dtype=bool)
+        self.refresh_marks()
+
+    def refresh_marks(self) -> None:
+        """Re-read which stored pairs the user marked "not a duplicate" (after a mark, before regrouping)."""
+        self._marks_version = self.marks.version if self.marks is not None else 0
+        if self.marks is None or len(self.marks) == 0:
+            self._marked[:] = False
+            return
+        self._marked = np.array([self.marks.is_marked(self.files[a], self.files[b])
+                                 for a, b in self.pairs.tolist()], dtype=bool)
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -469,6 +480,8 @@ class DuplicateFinder:
     # -- deciding -------------------------------------------------------------------------------------------
     def near_mask(self, sensitivity: float = 0.5) -> np.ndarray:
         """Which stored pairs are copies of one picture at this sensitivity (array ops only)."""
+        if self.marks is not None and self.marks.version != self._marks_version:
+            self.refresh_marks()
         cos_cut, align_cut, hash_cut = self.thresholds.at(sensitivity)
         near = self.exact | self.same_pixels | (self.hash_dist <= hash_cut)
         if self.has_vectors:
