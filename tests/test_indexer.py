@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     real = lib.extractor.embed
 
     def slow(pixels):
-        time.sleep(0.05)
+        time.sleep(0.15)  # leaves the parent time to kill mid-scan even on a loaded machine
         return real(pixels)
 
     lib.extractor.embed = slow
