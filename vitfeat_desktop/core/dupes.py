@@ -463,7 +463,10 @@ class DuplicateFinder:
         # Close each component found at the loosest setting, so every keeper/member pair has its own evidence
         # (grouping asks "does this file match the keeper", and the keeper may not be among its neighbours).
         loose = evidence.near_loose()
-        extra = _component_pairs(n, evidence.pairs[loose])
+        rank = np.empty(n, dtype=np.int64)
+        rank[sorted(range(n), key=lambda i: keeper_key(files[i], [Path(os.path.abspath(r)) for r in references]))] \
+            = np.arange(n)
+        extra = _component_pairs(n, evidence.pairs[loose], rank)
         if extra.size:
             known = {(int(x), int(y)): n for n, (x, y) in enumerate(evidence.pairs.tolist())}
             new = np.array([p for p in extra.tolist() if (p[0], p[1]) not in known], dtype=np.int64).reshape(-1, 2)
@@ -712,8 +715,10 @@ class _Evidence:
         return near
 
 
-def _component_pairs(n: int, edges: np.ndarray) -> np.ndarray:
-    """All pairs inside each connected component of ``edges`` (components above MAX_COMPONENT are skipped)."""
+def _component_pairs(n: int, edges: np.ndarray, rank: np.ndarray, keepers: int = 2) -> np.ndarray:
+    """Pairs (keeper candidate, member) inside each connected component of ``edges``: the ``keepers``
+    best-ranked files of a component against all its other files (components above MAX_COMPONENT are skipped).
+    Grouping only ever asks "does this file match the keeper", so these are the pairs it needs."""
     if not len(edges):
         return np.zeros((0, 2), dtype=np.int64)
     parent = list(range(n))
@@ -734,10 +739,11 @@ def _component_pairs(n: int, edges: np.ndarray) -> np.ndarray:
     out = []
     for members in comps.values():
         if 2 < len(members) <= MAX_COMPONENT:
-            m = np.array(sorted(members))
-            a, b = np.triu_indices(len(m), 1)
-            out.append(np.stack([m[a], m[b]], axis=1))
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+            m = sorted(members, key=lambda x: rank[x])
+            for head in m[:keepers]:
+                others = np.array([x for x in m if x != head], dtype=np.int64)
+                out.append(np.stack([np.minimum(head, others), np.maximum(head, others)], axis=1))
+    return np.unique(np.concatenate(out), axis=0) if out else np.zeros((0, 2), dtype=np.int64)
 
 
 def center_vectors(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:

@@ -110,7 +110,7 @@ def alignment_score(a: Image.Image, b: Image.Image, *, width: int = WIDTH, rotat
     score = _aligned(ga, gb, width, rotate_below)
     if dihedral and score < rotate_below:
         for transpose in _DIHEDRAL[1:]:
-            score = max(score, _aligned(ga, gb.transpose(transpose), width, 2.0))
+            score = max(score, _aligned(ga, gb.transpose(transpose), width, -1.0))  # no small-angle search
     return score
 
 
