@@ -68,7 +68,7 @@ class VectorIndex:
         self.record: dict[str, Any] = dict(record or {})
         self.record.setdefault("M", HNSW_M)
         self.record.setdefault("ef_construction", HNSW_EF_CONSTRUCTION)
-        self.record.setdefault("ef", HNSW_EF)
+        self.record["ef"] = HNSW_EF  # a query-time setting: saved indexes follow the current choice
         self.record["dim"] = self.dim
         self.record["space"] = "cosine"
         self.record["format"] = FORMAT_VERSION
