@@ -115,7 +115,7 @@ class VectorIndex:
             path = folder / str(record["file"])
             count = int(record.get("elements", 0))
             index._index.load_index(str(path), max_elements=max(16, count))
-            index._index.set_ef(int(record["ef"]))
+            index._index.set_ef(int(index.record["ef"]))
             labels = set(int(x) for x in index._index.get_ids_list())
         except Exception:  # a damaged file is not fatal: the caller rebuilds from the catalogue
             return None
