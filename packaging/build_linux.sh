@@ -48,9 +48,10 @@ rm -rf "$ROOT"
 mkdir -p "$ROOT/DEBIAN" "$ROOT/opt" "$ROOT/usr/bin" "$ROOT/usr/share/applications" \
          "$ROOT/usr/share/doc/$APP"
 cp -a "$BUNDLE" "$ROOT/opt/$APP"
-# Relative links: they work once installed and also in a `dpkg -x` root (how the tests install it).
-ln -s "../../opt/$APP/$APP" "$ROOT/usr/bin/$APP"
-ln -s "../../opt/$APP/vitfeat" "$ROOT/usr/bin/vitfeat"
+# Absolute links, as Debian policy wants between top-level directories; the bundle finds its files through
+# its real path, and a `dpkg -x` root (the tests) runs the targets under <root>/opt.
+ln -s "/opt/$APP/$APP" "$ROOT/usr/bin/$APP"
+ln -s "/opt/$APP/vitfeat" "$ROOT/usr/bin/vitfeat"
 install -m 644 "$REPO/resources/$APP.desktop" "$ROOT/usr/share/applications/$APP.desktop"
 for dir in "$OUT"/icons/hicolor/*/; do
     size="$(basename "$dir")"
@@ -59,10 +60,16 @@ done
 cat > "$ROOT/usr/share/doc/$APP/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: vitfeat-desktop
+
+Files: *
+Copyright: 2026 vitfeat developers
 License: MIT
-Comment: The bundle in /opt/$APP contains Python, Qt (LGPLv3, dynamically linked), ONNX Runtime (MIT),
- hnswlib (Apache-2.0), Pillow (MIT-CMU), libheif (LGPLv3), LibRaw (LGPLv2.1) and their dependencies.
+Comment: The bundle in /opt/$APP contains Python, Qt (LGPLv3, dynamically linked), ONNX Runtime
+ (MIT), hnswlib (Apache-2.0), Pillow (MIT-CMU), libheif (LGPLv3), LibRaw (LGPLv2.1) and their
+ dependencies, each under its own licence.
 EOF
+printf '%s (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- vitfeat developers <vitfeat@users.noreply.github.com>  %s\n' \
+    "$APP" "$VERSION" "$VERSION" "$(date -R)" | gzip -9n > "$ROOT/usr/share/doc/$APP/changelog.gz"
 INSTALLED_KB="$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)"
 # Libraries PyInstaller deliberately leaves to the system (GL, fontconfig, X11/xcb bits Qt's xcb plugin loads).
 # Desktop/icon caches are refreshed by the dpkg triggers of desktop-file-utils and hicolor-icon-theme.
@@ -74,15 +81,14 @@ Priority: optional
 Architecture: $ARCH
 Installed-Size: $INSTALLED_KB
 Maintainer: vitfeat developers <vitfeat@users.noreply.github.com>
-Depends: libc6 (>= 2.31), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libxkbcommon-x11-0,
- libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-shape0, libxcb-xkb1, libxcb-render-util0,
- libxcb-image0, libx11-xcb1, libdbus-1-3
+Depends: libc6 (>= 2.31), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-shape0, libxcb-xkb1, libxcb-render-util0, libxcb-image0, libx11-xcb1, libdbus-1-3
 Recommends: hicolor-icon-theme, desktop-file-utils
 Homepage: https://github.com/vitfeat/vitfeat-desktop
 Description: find duplicate and similar photos with Vision Transformer features
- vitfeat desktop indexes your photo folders with a Vision Transformer (ONNX Runtime, on the CPU),
- lets you browse them by similarity and finds exact and near duplicates. Nothing is ever written
- inside your photo folders; removing a photo moves it to the trash with undo.
+ vitfeat desktop indexes your photo folders with a Vision Transformer (ONNX
+ Runtime, on the CPU), lets you browse them by similarity and finds exact and
+ near duplicates. Nothing is ever written inside your photo folders; removing
+ a photo moves it to the trash, with undo.
  .
  Commands: vitfeat-desktop (the app) and vitfeat (command line).
 EOF

@@ -30,7 +30,14 @@ done_phase
 phase "install the .deb into $WORK/root"
 DEB="$(ls "$REPO"/packaging/out/vitfeat-desktop_*.deb)"
 dpkg-deb -x "$DEB" "$WORK/root"
-BIN="$WORK/root/usr/bin"
+# /usr/bin's links are absolute (/opt/...): re-point them into the throw-away root, still as symlinks.
+BIN="$WORK/bin"
+mkdir -p "$BIN"
+for exe in vitfeat-desktop vitfeat; do
+    target="$(readlink "$WORK/root/usr/bin/$exe")"
+    [[ "$target" == "/opt/vitfeat-desktop/$exe" ]] || { echo "bad /usr/bin/$exe -> $target" >&2; exit 1; }
+    ln -s "$WORK/root$target" "$BIN/$exe"
+done
 test -x "$BIN/vitfeat-desktop" && test -x "$BIN/vitfeat"
 test -f "$WORK/root/usr/share/applications/vitfeat-desktop.desktop"
 echo "installed size: $(du -sh "$WORK/root/opt/vitfeat-desktop" | cut -f1), .deb: $(du -h "$DEB" | cut -f1)"
