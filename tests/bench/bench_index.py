@@ -7,6 +7,7 @@ Run: ``.venv/bin/python tests/bench/bench_index.py [--part speed|rescan|memory|a
   preprocess, inference, catalogue, index) versus inference alone on pre-made tensors of the same images, with
   the same extractor (same model, variant and intra-op threads), both after a warm-up. Prints both images/s,
   their ratio (goal >= 0.85) and peak RSS.
+* ``cancel``: how long after ``cancel()`` turns true a scan of camera JPEGs raises (goal: within 1 s).
 * ``rescan``: a library of 10,000 files (the 300 photos, hard-linked into folders; only the first copy of each
   is embedded, the rest reuse its vector by content hash) is indexed, then re-scanned unchanged, timing
   ``Library.open`` + ``scan`` (goal <= 3 s).
@@ -112,6 +113,32 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
             "decode_ms_per_file_1_thread": decode_ms}
 
 
+def part_cancel(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    """Latency from ``cancel()`` turning true to ``scan`` raising, on camera JPEGs with the real model."""
+    from make_camera_jpegs import make
+
+    from vitfeat_desktop.core.errors import Cancelled
+    from vitfeat_desktop.core.library import Library
+
+    cam = args.jpegs or (work / "camera")
+    make(cam, args.n)
+    extractor = make_extractor(args)
+    latencies = []
+    for round_ in range(3):
+        os.environ["VITFEAT_HOME"] = str(work / f"home-cancel-{round_}")
+        delay = 1.5 + round_ * 0.37  # land at different points of the batch cycle
+        with Library.open(cam, extractor=extractor) as lib:
+            start = time.perf_counter()
+            try:
+                lib.scan(cancel=lambda start=start, delay=delay: time.perf_counter() - start > delay)
+            except Cancelled:
+                latencies.append(time.perf_counter() - start - delay)
+    worst = max(latencies) if latencies else float("nan")
+    print(f"[cancel] scan stopped {', '.join(f'{x * 1000:.0f}' for x in latencies)} ms after cancel() turned "
+          f"true (goal < 1 s)")
+    return {"cancel_worst_s": worst}
+
+
 def part_rescan(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from vitfeat_desktop.core.library import Library
 
@@ -196,7 +223,7 @@ def child_memory(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("speed", "rescan", "memory", "all"), default="all")
+    parser.add_argument("--part", choices=("speed", "cancel", "rescan", "memory", "all"), default="all")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--vit-b", metavar="FOLDER", default=None,
@@ -233,6 +260,8 @@ def main() -> int:
     try:
         if args.part in ("speed", "all"):
             summary["speed"] = part_speed(args, work)
+        if args.part in ("cancel", "all"):
+            summary["cancel"] = part_cancel(args, work)
         if args.part in ("rescan", "all"):
             summary["rescan"] = part_rescan(args, work)
         if args.part in ("memory", "all"):
