@@ -56,8 +56,9 @@ if [[ ${#model_args[@]} -gt 0 ]]; then
 fi
 
 phase "installed vitfeat extract"
-photo="$(ls "$SHARED"/data/photos/*.JPEG 2>/dev/null | head -1 || true)"
-if [[ -z "$photo" ]]; then
+photos=("$SHARED"/data/photos/*.JPEG)
+photo="${photos[0]}"
+if [[ ! -f "$photo" ]]; then
     photo="$WORK/photo.jpg"
     "$PYTHON" -c "from vitfeat_desktop.selftest import synthetic_photo; synthetic_photo(3).save('$photo')"
 fi

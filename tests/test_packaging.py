@@ -343,6 +343,15 @@ def test_shell_scripts_parse(script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_shell_scripts_pass_shellcheck() -> None:
+    tool = shutil.which("shellcheck")
+    if tool is None:
+        pytest.skip("shellcheck is not installed")
+    scripts = [str(PACKAGING / s) for s in ("build_linux.sh", "ci_linux.sh", "macos/build_macos.sh")]
+    result = subprocess.run([tool, *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
 def test_release_workflow() -> None:
     yaml = pytest.importorskip("yaml")
     flow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))

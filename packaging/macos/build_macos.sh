@@ -30,9 +30,11 @@ plutil -lint "$APP_DIR/Contents/Info.plist"
 /usr/libexec/PlistBuddy -c 'Print :NSHighResolutionCapable' "$APP_DIR/Contents/Info.plist"
 [[ -f "$APP_DIR/Contents/Resources/vitfeat-desktop.icns" ]] || { echo "icon missing from the .app" >&2; exit 1; }
 
-# PyInstaller signs ad hoc already (required on Apple silicon); re-sign when a real identity is given.
+# Apple silicon runs nothing unsigned: sign the whole .app ad hoc, or with a real identity when given.
 if [[ -n "${CODESIGN_IDENTITY:-}" ]]; then
     codesign --force --deep --options runtime --timestamp -s "$CODESIGN_IDENTITY" "$APP_DIR"
+else
+    codesign --force --deep -s - "$APP_DIR"
 fi
 codesign --verify --deep --strict "$APP_DIR"
 echo "app: $(du -sh "$APP_DIR" | cut -f1)"
