@@ -482,6 +482,7 @@ def test_installed_self_test(installed: Path, tmp_path: Path) -> None:
     assert "(frozen bundle)" in out and "FAIL" not in out
     for name in ("onnxruntime", "onnx", "hnswlib", "pillow", "heic", "raw", "qt", "model", "library", "window"):
         assert f"ok   {name}:" in out, name
+    assert "icon: resources/icon.png" in out  # the spec ships the generated icon where gui/app.py looks
     assert not any((tmp_path / "home").glob("*")), "the self-test wrote into the user's data dir"
 
 

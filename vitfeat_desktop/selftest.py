@@ -451,7 +451,17 @@ def check_window(ctx: Context) -> str:
         qInstallMessageHandler(previous)
     if not shown:
         raise CheckFailed("the main window was not shown within 10 s")
-    return f"main window {title!r} shown in {elapsed:.2f} s and closed"
+    return f"main window {title!r} shown in {elapsed:.2f} s and closed; icon: {_icon_source()}"
+
+
+def _icon_source() -> str:
+    """Which app icon the window got: the packaged ``resources/icon.png`` or the GUI's drawn fallback."""
+    try:
+        from vitfeat_desktop.gui.app import icon_path
+    except ImportError:
+        return "unknown"
+    path = icon_path()
+    return f"{path.parent.name}/{path.name}" if path is not None else "drawn fallback (resources/icon.png missing)"
 
 
 def _process_events(app: Any, seconds: float) -> None:
