@@ -54,6 +54,49 @@ def make_photos(folder: Path, n: int) -> list[Path]:
     return out
 
 
+class StallTracer:
+    """A watchdog thread: when the GUI thread has not ticked for ``after_ms``, record where it is (its Python
+    stack), so a gap in the report comes with its cause."""
+
+    def __init__(self, meter: GapMeter, after_ms: float = 35.0) -> None:
+        import threading
+        from collections import Counter
+
+        self.meter = meter
+        self.after = after_ms / 1000
+        self.gui_ident = threading.get_ident()
+        self.stacks: Counter[str] = Counter()
+        self.others: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> list[tuple[str, int]]:
+        self._stop.set()
+        return [*self.stacks.most_common(8), ("other threads:", 0), *self.others.most_common(10)]
+
+    def _run(self) -> None:
+        import threading
+        import traceback
+
+        seen_tick = -1.0
+        while not self._stop.wait(0.01):
+            last = self.meter._last
+            if time.perf_counter() - last > self.after and last != seen_tick:
+                seen_tick = last
+                frames = sys._current_frames()
+                frame = frames.get(self.gui_ident)
+                if frame is not None:
+                    lines = traceback.format_stack(frame)[-4:]
+                    self.stacks["GUI: " + " | ".join(x.strip().splitlines()[0] for x in lines)] += 1
+                for ident, other in frames.items():  # what the other threads were doing (who held the GIL?)
+                    if ident not in (self.gui_ident, threading.get_ident()):
+                        top = traceback.format_stack(other)[-1].strip().splitlines()[0]
+                        self.others[top] += 1
+
+
 class GapMeter:
     """Ticks every 10 ms on the GUI thread and keeps the gaps (ms) between consecutive ticks."""
 
@@ -123,6 +166,7 @@ def main() -> int:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "qsettings"))
     meter = GapMeter()
+    tracer = StallTracer(meter)
     results: dict[str, Any] = {"images": len(photos), "model": str(model), "cpus": os.cpu_count()}
 
     def run_until(cond: Any, timeout: float, what: str) -> None:
@@ -157,6 +201,7 @@ def main() -> int:
 
     scroller.timeout.connect(scroll)
     meter.start()
+    tracer.start()
     scroller.start()
     t_scan = time.perf_counter()
     window.open_folder(work / "photos")
@@ -169,6 +214,11 @@ def main() -> int:
     results["grid_rows"] = window.library_model.rowCount()
     results["thumbnails_rendered"] = window.loader.rendered
     print("indexing:", results["indexing"], flush=True)
+    results["stall_stacks_indexing"] = tracer.stop()
+    tracer = StallTracer(meter)
+    tracer.start()
+    if args.json:  # saved after every stage, so a later stage that fails or is killed loses nothing
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
     # duplicates: build the evidence, then move the slider (regrouping) a few times
     meter.start()
@@ -191,6 +241,7 @@ def main() -> int:
     results["similar"] = meter.stop()
     print("similar:", results["similar"], flush=True)
 
+    results["stall_stacks"] = tracer.stop()
     t_close = time.perf_counter()
     window.close()
     results["close_s"] = round(time.perf_counter() - t_close, 2)

@@ -8,6 +8,7 @@ checked files go to the system trash or to the quarantine through the core's jou
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -291,8 +292,10 @@ class DuplicatesPanel(QWidget):
         pm = self.loader.pixmap(key, Path(items[0].data(0, PathRole)))
         if pm is not None:
             self.tree.blockSignals(True)
+            icon = QIcon(pm)
             for item in items:
-                item.setIcon(0, QIcon(pm))
+                with contextlib.suppress(RuntimeError):  # a row Qt has already deleted (tree refilled)
+                    item.setIcon(0, icon)
             self.tree.blockSignals(False)
 
     @staticmethod
@@ -395,16 +398,34 @@ class DuplicatesPanel(QWidget):
 
     def files_removed(self, paths: list[Path]) -> None:
         gone = {str(p) for p in paths}
+        for key in list(self._items_by_key):  # never touch a removed row when its thumbnail arrives later
+            kept = [it for it in self._items_by_key[key] if it.data(0, PathRole) not in gone]
+            if kept:
+                self._items_by_key[key] = kept
+            else:
+                del self._items_by_key[key]
+        self._pending = [p for p in self._pending if not self._group_touches(p[2], gone)]
         self.tree.blockSignals(True)
         for it in self._members():
             if it.data(0, PathRole) in gone:
                 it.parent().removeChild(it)
         for i in reversed(range(self.tree.topLevelItemCount())):
-            if self.tree.topLevelItem(i).childCount() < 2:
+            top = self.tree.topLevelItem(i)
+            if top.childCount() < 2:
+                for j in range(top.childCount()):
+                    path = top.child(j).data(0, PathRole)
+                    for key in list(self._items_by_key):
+                        self._items_by_key[key] = [it for it in self._items_by_key[key]
+                                                   if it.data(0, PathRole) != path]
                 self.tree.takeTopLevelItem(i)
         self.tree.blockSignals(False)
         self._stale = True
         self._update_buttons()
+
+    @staticmethod
+    def _group_touches(group: Any, gone: set[str]) -> bool:
+        paths = [m.info.path for m in group.members] if hasattr(group, "members") else [f.path for f in group]
+        return any(p in gone for p in paths)
 
     def mark_not_duplicate(self) -> None:
         """Record "not a duplicate of its keeper" for each highlighted file, then rebuild the groups."""
