@@ -126,17 +126,23 @@ def test_cancel_stops_after_the_batch_in_flight(folder: Path, tiny_vit: Path) ->
         assert kept == 2 * len(calls)  # every finished batch was kept
 
 
-def test_walk_skips_hidden_data_dir_and_symlinked_folders(tmp_path: Path, vitfeat_home: Path) -> None:
+def test_walk_skips_hidden_and_data_dir_follows_linked_folders_once(tmp_path: Path, vitfeat_home: Path) -> None:
     root = tmp_path / "r"
     (root / "a").mkdir(parents=True)
     (root / "a" / "x.JPG").write_bytes(b"1")
     (root / ".cache").mkdir()
     (root / ".cache" / "y.jpg").write_bytes(b"1")
     (root / "a" / "back").symlink_to(root)  # a folder loop
+    (root / "again").symlink_to(root / "a")  # a second way into a folder already listed
+    external = tmp_path / "external-drive"
+    external.mkdir()
+    (external / "w.jpeg").write_bytes(b"1")
+    (root / "linked").symlink_to(external)  # linked in from elsewhere: followed
     (root / "notes.txt").write_text("x")
     (root / "z.png").write_bytes(b"1")
     entries, skipped = walk(root)
-    assert sorted(Path(e.path).name for e in entries) == ["x.JPG", "z.png"]
+    names = sorted(Path(e.path).name for e in entries)
+    assert names == ["w.jpeg", "x.JPG", "z.png"]
     assert skipped == []
     # The app's own data dir inside the folder is never indexed.
     os.environ["VITFEAT_HOME"] = str(root / "a")
@@ -144,7 +150,7 @@ def test_walk_skips_hidden_data_dir_and_symlinked_folders(tmp_path: Path, vitfea
         entries, _ = walk(root)
     finally:
         os.environ["VITFEAT_HOME"] = str(vitfeat_home)
-    assert [Path(e.path).name for e in entries] == ["z.png"]
+    assert sorted(Path(e.path).name for e in entries) == ["w.jpeg", "z.png"]
 
 
 def test_content_hash_is_full_file(tmp_path: Path) -> None:

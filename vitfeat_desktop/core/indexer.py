@@ -127,8 +127,9 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
          on_entry: Callable[[int], None] | None = None) -> tuple[list[Entry], list[dict[str, str]]]:
     """Every image file below ``root`` (by extension), skipping hidden folders/files and the app's data.
 
-    Symlinked folders are not followed (that is how loops are avoided); symlinked files are, and a broken or
-    looping link is returned with an error. Folders that cannot be listed are returned as skipped.
+    Symlinked folders are followed (people link an external drive's folder into their photos), each folder at
+    most once by its device and inode, which is also what stops a link loop. Symlinked files are followed; a
+    broken or looping link is returned with an error. Folders that cannot be listed are returned as skipped.
     """
     entries: list[Entry] = []
     skipped: list[dict[str, str]] = []
@@ -136,6 +137,10 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
         data_root = config.data_dir().resolve()
     except OSError:
         data_root = None
+    visited: set[tuple[int, int]] = set()
+    with contextlib.suppress(OSError):
+        st = os.stat(root)
+        visited.add((st.st_dev, st.st_ino))
     stack = [str(root)]
     while stack:
         check_cancel(cancel)
@@ -153,12 +158,20 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             if name.startswith("."):
                 continue
             try:
-                is_dir = child.is_dir(follow_symlinks=False)
+                is_dir = child.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
             if is_dir:
                 if data_root is not None and _same_path(child.path, data_root):
                     continue
+                try:
+                    st = child.stat(follow_symlinks=True)
+                except OSError:
+                    continue
+                identity = (st.st_dev, st.st_ino)
+                if identity in visited:
+                    continue  # a link back up the tree, or a second way into a folder already listed
+                visited.add(identity)
                 subdirs.append(child.path)
                 continue
             if not is_image_path(name):
@@ -169,7 +182,7 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
                 entries.append(Entry(child.path, -1, -1, _stat_reason(child, exc)))
                 continue
             if not _is_regular(st.st_mode):
-                continue  # a symlink to a folder named like an image, a socket ...
+                continue  # a socket, a device ...
             entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns)))
         if on_entry is not None:
             on_entry(len(entries))
