@@ -74,7 +74,6 @@ class Context:
     photos_dir: Path
     model_folder: Path | None = None
     qt_app: Any = None
-    timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # the app's log warnings, kept off the check lines
 
 
@@ -442,7 +441,6 @@ def check_window(ctx: Context) -> str:
         window.show()
         shown = _wait_exposed(ctx.qt_app, window)
         elapsed = time.perf_counter() - start
-        ctx.timings["window"] = elapsed
         title = window.windowTitle()
         window.close()
         window.deleteLater()
