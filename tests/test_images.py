@@ -161,3 +161,18 @@ def test_hf_compatible_path_matches_transformers(tmp_path: Path) -> None:
         assert np.array_equal(ours, theirs)
     # ... while the library's viewer path composites transparency on white.
     assert np.asarray(open_image(rgba))[0, 0].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("ext", [".heic", ".avif", ".webp", ".png", ".tif"])
+def test_exif_orientation_in_other_containers(tmp_path: Path, ext: str) -> None:
+    if ext == ".heic":
+        pytest.importorskip("pillow_heif").register_heif_opener()
+    stored = _picture((160, 120)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / f"rot{ext}"
+    stored.save(path, exif=exif.tobytes())
+    image, info = open_image_with_info(path, min_side=64)
+    assert image.size == (160, 120)  # turned upright exactly once (libheif applies it itself for HEIC)
+    assert _left_is_red(image)
+    assert (info["width"], info["height"]) == (160, 120)

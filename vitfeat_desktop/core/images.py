@@ -163,8 +163,6 @@ def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = No
             if info is not None:
                 width, height = int(raw.sizes.width), int(raw.sizes.height)
                 info.update(format="RAW", width=width, height=height, orientation=_FLIP_TO_EXIF.get(flip, 1))
-                if flip in (5, 6):
-                    info.update(width=height, height=width)
             preview: Image.Image | None = None
             try:
                 thumb = raw.extract_thumb()
@@ -234,6 +232,7 @@ def open_image_with_info(
     image = _open(path, min_side=min_side, hf_compatible=False, info=info)
     info.setdefault("width", image.width)
     info.setdefault("height", image.height)
+    _upright_size(info, image)
     return image, info
 
 
@@ -285,12 +284,23 @@ def _is_empty(path: Path) -> bool:
 
 
 def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
-    """Header facts, read before ``draft`` shrinks the image and before decoding."""
+    """Header facts, read before ``draft`` shrinks the image and before decoding. The size is as stored;
+    :func:`_upright_size` turns it once the decoded image shows which way up it ended."""
     width, height = opened.size
-    summary = exif_summary(opened)
-    if summary.get("orientation") in (5, 6, 7, 8):
-        width, height = height, width
-    info.update(format=opened.format or "unknown", width=width, height=height, **summary)
+    info.update(format=opened.format or "unknown", width=width, height=height, **exif_summary(opened))
+
+
+def _upright_size(info: dict[str, Any], image: Image.Image) -> None:
+    """Swap the stored full-resolution size if the upright image is turned against it.
+
+    Asking the result rather than the orientation tag is deliberate: some decoders apply the tag themselves
+    (libheif for HEIC, Pillow's TIFF reader) and report sizes already turned, others leave it to us.
+    """
+    width, height = info.get("width"), info.get("height")
+    if not width or not height or image.width == image.height or width == height:
+        return
+    if (image.width > image.height) != (width > height):
+        info["width"], info["height"] = height, width
 
 
 def exif_summary(image: Image.Image) -> dict[str, Any]:
