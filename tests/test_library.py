@@ -419,3 +419,32 @@ def test_knn_with_exact_copies_drops_only_self(folder: Path, tiny_vit: Path) -> 
             if fid in group:
                 assert set(neighbours[row].tolist()) == group - {fid}
                 assert np.allclose(sims[row], 1.0, atol=1e-4)
+
+
+def test_quick_scan_never_loads_or_downloads_a_model(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vitfeat_desktop.core.pipeline as pipeline_mod
+
+    def forbidden(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the quick pass must not load a model")
+
+    monkeypatch.setattr(pipeline_mod, "pipeline", forbidden)
+    with Library.open(folder, model="someone/not-downloaded") as lib:
+        report = lib.scan(embed=False)
+        assert report.indexed == 12 and report.model_key is None
+        assert all(r.phash is not None for r in lib.files())
+
+
+def test_model_key_settles_when_the_weights_arrive(folder: Path, tiny_vit: Path, vitfeat_home: Path) -> None:
+    """A hub model downloaded by the first scan must not leave its vectors under a provisional key."""
+    from vitfeat_desktop.core import hub
+
+    model_id = "acme/tiny-vit"
+    lib = Library.open(folder, model=model_id)
+    provisional = lib.model_key
+    shutil.copytree(tiny_vit, hub.cache_folder(model_id))  # what the download does during the scan
+    lib.scan()
+    assert lib.model_key != provisional
+    lib.close()
+    with Library.open(folder, model=model_id) as again:
+        assert again.model_key == lib.model_key
+        assert again.scan().unchanged == 12

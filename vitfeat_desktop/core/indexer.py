@@ -252,10 +252,8 @@ class Scanner:
         self.report.total = len(entries)
         catalog = lib.catalog
         state = catalog.scan_state()
-        model_key = lib.model_key if self.embed else None
-        self.report.model_key = lib.model_key if self.embed else None
         if self.embed:
-            extractor = lib.extractor
+            extractor = lib.extractor  # first: loading it may download the model and so settle the model key
             self._pre = extractor.preprocessor
             self._min_side = self._pre.min_decode_side()
             self._batch_size = max(1, int(getattr(extractor, "batch_size", 8)))
@@ -265,6 +263,8 @@ class Scanner:
         else:
             with contextlib.suppress(VitfeatError, OSError):
                 self._min_side = lib.preprocessor().min_decode_side()
+        model_key = lib.model_key if self.embed else None
+        self.report.model_key = model_key
 
         # Classify: untouched files cost one dict lookup each (this is the whole of an unchanged re-scan).
         seen: set[bytes] = set()

@@ -165,11 +165,34 @@ class Library:
                     spec = self._model_spec if self._model_spec is not None else default_model()
                     self._extractor = pipeline("image-feature-extraction", model=spec, quantized=self._quantized,
                                                intra_op_threads=self._intra_op_threads)
+                    self._refresh_model_key()
         return self._extractor
 
+    def _refresh_model_key(self) -> None:
+        """Re-key once the weights are really here (a hub model may have been downloaded just now)."""
+        extractor = self._extractor
+        if extractor is None:
+            return
+        model_id, variant = str(extractor.model_id), str(extractor.variant)
+        key = make_model_key(model_id, variant, weights_fingerprint(getattr(extractor, "onnx_path", None)))
+        if key != self.model_key:
+            self._model_id, self._variant, self.model_key = model_id, variant, key
+            self.index, self._index_loaded = None, False
+
     def preprocessor(self) -> Preprocessor:
-        """The model's preprocessor (reads configs only, no ONNX session)."""
-        return self.extractor.preprocessor
+        """The model's preprocessor, from its config file only: no ONNX session, and never a download."""
+        if self._extractor is not None:
+            return self._extractor.preprocessor
+        from vitfeat_desktop.core import hub
+        from vitfeat_desktop.core.preprocess import Preprocessor
+
+        spec = self._model_spec if self._model_spec is not None else default_model()
+        folder = (Path(spec).expanduser() if hub.looks_like_path(spec)
+                  else hub.cache_folder(hub.validate_model_id(str(spec))))
+        path = folder / "preprocessor_config.json"
+        if not path.is_file():
+            raise VitfeatError(f"model {spec} is not available here ({path} is missing)")
+        return Preprocessor.from_file(path)
 
     @property
     def writer_lock(self) -> threading.RLock:
