@@ -11,6 +11,8 @@ win per key (a new "find similar" cancels the previous one) and drains the pool 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 import traceback
@@ -78,6 +80,7 @@ class Worker(QRunnable):
 
     def run(self) -> None:  # runs on a pool thread
         self.started.set()
+        lower_thread_priority()
         try:
             if self._cancel.is_set():
                 raise Cancelled()
@@ -215,6 +218,32 @@ class TaskRunner(QObject):
         self._workers = {w for w in self._workers if not w.done.is_set()}
         self._latest.clear()
         return ok and time.monotonic() <= deadline + 0.5
+
+
+_lowered = threading.local()
+BACKGROUND_NICE = 10
+
+
+def lower_thread_priority() -> None:
+    """Run background work below the GUI thread's OS priority (once per pool thread).
+
+    On a laptop with two cores, ONNX Runtime's intra-op threads and the decoders can keep every core busy, and
+    the window then waits for the scheduler, not for us. Threads inherit their creator's priority on Linux, so
+    the inference threads ONNX Runtime creates from a worker (the session is built on one) and the scan's decode
+    threads run at the lower priority too; the GUI thread keeps the normal one.
+    """
+    if getattr(_lowered, "done", False):
+        return
+    _lowered.done = True
+    try:
+        if sys.platform.startswith("linux"):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        else:
+            from PySide6.QtCore import QThread
+
+            QThread.currentThread().setPriority(QThread.Priority.LowPriority)
+    except (OSError, AttributeError):
+        pass  # no permission or no such API: run at normal priority
 
 
 def _one_line(exc: BaseException) -> str:
