@@ -210,7 +210,7 @@ def calibrate(
             edited = img if edit is None else edit(img, rng)
             batch.append(pre.normalize_uint8(pre.to_uint8_chw(edited)))
             labels.append((slot, name))
-            if verifier is not None and (name == "original" or name in ALIGNED_EDITS):
+            if verifier is not None and (name == "original" or name in ALIGNED_EDITS):  # kept for the verifier
                 images[(slot, name)] = edited
         reporter.update(slot + 1)
     if len(originals) < 2:
@@ -226,9 +226,13 @@ def calibrate(
     for (slot, name), k in index.items():
         if name != "original":
             pos[name].append(float(emb[k] @ emb[index[(slot, "original")]]))
-    # Different pictures: each sampled original's nearest library neighbours that are not hash-copies of it.
+    # Different pictures: each sampled original's nearest library neighbours, minus those that are copies of it
+    # by the perceptual hash or by pixel alignment (a library with duplicates has them among the neighbours, and
+    # they would drag the cut up to where nothing is accepted on the pooled vector any more).
     neg: list[float] = []
+    excluded = 0
     for slot, i in enumerate(originals):
+        check_cancel(cancel)
         sims = unit @ emb[index[(slot, "original")]]
         sims[i] = -np.inf
         order = np.argsort(-sims)[:8]
@@ -238,6 +242,15 @@ def calibrate(
             if hashes is not None:
                 dist = hamming_u64(np.full(8, hashes[i, 0], dtype=np.uint64), hashes[j]).min()
                 if dist <= 12:
+                    excluded += 1
+                    continue
+            if verifier is not None and sims[j] > 0:
+                try:
+                    other = open_image(paths[j], min_side=128)
+                except ImageReadError:
+                    continue
+                if verifier(images[(slot, "original")], other) >= Thresholds().align_lo:
+                    excluded += 1
                     continue
             neg.append(float(sims[j]))
     neg_arr = np.asarray(neg or [0.0], dtype=np.float64)
@@ -247,12 +260,14 @@ def calibrate(
     accept = min(0.995, neg_top + 0.01)
     accept_hi = min(0.999, max(accept + 0.02, float(neg_arr.max()) + 0.02))
     accept_lo = max(-1.0, accept - 0.03)
-    verify_min = float(np.quantile(aligned_pos, 0.01)) - 0.05 if aligned_pos.size else accept - 0.3
-    verify_min = min(verify_min, accept_lo - 0.01)
+    verify_min = float(np.quantile(aligned_pos, 0.02)) - 0.05 if aligned_pos.size else accept - 0.3
+    # ... but not below most different pictures: pairs that far apart are not worth a verification
+    verify_min = min(max(verify_min, float(np.quantile(neg_arr, 0.05))), accept_lo - 0.01)
     similar = verify_min + 0.5 * (accept - verify_min)
     stats: dict[str, Any] = {
         "sample": len(originals),
         "negatives": len(neg),
+        "neighbours_excluded_as_copies": excluded,
         "neg_q50": float(np.quantile(neg_arr, 0.5)),
         "neg_q99": float(np.quantile(neg_arr, 0.99)),
         "neg_max": float(neg_arr.max()),

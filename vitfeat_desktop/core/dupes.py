@@ -716,34 +716,28 @@ class _Evidence:
 
 
 def _component_pairs(n: int, edges: np.ndarray, rank: np.ndarray, keepers: int = 2) -> np.ndarray:
-    """Pairs (keeper candidate, member) inside each connected component of ``edges``: the ``keepers``
-    best-ranked files of a component against all its other files (components above MAX_COMPONENT are skipped).
-    Grouping only ever asks "does this file match the keeper", so these are the pairs it needs."""
+    """Pairs (possible keeper, file) that grouping will ask about: for every file, the ``keepers`` best-ranked
+    files within two links of it (its own matches and theirs). A copy linked to its keeper only through the
+    original (a crop of a 24-MP upscale's original, say) thus gets its own evidence against that keeper.
+    Flat-image clusters (hubs with more than MAX_COMPONENT links) only contribute their direct edges."""
     if not len(edges):
         return np.zeros((0, 2), dtype=np.int64)
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(int(a)), find(int(b))
-        if ra != rb:
-            parent[ra] = rb
-    comps: dict[int, list[int]] = {}
-    for x in {int(v) for v in edges.ravel()}:
-        comps.setdefault(find(x), []).append(x)
-    out = []
-    for members in comps.values():
-        if 2 < len(members) <= MAX_COMPONENT:
-            m = sorted(members, key=lambda x: rank[x])
-            for head in m[:keepers]:
-                others = np.array([x for x in m if x != head], dtype=np.int64)
-                out.append(np.stack([np.minimum(head, others), np.maximum(head, others)], axis=1))
-    return np.unique(np.concatenate(out), axis=0) if out else np.zeros((0, 2), dtype=np.int64)
+    adjacency: dict[int, set[int]] = {}
+    for a, b in edges.tolist():
+        adjacency.setdefault(a, set()).add(b)
+        adjacency.setdefault(b, set()).add(a)
+    out: set[tuple[int, int]] = set()
+    for x, first in adjacency.items():
+        reach = set(first)
+        for y in first:
+            if len(adjacency[y]) <= MAX_COMPONENT:
+                reach |= adjacency[y]
+        reach.discard(x)
+        best = sorted(reach, key=lambda v: rank[v])[:keepers]
+        out.update((min(x, k), max(x, k)) for k in best if k not in first)
+    if not out:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.array(sorted(out), dtype=np.int64)
 
 
 def center_vectors(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:

@@ -30,7 +30,8 @@ from vitfeat_desktop.core.errors import ImageReadError
 from vitfeat_desktop.core.images import open_image
 
 WIDTH = 64
-FRACTIONS = np.round(np.arange(0.5, 1.0001, 0.025), 4)
+STEP = 0.04
+FRACTIONS = np.round(np.arange(0.5, 1.0001, STEP), 4)
 ANGLES = (-5.0, -2.5, 2.5, 5.0)
 ROTATION_MARGIN = 0.1  # after a trial rotation, keep the centre so the empty corners do not count
 # A slight blur at thumbnail scale makes the score tolerant of the sub-pixel offset between a copy's pixel grid
@@ -49,6 +50,10 @@ def _gray_array(image: Image.Image, width: int) -> np.ndarray:
 
 
 def _best_ncc(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> float:
+    return _best_ncc_at(outer, inner, fractions)[0]
+
+
+def _best_ncc_at(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> tuple[float, float]:
     """Best normalised cross-correlation of ``inner`` (scaled to each fraction of outer's width) over ``outer``.
 
     Correlations for every offset come from one FFT per scale; the local mean/variance of ``outer`` under the
@@ -59,7 +64,7 @@ def _best_ncc(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> f
     s2 = np.pad((outer.astype(np.float64) ** 2).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     spectrum = np.fft.rfft2(outer)
     floor = 1e-3 * float(outer.var()) + 1e-6  # flat areas must not divide by ~0 and score 1
-    best = -1.0
+    best, best_fraction = -1.0, 1.0
     for fraction in fractions:
         tw = round(w * float(fraction))
         th = round(tw * inner.height / inner.width)
@@ -81,14 +86,15 @@ def _best_ncc(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -> f
         b = s2[th:, tw:] - s2[:-th, tw:] - s2[th:, :-tw] + s2[:-th, :-tw]
         var = np.maximum(b - a * a / n, floor * n)
         score = float(np.clip(corr / (tnorm * np.sqrt(var)), -1.0, 1.0).max())
-        best = max(best, score)
-    return best
+        if score > best:
+            best, best_fraction = score, float(fraction)
+    return best, best_fraction
 
 
 def _fractions_for(inner: Image.Image, outer: Image.Image) -> np.ndarray:
     """The scale grid, plus the exact width/height ratios (a border or letterbox keeps one of them)."""
     extra = [inner.width / outer.width, inner.height / outer.height]
-    extra = [e for e in extra if 0.45 <= e <= 1.0]
+    extra = [e for e in extra if 0.35 <= e <= 1.0 + 1e-6]  # a portrait photo letterboxed to 16:9 is ~0.42
     return np.unique(np.concatenate([FRACTIONS, np.round(extra, 4)]))
 
 
@@ -115,18 +121,28 @@ def alignment_score(a: Image.Image, b: Image.Image, *, width: int = WIDTH, rotat
 
 
 def _aligned(ga: Image.Image, gb: Image.Image, width: int, rotate_below: float) -> float:
+    """Coarse scale grid, then a finer look around the best scale, then small rotations near that scale only."""
     big_a, big_b = _gray_array(ga, width), _gray_array(gb, width)
-    score = max(_best_ncc(big_a, gb, _fractions_for(gb, ga)), _best_ncc(big_b, ga, _fractions_for(ga, gb)))
+    directions = ((big_a, ga, gb), (big_b, gb, ga))
+    score = -1.0
+    found: list[float] = []
+    for outer, outer_img, inner in directions:
+        s, f = _best_ncc_at(outer, inner, _fractions_for(inner, outer_img))
+        s2, f2 = _best_ncc_at(outer, inner, np.array([f - STEP / 2, f + STEP / 2]))
+        if s2 > s:
+            s, f = s2, f2
+        found.append(f)
+        score = max(score, s)
     if score >= rotate_below:
         return score
-    for angle in ANGLES:
-        for outer, outer_img, inner in ((big_a, ga, gb), (big_b, gb, ga)):
+    m = ROTATION_MARGIN
+    for (outer, _outer_img, inner), f in zip(directions, found, strict=True):
+        near = np.array([f - STEP, f, f + STEP]) * (1 - 2 * m)
+        for angle in ANGLES:
             turned = inner.rotate(angle, resample=Image.Resampling.BILINEAR)
-            m = ROTATION_MARGIN
             core = turned.crop((round(turned.width * m), round(turned.height * m),
                                 round(turned.width * (1 - m)), round(turned.height * (1 - m))))
-            fractions = _fractions_for(inner, outer_img) * (1 - 2 * m)
-            score = max(score, _best_ncc(outer, core, fractions))
+            score = max(score, _best_ncc(outer, core, near))
     return score
 
 
