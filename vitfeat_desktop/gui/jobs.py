@@ -80,7 +80,7 @@ def open_library(folder: Path, extractor: Any, *, progress: Any = None,
     if not folder.is_dir():
         raise VitfeatError(f"{folder} is not a folder (was it moved, or is the drive disconnected?)")
     lib = library_mod.Library.open(folder, extractor=extractor)
-    return OpenedLibrary(lib, folder, list(lib.files()), list(lib.skipped()))
+    return OpenedLibrary(lib, folder, grid_items(lib), list(lib.skipped()))
 
 
 @dataclass
@@ -93,7 +93,14 @@ class ScanOutcome:
 def scan_library(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> ScanOutcome:
     """Incremental scan: new and changed photos are embedded, removed ones dropped (the core decides)."""
     report = lib.scan(embed=True, progress=progress, cancel=cancel)
-    return ScanOutcome(report, list(lib.files()), list(lib.skipped()))
+    return ScanOutcome(report, grid_items(lib), list(lib.skipped()))
+
+
+def grid_items(lib: Any) -> list[Any]:
+    """The library's readable photos as grid items, built here on the worker rather than on the GUI thread."""
+    from vitfeat_desktop.gui.grid import GridItem
+
+    return [GridItem.from_record(r) for r in lib.files(status="ok")]
 
 
 @dataclass

@@ -540,12 +540,13 @@ class MainWindow(QMainWindow):
         if self.runner.is_running("live"):
             return
         lib = self.library
-        self.runner.submit(lambda: list(lib.files(status="ok")), key="live", pass_callbacks=False,
+        self.runner.submit(lambda: [GridItem.from_record(r) for r in lib.files(status="ok")], key="live",
+                           pass_callbacks=False,
                            on_result=lambda recs: self._live_files(lib, recs))
 
-    def _live_files(self, lib: Any, records: list[Any]) -> None:
+    def _live_files(self, lib: Any, items: list[GridItem]) -> None:
         if lib is self.library and self.runner.is_running("scan"):
-            self.library_model.add_new(GridItem.from_record(r) for r in records)
+            self.library_model.add_new(items)
             self._show_library_page()
 
     def rescan(self) -> None:
@@ -611,14 +612,16 @@ class MainWindow(QMainWindow):
         self._scan_finished_ui()
         self.status_label.setText("Indexing cancelled; photos indexed so far are kept. Rescan (F5) to continue.")
         if self.library is not None:
-            self.runner.submit(lambda: (list(self.library.files()), list(self.library.skipped())),
+            lib = self.library
+            self.runner.submit(lambda: (jobs.grid_items(lib), list(lib.skipped())),
                                pass_callbacks=False, key="refresh",
                                on_result=lambda fs: self._fill_library(*fs))
         emit(self.scan_cancelled)
 
     def _fill_library(self, files: list[Any], skipped: list[tuple[str, str]]) -> None:
-        ok = [f for f in files if getattr(f, "status", "ok") in ("ok", "indexed", "unchanged", None, "")]
-        items = [GridItem.from_record(f) for f in ok]
+        """``files``: GridItems (built on the worker) or the library's FileRecords."""
+        items = [f if isinstance(f, GridItem) else GridItem.from_record(f) for f in files
+                 if isinstance(f, GridItem) or getattr(f, "status", "ok") in ("ok", None, "")]
         self.skipped = list(skipped)
         self.library_model.set_items(items)
         self.apply_sort(announce=False)
