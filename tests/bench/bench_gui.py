@@ -140,6 +140,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--model", choices=("real", "tiny"), default="real")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of idle measurement first")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         if shutil.which("xvfb-run") is None:
@@ -181,6 +182,13 @@ def main() -> int:
     window.resize(1280, 800)
     window.show()
     run_until(lambda: window.extractor is not None, 120, "the model")
+
+    # baseline: the idle window, same timer; spikes here come from the machine, not from the app
+    meter.start()
+    idle_end = time.monotonic() + args.baseline
+    run_until(lambda: time.monotonic() > idle_end, args.baseline + 5, "baseline")
+    results["idle_baseline"] = meter.stop()
+    print("idle baseline:", results["idle_baseline"], flush=True)
 
     # indexing, while a "user" scrolls the grid every 100 ms
     from PySide6.QtCore import QTimer
