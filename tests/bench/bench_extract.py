@@ -41,23 +41,14 @@ VIT_IN21K_CONFIG = {
     "num_channels": 3,
     "qkv_bias": True,
 }
-PREPROCESSOR = {
-    "do_normalize": True,
-    "do_rescale": True,
-    "do_resize": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-    "image_processor_type": "ViTImageProcessor",
-    "resample": 2,
-    "rescale_factor": 0.00392156862745098,
-    "size": {"height": 224, "width": 224},
-}
 
 
 def build_models(workdir: Path) -> Path:
     """A transformers folder and, beside it, our hub-layout folder with fp32 and int8 ONNX of the same weights."""
     import torch
     from transformers import ViTConfig, ViTModel
+
+    from vitfeat_desktop.core.tinyvit import VIT_PREPROCESSOR  # the in21k model's preprocessor_config.json
 
     folder = workdir / "vit-in21k-random"
     if (folder / "onnx" / "model_quantized.onnx").is_file():
@@ -68,7 +59,7 @@ def build_models(workdir: Path) -> Path:
     model = ViTModel(ViTConfig(**VIT_IN21K_CONFIG, attn_implementation="eager"), add_pooling_layer=True).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(VIT_PREPROCESSOR, indent=2))
     (folder / "onnx").mkdir(exist_ok=True)
     dummy = torch.zeros(1, 3, 224, 224)
     fp32 = folder / "onnx" / "model.onnx"
