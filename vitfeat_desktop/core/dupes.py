@@ -471,7 +471,7 @@ class DuplicateFinder:
             known = {(int(x), int(y)): n for n, (x, y) in enumerate(evidence.pairs.tolist())}
             new = np.array([p for p in extra.tolist() if (p[0], p[1]) not in known], dtype=np.int64).reshape(-1, 2)
             again = [known[(p[0], p[1])] for p in extra.tolist() if (p[0], p[1]) in known]
-            evidence.reverify(np.array([q for q in again if not loose[q]], dtype=np.int64))
+            evidence.reverify(np.array(again, dtype=np.int64))
             evidence.add(new, {(int(x), int(y)) for x, y in new}, closure=True)
         reporter.update(len(evidence.pairs), force=True)
         return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
@@ -624,6 +624,7 @@ class _Evidence:
         self.t, self.verifier, self.pixel_digest = thresholds, verifier, pixel_digest
         self.reporter, self.cancel = reporter, cancel
         self.digests: dict[int, str | None] = {}
+        self.turned: set[int] = set()  # files that match something only after a 90° turn or a mirror (hash)
         self.pairs = np.zeros((0, 2), dtype=np.int64)
         self.cos = np.zeros(0, dtype=np.float32)
         self.hdist = np.zeros(0, dtype=np.int64)
@@ -664,18 +665,23 @@ class _Evidence:
                         self.digests[k] = self.pixel_digest(files[k])
                 same_pixels[p] = self.digests[x] is not None and self.digests[x] == self.digests[y]
                 self.reporter.update(done + 1)
+        for p in np.nonzero((transform != 0) & (hdist <= self.t.hash_lo))[0]:
+            self.turned.update((int(a[p]), int(b[p])))
         align = np.full(len(pairs), np.nan, dtype=np.float32)
+        related = np.zeros(len(pairs), dtype=bool)
         if self.verifier is not None and self.unit is not None:
             with np.errstate(invalid="ignore"):
-                floor = np.ones(len(pairs), dtype=bool) if closure else cos >= self.t.verify_min
+                if closure:
+                    related = np.array([x in self.turned or y in self.turned for x, y in pairs.tolist()], dtype=bool)
+                floor = related | (cos >= self.t.verify_min)
                 grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & floor & ~(cos >= self.t.cos_accept_hi)
             todo = [p for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             self.reporter.restart("verifying", total=len(todo))
-            dihedral = closure and getattr(self.verifier, "supports_dihedral", False)
+            dihedral = getattr(self.verifier, "supports_dihedral", False)
             for done, p in enumerate(todo):
                 check_cancel(self.cancel)
                 fa, fb = files[int(a[p])], files[int(b[p])]
-                score = self.verifier(fa, fb, dihedral=True) if dihedral else self.verifier(fa, fb)
+                score = self.verifier(fa, fb, dihedral=True) if dihedral and related[p] else self.verifier(fa, fb)
                 align[p] = np.nan if score is None else score
                 self.reporter.update(done + 1)
         self.pairs = np.concatenate([self.pairs, pairs.astype(np.int64)])
@@ -685,23 +691,33 @@ class _Evidence:
         self.exact = np.concatenate([self.exact, exact])
         self.same_pixels = np.concatenate([self.same_pixels, same_pixels])
         self.align = np.concatenate([self.align, align])
-        self.related = np.concatenate([self.related, np.full(len(pairs), closure, dtype=bool)])
+        self.related = np.concatenate([self.related, related])
 
     def reverify(self, rows: np.ndarray) -> None:
-        """Check stored pairs again as related pairs (turned/mirrored alignment allowed, no embedding floor)."""
+        """Check stored keeper/member pairs that are not settled yet; pairs with a file that is a turned or mirrored
+        copy (by its hash) may align after turning and need no embedding floor (turning ruins the embedding)."""
         if self.verifier is None or self.unit is None or not len(rows):
             return
-        rows = rows[~self.exact[rows] & ~self.same_pixels[rows] & (self.hdist[rows] > self.t.hash_lo)
-                    & ~(self.cos[rows] >= self.t.cos_accept_hi)]
+        with np.errstate(invalid="ignore"):
+            settled = self.exact[rows] | self.same_pixels[rows] | (self.hdist[rows] <= self.t.hash_lo) | (
+                self.cos[rows] >= self.t.cos_accept_hi) | (self.align[rows] >= self.t.align_hi) | self.related[rows]
+        rows = rows[~settled]
+        x, y = self.pairs[rows, 0], self.pairs[rows, 1]
+        turned = np.array([int(i) in self.turned or int(j) in self.turned for i, j in zip(x, y, strict=True)],
+                          dtype=bool)
+        # a pair not involving a turned/mirrored file needs the same embedding floor as any other
+        rows, turned = rows[turned | (self.cos[rows] >= self.t.verify_min)], turned[turned | (
+            self.cos[rows] >= self.t.verify_min)]
+        rows, turned = rows[turned | np.isnan(self.align[rows])], turned[turned | np.isnan(self.align[rows])]
         dihedral = getattr(self.verifier, "supports_dihedral", False)
         self.reporter.restart("verifying", total=len(rows))
-        for done, q in enumerate(rows):
+        for done, (q, turn) in enumerate(zip(rows.tolist(), turned.tolist(), strict=True)):
             check_cancel(self.cancel)
             fa, fb = self.files[int(self.pairs[q, 0])], self.files[int(self.pairs[q, 1])]
-            score = self.verifier(fa, fb, dihedral=True) if dihedral else self.verifier(fa, fb)
+            score = self.verifier(fa, fb, dihedral=True) if dihedral and turn else self.verifier(fa, fb)
             if score is not None:
                 self.align[q] = score if np.isnan(self.align[q]) else max(float(self.align[q]), score)
-            self.related[q] = True
+            self.related[q] = bool(turn)
             self.reporter.update(done + 1)
 
     def near_loose(self) -> np.ndarray:
@@ -734,7 +750,7 @@ def _component_pairs(n: int, edges: np.ndarray, rank: np.ndarray, keepers: int =
                 reach |= adjacency[y]
         reach.discard(x)
         best = sorted(reach, key=lambda v: rank[v])[:keepers]
-        out.update((min(x, k), max(x, k)) for k in best if k not in first)
+        out.update((min(x, k), max(x, k)) for k in best)
     if not out:
         return np.zeros((0, 2), dtype=np.int64)
     return np.array(sorted(out), dtype=np.int64)

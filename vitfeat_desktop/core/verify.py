@@ -92,8 +92,9 @@ def _best_ncc_at(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -
 
 
 def _fractions_for(inner: Image.Image, outer: Image.Image) -> np.ndarray:
-    """The scale grid, plus the exact width/height ratios (a border or letterbox keeps one of them)."""
-    extra = [inner.width / outer.width, inner.height / outer.height]
+    """The scale grid, plus the scales at which inner fills outer's full height or full width (letterbox and
+    pillarbox). Thumbnails of the two files have unrelated pixel sizes, so only aspect ratios count here."""
+    extra = [(inner.width / inner.height) / (outer.width / outer.height), 1.0]
     extra = [e for e in extra if 0.35 <= e <= 1.0 + 1e-6]  # a portrait photo letterboxed to 16:9 is ~0.42
     return np.unique(np.concatenate([FRACTIONS, np.round(extra, 4)]))
 
