@@ -530,6 +530,7 @@ class MainWindow(QMainWindow):
         self.runner.submit(jobs.scan_library, self.library, key="scan", on_progress=self._scan_progress,
                            on_result=self._scan_done, on_error=self._scan_error, on_cancelled=self._scan_cancelled)
         self._live_timer.start()
+        QTimer.singleShot(700, self._live_refresh)  # first photos on screen soon after a new folder opens
         self._update_actions()
 
     def _live_refresh(self) -> None:
