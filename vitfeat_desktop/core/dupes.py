@@ -185,7 +185,7 @@ class NotDuplicateMarks:
         self._pairs: set[tuple[str, str]] = set()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            self._pairs = {tuple(sorted(p)) for p in data.get("pairs", []) if len(p) == 2}  # type: ignore[misc]
+            self._pairs = {(str(min(p)), str(max(p))) for p in data.get("pairs", []) if len(p) == 2}
         except (OSError, ValueError, TypeError):
             self._pairs = set()
 
@@ -198,16 +198,20 @@ class NotDuplicateMarks:
     def _key(info: FileInfo) -> str:
         return info.content_hash or f"path:{os.path.abspath(info.path)}"
 
+    def _pair(self, a: FileInfo, b: FileInfo) -> tuple[str, str]:
+        x, y = self._key(a), self._key(b)
+        return (x, y) if x <= y else (y, x)
+
     def mark(self, a: FileInfo, b: FileInfo) -> None:
-        self._pairs.add(tuple(sorted((self._key(a), self._key(b)))))  # type: ignore[arg-type]
+        self._pairs.add(self._pair(a, b))
         self._save()
 
     def unmark(self, a: FileInfo, b: FileInfo) -> None:
-        self._pairs.discard(tuple(sorted((self._key(a), self._key(b)))))  # type: ignore[arg-type]
+        self._pairs.discard(self._pair(a, b))
         self._save()
 
     def is_marked(self, a: FileInfo, b: FileInfo) -> bool:
-        return tuple(sorted((self._key(a), self._key(b)))) in self._pairs
+        return self._pair(a, b) in self._pairs
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -343,7 +347,8 @@ def default_pixel_digest(info: FileInfo) -> str | None:
     return digest.hexdigest()
 
 
-PatchVerifier = Callable[[FileInfo, FileInfo], float | None]
+# verifier(file_a, file_b) -> score or None; ``verify.AlignmentVerifier`` also takes ``dihedral=True``
+PatchVerifier = Callable[..., float | None]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -652,9 +657,9 @@ class _Evidence:
                           for x, y in pairs.tolist()], dtype=bool)
         same_pixels = np.zeros(len(pairs), dtype=bool)
         if self.pixel_digest is not None:
-            todo = np.nonzero((hdist == 0) & ~exact)[0]
-            self.reporter.restart("comparing pixels", total=len(todo))
-            for done, p in enumerate(todo):
+            same_todo = np.nonzero((hdist == 0) & ~exact)[0]
+            self.reporter.restart("comparing pixels", total=len(same_todo))
+            for done, p in enumerate(same_todo):
                 check_cancel(self.cancel)
                 x, y = (int(v) for v in pairs[p])
                 fx, fy = files[x], files[y]
@@ -675,14 +680,14 @@ class _Evidence:
                     related = np.array([x in self.turned or y in self.turned for x, y in pairs.tolist()], dtype=bool)
                 floor = related | (cos >= self.t.verify_min)
                 grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & floor & ~(cos >= self.t.cos_accept_hi)
-            todo = [p for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
+            todo = [int(p) for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             self.reporter.restart("verifying", total=len(todo))
             dihedral = getattr(self.verifier, "supports_dihedral", False)
-            for done, p in enumerate(todo):
+            for done, q in enumerate(todo):
                 check_cancel(self.cancel)
-                fa, fb = files[int(a[p])], files[int(b[p])]
-                score = self.verifier(fa, fb, dihedral=True) if dihedral and related[p] else self.verifier(fa, fb)
-                align[p] = np.nan if score is None else score
+                fa, fb = files[int(a[q])], files[int(b[q])]
+                score = self.verifier(fa, fb, dihedral=True) if dihedral and related[q] else self.verifier(fa, fb)
+                align[q] = np.nan if score is None else score
                 self.reporter.update(done + 1)
         self.pairs = np.concatenate([self.pairs, pairs.astype(np.int64)])
         self.cos = np.concatenate([self.cos, cos])
