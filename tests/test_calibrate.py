@@ -63,3 +63,22 @@ def test_cache_per_library_and_model(tmp_path: Path) -> None:
     assert load_calibration(tmp_path / "Photos", "m|int8", n_files=5000) is None  # library grew: refit
     path.write_text("{not json")
     assert load_calibration(tmp_path / "Photos", "m|int8") is None
+
+
+def test_copies_among_neighbours_are_not_counted_as_different(tiny_extractor, photos: list[Path],  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    from PIL import Image
+
+    from vitfeat_desktop.core.images import open_image
+    from vitfeat_desktop.core.verify import alignment_score
+
+    paths = list(photos[:5])
+    img = Image.open(photos[0]).convert("RGB")
+    img.crop((30, 20, img.width - 60, img.height - 40)).save(tmp_path / "crop.jpg", quality=85)
+    paths.append(tmp_path / "crop.jpg")
+    pre = tiny_extractor.preprocessor
+    vectors = tiny_extractor.embed(np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(p))) for p in paths]))
+    with_verifier = calibrate(tiny_extractor, paths, vectors, sample=6, verifier=alignment_score)
+    without = calibrate(tiny_extractor, paths, vectors, sample=6)
+    assert with_verifier.thresholds.stats["neighbours_excluded_as_copies"] == 2  # crop->original, original->crop
+    assert with_verifier.thresholds.stats["negatives"] == without.thresholds.stats["negatives"] - 2
