@@ -215,3 +215,14 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
     with qtbot.waitSignal(window.similar_ready, timeout=30_000) as got:
         window.find_similar(image_files(photo_folder)[0])
     assert len(got.args[0]) == len(image_files(photo_folder)) - 1
+
+
+def test_settings_thread_count_and_geometry_persist(qtbot: Any, make_window: Any) -> None:
+    config.save_settings({"threads": 1})
+    window = make_window(None)
+    qtbot.waitUntil(lambda: window.extractor is not None, timeout=30_000)
+    assert window.extractor.intra_op_threads == 1
+    window.resize(window.width(), 701)
+    window.close()
+    again = make_window(None)
+    assert again.height() == 701  # window geometry comes back from QSettings

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitfeat_desktop import config
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key
@@ -86,12 +87,14 @@ class DuplicatesPanel(QWidget):
         bar.addWidget(QLabel("Sensitivity:  strict"))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
-        self.slider.setValue(50)
+        stored = config.load_settings().get(jobs.SETTING_SENSITIVITY, 0.5)
+        self.slider.setValue(round(100 * float(stored)) if isinstance(stored, (int, float)) else 50)
         self.slider.setMinimumWidth(120)
         self.slider.setMaximumWidth(220)
         self.slider.setToolTip("Move right to also group looser copies (stronger edits), left to keep only the most "
                                "certain ones. The middle is tuned for the model.")
         self.slider.valueChanged.connect(lambda _v: self.regroup())
+        self.slider.sliderReleased.connect(self._save_sensitivity)
         bar.addWidget(self.slider, 1)
         bar.addWidget(QLabel("loose"))
         bar.addStretch(1)
@@ -101,7 +104,7 @@ class DuplicatesPanel(QWidget):
         bar.addWidget(self.export_button)
         layout.addLayout(bar)
         bar2 = QHBoxLayout()
-        self.auto_button = QPushButton("Auto-select copies")
+        self.auto_button = QPushButton("Auto-select")
         self.auto_button.setToolTip("Check every copy except the keeper of each group (reference folders excluded)")
         self.auto_button.clicked.connect(self.auto_select)
         self.clear_button = QPushButton("Clear")
@@ -111,14 +114,14 @@ class DuplicatesPanel(QWidget):
         self.not_dup_button.setToolTip("The highlighted photo is not a copy of its group's keeper: never group them "
                                        "again")
         self.not_dup_button.clicked.connect(self.mark_not_duplicate)
-        self.trash_button = QPushButton("Move checked to Trash")
-        self.trash_button.setToolTip("Move the checked copies to the system trash (Undo puts them back)")
+        self.trash_button = QPushButton("Trash")
+        self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)")
         self.trash_button.clicked.connect(lambda: self.act("trash"))
-        self.quarantine_button = QPushButton("Quarantine checked")
+        self.quarantine_button = QPushButton("Quarantine")
         self.quarantine_button.setToolTip("Move the checked copies to vitfeat's quarantine folder (Undo puts them "
                                           "back)")
         self.quarantine_button.clicked.connect(lambda: self.act("quarantine"))
-        self.move_button = QPushButton("Move checked to folder…")
+        self.move_button = QPushButton("Move to folder…")
         self.move_button.setToolTip("Organize: move the checked photos (e.g. a set of similar shots) into a folder "
                                     "you choose; undoable")
         self.move_button.clicked.connect(lambda: self.win.file_action("move", self.selected_paths()))
@@ -183,6 +186,9 @@ class DuplicatesPanel(QWidget):
 
     def _error(self, message: str) -> None:
         self.summary.setText(f"Cannot find duplicates: {message}")
+
+    def _save_sensitivity(self) -> None:
+        config.save_settings({jobs.SETTING_SENSITIVITY: self.sensitivity()})
 
     def sensitivity(self) -> float:
         return self.slider.value() / 100.0

@@ -16,6 +16,9 @@ import numpy as np
 
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 
+SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
+SETTING_SENSITIVITY = "dupes_sensitivity"
+
 
 class FeatureUnavailable(VitfeatError):
     """A core module this build lacks (the window disables the feature and says so, instead of crashing)."""
@@ -58,7 +61,9 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
             raise ModelNotCachedError(f"model {spec} ({'int8' if quantized else 'fp32'}) is not in the model cache "
                                       f"{config.models_dir()} yet")
 
-    extractor = pipeline("image-feature-extraction", model=model, quantized=quantized)
+    threads = config.load_settings().get(SETTING_THREADS)
+    intra = int(threads) if isinstance(threads, int) and threads > 0 else None
+    extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra)
     _ = extractor.outputs  # creates the session
     if cancel is not None and cancel():
         raise Cancelled()

@@ -308,6 +308,8 @@ class MainWindow(QMainWindow):
         self.act_copy_path = self._action("Copy Path", self.copy_path, "Ctrl+Shift+C", "Copy the file path")
         self.act_dupes = self._action("Find Duplicates", self.show_duplicates, "Ctrl+D",
                                       "Group exact copies, re-saved files and near-duplicates")
+        self.act_prefs = self._action("Preferences…", self.show_preferences, QKeySequence.StandardKey.Preferences,
+                                      "How many processor cores the model may use")
         self.act_models = self._action("Models…", self.show_model_manager, None,
                                        "Download, import and choose the model that describes your photos")
         self.act_zoom_in = self._action("Larger Thumbnails", lambda: self.zoom(1.25), k.ZoomIn)
@@ -319,6 +321,7 @@ class MainWindow(QMainWindow):
         menu = self.menuBar()
         m_file = menu.addMenu("&File")
         for a in (self.act_open, self.act_rescan, self.act_query_file, None, self.act_skipped, self.act_models,
+                  self.act_prefs,
                   None, self.act_quit):
             m_file.addSeparator() if a is None else m_file.addAction(a)
         m_edit = menu.addMenu("&Edit")
@@ -472,6 +475,33 @@ class MainWindow(QMainWindow):
         dialog.model_chosen.connect(self._model_chosen)
         dialog.show()
         self._model_dialog = dialog
+
+    def show_preferences(self) -> None:
+        from PySide6.QtWidgets import QDialogButtonBox, QFormLayout, QSpinBox
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Preferences")
+        form = QFormLayout(dialog)
+        threads = QSpinBox()
+        threads.setRange(0, max(1, os.cpu_count() or 1))
+        threads.setSpecialValueText("all cores")
+        current = config.load_settings().get(jobs.SETTING_THREADS, 0)
+        threads.setValue(int(current) if isinstance(current, int) else 0)
+        threads.setToolTip("Fewer cores keep other programs snappier while a library is indexed; more index faster")
+        form.addRow("Processor cores for the model:", threads)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        dialog.accepted.connect(lambda: self._threads_chosen(threads.value()))
+        dialog.show()
+        self._prefs_dialog = dialog
+
+    def _threads_chosen(self, value: int) -> None:
+        if config.load_settings().get(jobs.SETTING_THREADS, 0) != value:
+            config.save_settings({jobs.SETTING_THREADS: value})
+            if self.extractor is not None and not self.runner.is_running("scan"):
+                self.load_model(self.model_spec, self.quantized)  # a new session with the new thread count
 
     def _model_chosen(self, model: str, quantized: bool) -> None:
         config.save_settings({SETTINGS_MODEL: model, SETTINGS_FP32: not quantized})

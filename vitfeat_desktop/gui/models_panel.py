@@ -86,7 +86,8 @@ class ModelSetupPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         box = QWidget()
-        box.setFixedWidth(600)  # a fixed width lets the wrapped labels compute their height
+        box.setMinimumWidth(380)
+        box.setMaximumWidth(600)
         layout = QVBoxLayout(box)
         title = QLabel("<h2>Download a model to get started</h2>")
         layout.addWidget(title)
