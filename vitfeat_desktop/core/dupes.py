@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,9 +137,9 @@ class Thresholds:
     cos_accept_hi: float = 0.96
     verify_min: float = 0.5
     verify_rank: int = 5  # verify only pairs among each other's nearest few (the cost stays per file, not per pair)
-    align_cut: float = 0.86
-    align_lo: float = 0.82
-    align_hi: float = 0.90
+    align_cut: float = 0.89
+    align_lo: float = 0.86
+    align_hi: float = 0.92
     similar_cut: float = 0.6
     hash_cut: int = 8
     hash_lo: int = 10
@@ -630,6 +631,7 @@ class _Evidence:
         self.reporter, self.cancel = reporter, cancel
         self.digests: dict[int, str | None] = {}
         self.turned: set[int] = set()  # files that match something only after a 90° turn or a mirror (hash)
+        self._links: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])  # file -> [upright, turned]
         self.pairs = np.zeros((0, 2), dtype=np.int64)
         self.cos = np.zeros(0, dtype=np.float32)
         self.hdist = np.zeros(0, dtype=np.int64)
@@ -670,8 +672,12 @@ class _Evidence:
                         self.digests[k] = self.pixel_digest(files[k])
                 same_pixels[p] = self.digests[x] is not None and self.digests[x] == self.digests[y]
                 self.reporter.update(done + 1)
-        for p in np.nonzero((transform != 0) & (hdist <= self.t.hash_lo))[0]:
-            self.turned.update((int(a[p]), int(b[p])))
+        # A file is "turned" when most of its hash matches need a turn or mirror: the rotated copy itself, not
+        # the original it matches (the original's other matches are upright).
+        for p in np.nonzero(hdist <= self.t.hash_lo)[0]:
+            for f in (int(a[p]), int(b[p])):
+                self._links[f][0 if transform[p] == 0 else 1] += 1
+        self.turned = {f for f, (upright, turned) in self._links.items() if turned > upright}
         align = np.full(len(pairs), np.nan, dtype=np.float32)
         related = np.zeros(len(pairs), dtype=bool)
         if self.verifier is not None and self.unit is not None:
