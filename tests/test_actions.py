@@ -220,3 +220,17 @@ def test_quarantine_location_prefers_outside_photo_folder(photos_dir: Path, monk
     # nowhere else writable: only then inside the photo folder
     monkeypatch.setattr(actions, "_writable_dir", lambda f: False)
     assert actions.quarantine_root_for(src, [photos_dir]) == photos_dir / actions.QUARANTINE_NAME
+
+
+def test_recover_leaves_a_journal_in_use_alone(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    victims = sorted((photos_dir / "2023").glob("*.jpg"))[:2]
+    seen: dict[str, list[str]] = {}
+
+    def concurrent_recover(at: str, entry: actions.Entry) -> None:
+        if at == "intent" and "ids" not in seen:
+            seen["ids"] = recover()  # e.g. the CLI starting while the GUI is mid-batch
+
+    monkeypatch.setattr(actions, "_step", concurrent_recover)
+    result = apply_actions("quarantine", victims)
+    assert seen["ids"] == [] and len(result.done) == 2 and not result.failed
+    assert all(not v.exists() for v in victims)

@@ -180,6 +180,43 @@ def quarantine_root_for(
 # journal
 
 
+class _ActiveLock:
+    """An exclusive lock on ``<journal>.lock`` held while a batch or an undo runs, so that :func:`recover` in
+    another process (the CLI while the GUI is moving files) never "settles" steps that are still in progress.
+    POSIX only (fcntl); elsewhere recovery relies on being run when nothing else acts."""
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = journal_path.with_suffix(".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> _ActiveLock:
+        if not self.acquire():
+            raise JournalError(f"journal {self.path.stem} is in use by another vitfeat process; try again later")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 @dataclass
 class Entry:
     """One planned file action as recorded in the journal."""
@@ -449,6 +486,12 @@ def apply_actions(
         raise ProtectedFileError(f"{dest_root} is inside a reference folder; nothing is written there")
 
     journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None})
+    with _ActiveLock(journal.path):
+        return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
+
+
+def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path | None, photo_roots: Sequence[Any],
+           keepers: dict[str, str] | None, progress: ProgressFn | None, cancel: CancelFn | None) -> ActionResult:
     result = ActionResult(journal.id, action)
     reporter = Reporter(progress, action, total=len(sources))
     try:
@@ -564,15 +607,28 @@ def recover() -> list[str]:
         undo_pending = journal.undo_started and not journal.undo_ended
         if journal.ended and not pending and not undo_pending:
             continue
-        for entry in pending:
-            state, extra = _settle(entry)
-            journal.record(state, i=entry.i, **extra)
-        if not journal.ended:
-            journal.record("end", recovered=True)
-        if undo_pending:
-            _undo_journal(journal, UndoResult(journal.id))
+        lock = _ActiveLock(journal.path)
+        if not lock.acquire():
+            continue  # another process is acting on it right now: not a crash
+        try:
+            journal = Journal.load(journal.path)  # re-read under the lock
+            _recover_one(journal)
+        finally:
+            lock.release()
         settled.append(journal.id)
     return settled
+
+
+def _recover_one(journal: Journal) -> None:
+    pending = [e for e in journal.entries.values() if e.state == "pending"]
+    undo_pending = journal.undo_started and not journal.undo_ended
+    for entry in pending:
+        state, extra = _settle(entry)
+        journal.record(state, i=entry.i, **extra)
+    if not journal.ended:
+        journal.record("end", recovered=True)
+    if undo_pending:
+        _undo_journal(journal, UndoResult(journal.id))
 
 
 @dataclass
@@ -607,8 +663,9 @@ def undo(journal_id: str | None = None, *, progress: ProgressFn | None = None,
             raise JournalError(f"no journal named {journal_id}")
         journal = match[0]
     result = UndoResult(journal.id)
-    journal.record("undo-begin")
-    _undo_journal(journal, result, progress, cancel)
+    with _ActiveLock(journal.path):
+        journal.record("undo-begin")
+        _undo_journal(journal, result, progress, cancel)
     return result
 
 
