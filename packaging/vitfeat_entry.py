@@ -36,22 +36,7 @@ def _main() -> int:
         return cli_main(args)
     from vitfeat_desktop.__main__ import main as app_main
 
-    return app_main(_open_with_args(args))
-
-
-def _open_with_args(args: list[str]) -> list[str]:
-    """"Open with" on a photo passes the photo; the app opens folders, so open the photo's folder.
-
-    The .desktop entry, the Windows registry and the macOS document types offer the app for image files as
-    well as folders. Until the app itself takes a file (and selects it), its folder is the useful answer; any
-    other argument is passed through unchanged.
-    """
-    if len(args) == 1 and not args[0].startswith("-") and os.path.isfile(args[0]):
-        from vitfeat_desktop.core.images import is_image_path
-
-        if is_image_path(args[0]):
-            return [os.path.dirname(os.path.abspath(args[0]))]
-    return args
+    return app_main(args)  # a folder or an image file ("Open with" on a photo): the app takes either
 
 
 if __name__ == "__main__":

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 with contextlib.suppress(ImportError):  # the window still opens (with the model panel) if it is missing
     import onnxruntime  # noqa: F401  (must precede PySide6; see the module docstring)
 
-from PySide6.QtCore import QCoreApplication, QRect, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QLinearGradient, QPainter, QPixmap
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRect, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFileOpenEvent, QFont, QIcon, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication
-
-from vitfeat_desktop import __version__
 
 ORG_NAME = "vitfeat"
 APP_NAME = "vitfeat-desktop"
@@ -29,14 +29,10 @@ DISPLAY_NAME = "vitfeat — similar photos and duplicates"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitfeat-desktop", description="Browse photos by visual similarity and "
-                                     "find duplicates with Vision Transformer features.")
-    parser.add_argument("folder", nargs="?", help="a photo folder to open (indexed in the background)")
-    parser.add_argument("--model", metavar="ID|PATH", default=None, help="hub id or model folder to use")
-    parser.add_argument("--fp32", action="store_true", help="run the full-precision model instead of int8")
-    parser.add_argument("--self-test", action="store_true", help="check the installation and exit")
-    parser.add_argument("--version", action="version", version=f"vitfeat-desktop {__version__}")
-    return parser
+    """The app's options; defined Qt-free in ``vitfeat_desktop.__main__`` so ``--help`` needs no Qt."""
+    from vitfeat_desktop.__main__ import build_parser as parser
+
+    return parser()
 
 
 def icon_path() -> Path | None:
@@ -105,25 +101,122 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
 
 def build_window(folder: str | Path | None = None, model: str | Path | None = None, *,
                  quantized: bool = True, restore: bool = True) -> Any:
-    """Create (and return, not show) the main window in the existing QApplication."""
+    """Create (and return, not show) the main window in the existing QApplication.
+
+    ``folder`` may also be an image file: its folder opens and the file becomes the similarity query.
+    """
     from vitfeat_desktop.gui.main_window import MainWindow
 
     ensure_application()
     return MainWindow(folder=Path(folder) if folder else None, model=model, quantized=quantized, restore=restore)
 
 
+class FileOpenFilter(QObject):
+    """Routes the OS's "open this file" requests (``QEvent.FileOpen``) to :meth:`MainWindow.open_path`.
+
+    macOS does not pass "Open with" / a drop on the Dock icon as a command-line argument: it sends an Apple Event
+    that Qt turns into a ``QFileOpenEvent`` on the application object. Files sent before the window exists (at
+    launch) are kept and delivered when :meth:`attach` is called.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.window: Any = None
+        self.pending: list[Path] = []
+
+    def attach(self, window: Any) -> None:
+        self.window = window
+        pending, self.pending = self.pending, []
+        for path in pending:
+            window.open_path(path)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent):
+            name = event.file() or event.url().toLocalFile()
+            if name:
+                if self.window is not None:
+                    self.window.open_path(Path(name))
+                else:
+                    self.pending.append(Path(name))
+                return True
+        return super().eventFilter(watched, event)
+
+
+def install_file_open_filter(app: QApplication) -> FileOpenFilter:
+    """The application's :class:`FileOpenFilter` (one per QApplication)."""
+    existing = app.findChild(FileOpenFilter)
+    if isinstance(existing, FileOpenFilter):
+        return existing
+    filt = FileOpenFilter(app)
+    app.installEventFilter(filt)
+    return filt
+
+
+def seconds_since_process_start() -> float:
+    """Wall-clock seconds since the OS started this process (interpreter start-up included).
+
+    Linux reads ``/proc``; elsewhere psutil when installed; otherwise the time ``vitfeat_desktop.__main__`` was
+    imported, which misses only the interpreter's own start-up.
+    """
+    now = time.time()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of stat(5); the two before the split are pid and comm
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return max(0.0, now - float(psutil.Process().create_time()))
+    except Exception:  # not installed, or no permission
+        from vitfeat_desktop.__main__ import IMPORTED_AT
+
+        return max(0.0, now - IMPORTED_AT)
+
+
+def _quit_when_shown(app: QApplication, window: Any) -> None:
+    """``VITFEAT_QUIT_AFTER_SHOW=1``: print the seconds from process start to the window's first frame, quit.
+
+    The timer fires on the event loop's first pass after ``show()``, i.e. once the window has been laid out and
+    its first expose/paint events were handled, which is what a user waits for.
+    """
+    def report() -> None:
+        app.processEvents()
+        print(f"vitfeat-desktop: window shown {seconds_since_process_start():.3f} s after process start",
+              flush=True)
+        window.close()
+        app.quit()
+
+    QTimer.singleShot(0, report)
+
+
 def run_app(argv: list[str] | None = None) -> int:
-    """``vitfeat-desktop [FOLDER] [--model ID|PATH]``: open the window; returns the exit code."""
+    """``vitfeat-desktop [FOLDER|IMAGE] [--model ID|PATH]``: open the window; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
     if args.self_test:
         from vitfeat_desktop.selftest import main as selftest_main
 
         return int(selftest_main(args_list) or 0)
-    if args.folder and not Path(args.folder).expanduser().is_dir():
-        print(f"vitfeat-desktop: {args.folder} is not a folder", file=sys.stderr)
-        return 2
+    path = Path(args.folder).expanduser() if args.folder else None
+    if path is not None and not path.is_dir():
+        from vitfeat_desktop.core.images import is_image_path
+
+        if not path.exists():
+            print(f"vitfeat-desktop: {args.folder} does not exist", file=sys.stderr)
+            return 2
+        if not (path.is_file() and is_image_path(path)):
+            print(f"vitfeat-desktop: {args.folder} is not a folder or a supported image file", file=sys.stderr)
+            return 2
     app = ensure_application()
-    window = build_window(args.folder, args.model, quantized=not args.fp32)
+    file_open = install_file_open_filter(app)
+    window = build_window(path, args.model, quantized=not args.fp32)
+    file_open.attach(window)
     window.show()
+    if os.environ.get("VITFEAT_QUIT_AFTER_SHOW", "").strip() not in ("", "0"):
+        _quit_when_shown(app, window)
     return int(app.exec())

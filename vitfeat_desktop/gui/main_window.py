@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         self.last_report: Any = None
         self.last_journal: str | None = None
         self._pending_folder: Path | None = None
+        self._pending_query: Path | None = None  # an image file opened with the app: queried once indexed
         self._scan_started = 0.0
         self._closing = False
         self._query_vector: Any = None
@@ -166,6 +167,9 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
         start_folder = folder
+        if start_folder is not None and Path(start_folder).expanduser().is_file():
+            self._pending_query = Path(start_folder).expanduser().resolve()
+            start_folder = self._pending_query.parent
         if start_folder is None and restore:
             active = settings.get(SETTINGS_ACTIVE)
             if isinstance(active, str) and Path(active).is_dir():
@@ -515,6 +519,45 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_folder(Path(folder))
 
+    def open_path(self, path: Path) -> None:
+        """What the command line, "Open with" and the macOS FileOpen event give: a folder or an image file.
+
+        A folder opens as a library. An image opens its folder as a library, is selected in the grid, and becomes
+        the similarity query as soon as the folder's scan has finished (a query on a half-built index would show
+        only the photos indexed so far), or at once when that library is already open and indexed.
+        """
+        path = Path(path).expanduser()
+        if path.is_dir():
+            self.open_folder(path)
+            return
+        if not (path.is_file() and is_image_path(path)):
+            self.status_label.setText(f"{path.name} is not a folder or a supported image file.")
+            return
+        path = path.resolve()
+        folder = path.parent
+        self._pending_query = path
+        if self.extractor is not None and self.library is not None and self.library_folder == folder:
+            self._select_path(path)
+            if not self.runner.is_running("scan") and not self.runner.is_running("open"):
+                self._run_pending_query()
+            return
+        self.open_folder(folder)
+
+    def _select_path(self, path: Path) -> bool:
+        row = self.library_model.row_of(path)
+        if row is None:
+            return False
+        index = self.library_model.index(row, 0)
+        self.grid.setCurrentIndex(index)
+        self.grid.scrollTo(index)
+        return True
+
+    def _run_pending_query(self) -> None:
+        query, self._pending_query = self._pending_query, None
+        if query is not None and self.library is not None and not self._closing:
+            self._select_path(query)
+            self.find_similar(query)
+
     def open_folder(self, folder: Path) -> None:
         """Show the folder's catalogue at once, then scan it incrementally in the background."""
         folder = Path(folder).expanduser().resolve()
@@ -545,6 +588,8 @@ class MainWindow(QMainWindow):
                 old.close()
         self._fill_library(opened.files, opened.skipped)
         self.dupes_panel.library_changed()
+        if self._pending_query is not None:
+            self._select_path(self._pending_query)
         self.start_scan()
         emit(self.library_ready)
 
@@ -634,6 +679,7 @@ class MainWindow(QMainWindow):
             f"in {secs:.1f} s")
         self.dupes_panel.library_changed()
         emit(self.scan_finished, r)
+        self._run_pending_query()
 
     def _scan_error(self, message: str) -> None:
         self._scan_finished_ui()
@@ -642,6 +688,7 @@ class MainWindow(QMainWindow):
     def _scan_cancelled(self) -> None:
         self._scan_finished_ui()
         self.status_label.setText("Indexing cancelled; photos indexed so far are kept. Rescan (F5) to continue.")
+        self._run_pending_query()
         if self.library is not None:
             lib = self.library
             self.runner.submit(lambda: (jobs.grid_items(lib), list(lib.skipped())),
