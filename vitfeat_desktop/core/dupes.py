@@ -32,6 +32,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -687,14 +688,9 @@ class _Evidence:
                 floor = related | (cos >= self.t.verify_min)
                 grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & floor & ~(cos >= self.t.cos_accept_hi)
             todo = [int(p) for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
-            self.reporter.restart("verifying", total=len(todo))
-            dihedral = getattr(self.verifier, "supports_dihedral", False)
-            for done, q in enumerate(todo):
-                check_cancel(self.cancel)
-                fa, fb = files[int(a[q])], files[int(b[q])]
-                score = self.verifier(fa, fb, dihedral=True) if dihedral and related[q] else self.verifier(fa, fb)
+            jobs = [(files[int(a[q])], files[int(b[q])], bool(related[q])) for q in todo]
+            for q, score in zip(todo, self._verify_many(jobs), strict=True):
                 align[q] = np.nan if score is None else score
-                self.reporter.update(done + 1)
         self.pairs = np.concatenate([self.pairs, pairs.astype(np.int64)])
         self.cos = np.concatenate([self.cos, cos])
         self.hdist = np.concatenate([self.hdist, hdist.astype(np.int64)])
@@ -720,16 +716,34 @@ class _Evidence:
         rows, turned = rows[turned | (self.cos[rows] >= self.t.verify_min)], turned[turned | (
             self.cos[rows] >= self.t.verify_min)]
         rows, turned = rows[turned | np.isnan(self.align[rows])], turned[turned | np.isnan(self.align[rows])]
-        dihedral = getattr(self.verifier, "supports_dihedral", False)
-        self.reporter.restart("verifying", total=len(rows))
-        for done, (q, turn) in enumerate(zip(rows.tolist(), turned.tolist(), strict=True)):
-            check_cancel(self.cancel)
-            fa, fb = self.files[int(self.pairs[q, 0])], self.files[int(self.pairs[q, 1])]
-            score = self.verifier(fa, fb, dihedral=True) if dihedral and turn else self.verifier(fa, fb)
+        jobs = [(self.files[int(self.pairs[q, 0])], self.files[int(self.pairs[q, 1])], bool(turn))
+                for q, turn in zip(rows.tolist(), turned.tolist(), strict=True)]
+        for q, turn, score in zip(rows.tolist(), turned.tolist(), self._verify_many(jobs), strict=True):
             if score is not None:
                 self.align[q] = score if np.isnan(self.align[q]) else max(float(self.align[q]), score)
             self.related[q] = bool(turn)
-            self.reporter.update(done + 1)
+
+    def _verify_many(self, jobs: list[tuple[FileInfo, FileInfo, bool]]) -> list[float | None]:
+        """Run the verifier over (a, b, turned) jobs on a few threads (decoding, resizing and the FFTs release
+        the GIL), in order; cancellation is checked between chunks."""
+        assert self.verifier is not None
+        verifier = self.verifier
+        dihedral = getattr(verifier, "supports_dihedral", False)
+
+        def one(job: tuple[FileInfo, FileInfo, bool]) -> float | None:
+            fa, fb, turned = job
+            return verifier(fa, fb, dihedral=True) if dihedral and turned else verifier(fa, fb)
+
+        self.reporter.restart("verifying", total=len(jobs))
+        out: list[float | None] = []
+        workers = max(1, min(8, os.cpu_count() or 1))
+        chunk = 64
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(jobs), chunk):
+                check_cancel(self.cancel)
+                out.extend(pool.map(one, jobs[start:start + chunk]))
+                self.reporter.update(len(out))
+        return out
 
     def near_loose(self) -> np.ndarray:
         """Pairs that are copies at the loosest sensitivity (used to close components)."""
