@@ -113,3 +113,11 @@ def test_bad_arguments(folder: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == 1 and "--yes" in err
     code, _, err = _run(capsys, "undo", "no-such-journal")
     assert code == 1 and "no journal" in err
+
+
+def test_without_the_default_model_falls_back_to_hashes(folder: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITFEAT_OFFLINE", "1")  # the default model is not cached and may not be downloaded
+    code, out, err = _run(capsys, "dupes", str(folder), "--json")
+    assert code == 0 and "default model is not available" in err
+    assert json.loads(out)["groups"][0]["keeper"] == str(folder / "a.jpg")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vitfeat_desktop.commands import add_model_options
-from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.errors import ModelError, VitfeatError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,11 +81,20 @@ def run_dupes(args: argparse.Namespace) -> int:
     references = [str(p) for p in actions.reference_folders(args.reference)]
     progress = _progress()
     with Library.open(args.folder, model=args.model, quantized=not args.fp32) as lib:
+        use_model = not args.quick
         try:
-            lib.scan(embed=not args.quick, progress=progress)
+            try:
+                lib.scan(embed=use_model, progress=progress)
+            except ModelError as exc:
+                if args.model is not None:
+                    raise  # the user asked for this model: say why it cannot be used
+                print(f"vitfeat: the default model is not available ({exc}); showing exact, same-pixel and "
+                      "hash-level duplicates only (use --model ID|PATH for crops and edits)", file=sys.stderr)
+                use_model = False
+                lib.scan(embed=False, progress=progress)
             finder = finder_for_library(lib, references=references,
                                         marks=NotDuplicateMarks.for_library(lib.folder),
-                                        use_model=not args.quick, progress=progress)
+                                        use_model=use_model, progress=progress)
         finally:
             if progress is not None and hasattr(progress, "end"):
                 progress.end()
