@@ -7,11 +7,17 @@ Why noise: an upscaled 500x375 photo is smooth, so its JPEG is small and decodes
 whose sensor noise and detail fill the entropy-coded data. Adding grain (sigma ~6 levels) brings the files
 to a camera-like 6-10 MB and the decode cost with them; the EXIF block names a camera and a capture date and
 half the files carry an orientation tag, as phone and camera files do.
+
+``--preview 1920x1280`` also embeds the same picture downscaled (Lanczos, quality 85) as an MPF "large thumbnail
+(full-HD equivalent)", as Canon, Nikon, Sony, Fujifilm and Panasonic cameras do; Pillow's MPO writer marks the
+extra frame "undefined", so the MP type is patched to 0x010002 afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import struct
 import sys
 from pathlib import Path
 
@@ -26,7 +32,27 @@ def _grain(rng: np.random.Generator, tile: int = 1024) -> np.ndarray:
     return np.clip(rng.normal(0, 6.0, size=(tile, tile, 3)), -18, 18).astype(np.int16)
 
 
-def make_one(source: Path, target: Path, size: tuple[int, int], quality: int, seed: int) -> None:
+def mark_large_thumbnails(data: bytes) -> bytes:
+    """Set the MP type of every frame after the first to "large thumbnail (full-HD equivalent)" (0x010002)."""
+    buf = bytearray(data)
+    at = buf.find(b"MPF\x00")
+    if at < 0:
+        raise ValueError("no MPF block")
+    base = at + 4
+    endian = "<" if buf[base : base + 2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(endian + "I", buf, base + 4)
+    (count,) = struct.unpack_from(endian + "H", buf, base + ifd)
+    for i in range(count):
+        tag, _typ, n, value = struct.unpack_from(endian + "HHII", buf, base + ifd + 2 + 12 * i)
+        if tag == 0xB002:
+            for entry in range(1, n // 16):
+                struct.pack_into(endian + "I", buf, base + value + 16 * entry, 0x010002)
+            return bytes(buf)
+    raise ValueError("no MP entries")
+
+
+def make_one(source: Path, target: Path, size: tuple[int, int], quality: int, seed: int,
+             preview: tuple[int, int] | None = None) -> None:
     rng = np.random.default_rng(seed)
     width, height = size
     with Image.open(source) as im:
@@ -49,11 +75,18 @@ def make_one(source: Path, target: Path, size: tuple[int, int], quality: int, se
     exif[0x0112] = 1 if seed % 2 == 0 else 6
     exif.get_ifd(0x8769)[0x9003] = f"2024:05:{seed % 28 + 1:02d} 12:00:00"
     tmp = target.with_suffix(".tmp")
-    out.save(tmp, format="JPEG", quality=quality, exif=exif)
+    if preview is None:
+        out.save(tmp, format="JPEG", quality=quality, exif=exif)
+    else:
+        small = out.resize(preview, Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        out.save(buf, format="MPO", save_all=True, append_images=[small], quality=quality, exif=exif)
+        tmp.write_bytes(mark_large_thumbnails(buf.getvalue()))
     tmp.replace(target)
 
 
-def make(out_dir: Path, n: int, size: tuple[int, int] = (6000, 4000), quality: int = 92) -> list[Path]:
+def make(out_dir: Path, n: int, size: tuple[int, int] = (6000, 4000), quality: int = 92,
+         preview: tuple[int, int] | None = None) -> list[Path]:
     sources = sorted(PHOTOS.glob("*.JPEG"))
     if not sources:
         raise SystemExit(f"no photos in {PHOTOS}")
@@ -62,7 +95,7 @@ def make(out_dir: Path, n: int, size: tuple[int, int] = (6000, 4000), quality: i
     for i in range(n):
         target = out_dir / f"IMG_{i:04d}.jpg"
         if not target.exists():
-            make_one(sources[(i * 7) % len(sources)], target, size, quality, seed=i)
+            make_one(sources[(i * 7) % len(sources)], target, size, quality, seed=i, preview=preview)
         made.append(target)
     return made
 
@@ -73,9 +106,11 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=48)
     parser.add_argument("--size", default="6000x4000")
     parser.add_argument("--quality", type=int, default=92)
+    parser.add_argument("--preview", default=None, help="embed an MPF large preview of this size, e.g. 1920x1280")
     args = parser.parse_args()
     w, h = (int(x) for x in args.size.lower().split("x"))
-    files = make(args.out, args.n, (w, h), args.quality)
+    preview = tuple(int(x) for x in args.preview.lower().split("x")) if args.preview else None
+    files = make(args.out, args.n, (w, h), args.quality, preview=preview)  # type: ignore[arg-type]
     total = sum(f.stat().st_size for f in files)
     print(f"{len(files)} files of {w}x{h} in {args.out}, {total / len(files) / 2**20:.1f} MiB each on average")
     return 0

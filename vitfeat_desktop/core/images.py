@@ -242,6 +242,7 @@ def _open(
     min_side: int | None,
     hf_compatible: bool,
     info: dict[str, Any] | None,
+    previews: bool = True,
 ) -> Image.Image:
     ensure_plugins()
     path = Path(path)
@@ -256,7 +257,20 @@ def _open(
                 _fill_info(opened, info)
             if getattr(opened, "n_frames", 1) > 1:
                 opened.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the picture
-            if min_side and opened.format == "JPEG":
+            # Pillow calls a JPEG with an MPF block (most camera JPEGs: it lists their embedded previews) "MPO";
+            # it is still one JPEG picture and must get the same reduced decode.
+            if min_side and opened.format in ("JPEG", "MPO"):
+                if opened.format == "MPO" and previews and not hf_compatible:
+                    try:
+                        preview = _camera_preview(opened, int(min_side))
+                    except _PreviewFailed:
+                        # Pillow's file object is left mid-frame: start again on a fresh one, main picture only.
+                        return _open(path, min_side=min_side, hf_compatible=hf_compatible, info=info,
+                                     previews=False)
+                    if preview is not None:
+                        if info is not None:
+                            info["decoded_from"] = "preview"
+                        return preview
                 opened.draft("RGB", (int(min_side), int(min_side)))
             if opened.width * opened.height > BIG_DECODE_PIXELS:
                 # One huge full-size decode at a time: four threads each holding a 100-megapixel PNG would
@@ -274,6 +288,97 @@ def _open(
             raise ImageReadError(path, "empty file (0 bytes)") from exc
         raise ImageReadError(path, _reason(exc)) from exc
     return image
+
+
+# MP types (CIPA DC-007) of the previews cameras embed after the main picture: the same picture, rendered by the
+# camera at about 640x480 or 1920x1080. Other types (stereo pairs, panorama parts, disparity images) are other
+# pictures and are never used in place of the main one.
+_PREVIEW_MP_TYPES = frozenset({"Large Thumbnail (VGA Equivalent)", "Large Thumbnail (Full HD Equivalent)"})
+# A preview's aspect ratio may differ from the main picture's by this much (rounding of odd sizes), no more: a
+# 16:9 preview of a 3:2 photo is cropped or letterboxed and would change the features.
+_PREVIEW_ASPECT_TOLERANCE = 0.01
+
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class _PreviewFailed(Exception):
+    """Reading an embedded preview failed after Pillow started on it; the caller reopens the file."""
+
+
+def _camera_preview(opened: Image.Image, min_side: int) -> Image.Image | None:
+    """The main picture of a camera JPEG decoded from its embedded large preview (MPF), or None.
+
+    Why: a 24-megapixel JPEG costs ~47 ms of CPU to decode even at 1/8 scale, because every byte of its
+    entropy-coded data must be Huffman-decoded whatever the output size; most cameras (Canon, Nikon, Sony,
+    Fujifilm, Panasonic) also store the same picture as a ~1620x1080 to 1920x1280 "large thumbnail", which
+    decodes at 1/4 scale in ~5 ms and, downscaled to the model's 224-256 pixels, gives the same features
+    (``tests/bench/bench_index.py --part preview`` measures the cosine against the exact path).
+
+    Used only when it is certainly the same picture and big enough: an MP type of "large thumbnail", a shorter
+    side of at least ``min_side``, the main picture's aspect ratio, and no orientation tag of its own that
+    disagrees with the main picture's (which is applied to it). Anything else, or any error reading it, gives
+    None (``opened`` back at frame 0) and the caller decodes the main picture; once a preview's decode has
+    started and failed, :class:`_PreviewFailed` is raised instead, because Pillow's state is then unreliable.
+    """
+    try:
+        entries = opened.mpinfo[0xB002]  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    width, height = opened.size
+    try:
+        orientation = int(opened.getexif().get(0x0112) or 1)
+    except Exception:
+        return None
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    candidates = [
+        frame for frame, entry in enumerate(entries)
+        if frame > 0 and (entry.get("Attribute") or {}).get("MPType") in _PREVIEW_MP_TYPES
+    ]
+    if not candidates:
+        return None
+    preview: Image.Image | None = None
+    try:
+        for frame in candidates:
+            opened.seek(frame)
+            pw, ph = opened.size
+            if opened.format not in ("JPEG", "MPO") or min(pw, ph) < min_side:
+                continue
+            if abs((pw / ph) / (width / height) - 1.0) > _PREVIEW_ASPECT_TOLERANCE:
+                continue
+            own = opened.getexif().get(0x0112)
+            if own not in (None, 1, orientation):
+                continue
+            opened.draft("RGB", (min_side, min_side))
+            try:
+                opened.load()
+            except Exception as exc:  # a truncated or corrupt preview: the main picture may still be fine
+                raise _PreviewFailed() from exc
+            preview = opened.copy()
+            break
+    except _PreviewFailed:
+        raise
+    except Exception:
+        raise _PreviewFailed() from None
+    if preview is None:
+        try:
+            opened.seek(0)
+        except Exception:
+            return None
+        return None
+    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    if method is not None:
+        preview = preview.transpose(method)
+    preview.info.pop("exif", None)
+    return to_rgb_composited(preview)
 
 
 def _is_empty(path: Path) -> bool:
