@@ -7,6 +7,13 @@ Run: ``.venv/bin/python tests/bench/bench_index.py [--part speed|rescan|memory|a
   preprocess, inference, catalogue, index) versus inference alone on pre-made tensors of the same images, with
   the same extractor (same model, variant and intra-op threads), both after a warm-up. Prints both images/s,
   their ratio (goal >= 0.85) and peak RSS.
+* ``decode``: CPU time (this thread only, so other processes' load barely moves it) of one 24-MP file through
+  each decode lever: reading, hashing, Pillow draft decode from the path and from bytes in memory, simplejpeg
+  (libjpeg-turbo, if installed) with DCT scaling, ``open_image_with_info``; and on files with an MPF preview
+  (``make_camera_jpegs.py --preview``), the preview path versus the main picture's draft decode.
+* ``preview``: cosine between the real model's (fp32) vectors of the exact path (full decode) and of the preview
+  path, on files with an MPF preview (goal >= 0.995 for every file).
+* ``--preview`` makes the ``speed`` part use 24-MP files with an embedded 1920x1280 preview, as cameras write.
 * ``cancel``: how long after ``cancel()`` turns true a scan of camera JPEGs raises (goal: within 1 s).
 * ``rescan``: a library of 10,000 files (the 300 photos, hard-linked into folders; only the first copy of each
   is embedded, the rest reuse its vector by content hash) is indexed, then re-scanned unchanged, timing
@@ -37,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MODEL = REPO.parent / "shared" / "models" / "dinov2-small-imgfocus"
 PHOTOS = REPO.parent / "shared" / "data" / "photos"
+PREVIEW = (1920, 1280)  # the MPF "large thumbnail" size of many 24-MP cameras (Sony, Nikon; Canon: 1620x1080)
 
 
 def peak_rss_mb() -> float:
@@ -58,9 +66,9 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from vitfeat_desktop.core.library import Library
     from vitfeat_desktop.core.phash import image_hashes
 
-    cam = args.jpegs or (work / "camera")
+    cam = args.jpegs or (work / ("camera-preview" if args.preview else "camera"))
     t0 = time.perf_counter()
-    files = make(cam, args.n)
+    files = make(cam, args.n, preview=PREVIEW if args.preview else None)
     mib = sum(f.stat().st_size for f in files) / len(files) / 2**20
     print(f"[speed] {len(files)} 6000x4000 JPEGs in {cam} ({mib:.1f} MiB each; made/checked in "
           f"{time.perf_counter() - t0:.0f} s)")
@@ -121,6 +129,98 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     return {"inference_ips": infer_rate, "e2e_ips": e2e_rate, "ratio": ratio, "peak_rss_mb": peak_rss_mb(),
             "decode_ms_per_file_1_thread": decode_ms, "decode_cpu_ms": decode_cpu_ms,
             "inference_cpu_ms": infer_cpu_ms, "cpu_bound_on_ratio": bound}
+
+
+def _cpu_ms(files: list[Path], fn, repeats: int = 2) -> float:  # type: ignore[no-untyped-def]
+    """Best of ``repeats`` passes, in CPU ms of this thread per file."""
+    best = float("inf")
+    for _ in range(repeats):
+        c0 = time.thread_time()
+        for f in files:
+            fn(f)
+        best = min(best, (time.thread_time() - c0) / len(files) * 1000)
+    return best
+
+
+def part_decode(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    import io
+
+    from make_camera_jpegs import make
+    from PIL import Image
+
+    from vitfeat_desktop.core import images
+    from vitfeat_desktop.core.indexer import content_hash
+    from vitfeat_desktop.core.preprocess import Preprocessor
+
+    pre = Preprocessor.from_file(args.model / "preprocessor_config.json")
+    side = pre.min_decode_side()
+    n = min(args.n, 12)
+    plain = make(args.jpegs or (work / "camera"), n)
+    with_preview = make(work / "camera-preview", n, preview=PREVIEW)
+
+    def pil_path(f: Path) -> None:
+        with Image.open(f) as im:
+            im.draft("RGB", (side, side))
+            im.load()
+
+    def pil_bytes(f: Path) -> None:
+        with Image.open(io.BytesIO(f.read_bytes())) as im:
+            im.draft("RGB", (side, side))
+            im.load()
+
+    levers: dict[str, object] = {
+        "read file": lambda f: f.read_bytes(),
+        "content hash (SHA-256)": content_hash,
+        "Pillow draft+load from path": pil_path,
+        "Pillow draft+load from bytes": pil_bytes,
+    }
+    try:
+        import simplejpeg
+
+        levers["simplejpeg DCT-scaled"] = lambda f: simplejpeg.decode_jpeg(
+            f.read_bytes(), "RGB", min_height=side, min_width=side)
+        levers["simplejpeg DCT-scaled, fastdct+fastupsample"] = lambda f: simplejpeg.decode_jpeg(
+            f.read_bytes(), "RGB", min_height=side, min_width=side, fastdct=True, fastupsample=True)
+    except ImportError:
+        print("[decode] simplejpeg not installed: skipped")
+    levers["open_image_with_info"] = lambda f: images.open_image_with_info(f, min_side=side)
+    out: dict[str, float] = {}
+    print(f"[decode] {n} 6000x4000 q92 files, min side {side}; CPU ms per file on one thread (best of 2)")
+    for name, fn in levers.items():
+        out[name] = _cpu_ms(plain, fn)
+        print(f"[decode]   {name:45s} {out[name]:6.1f}")
+    print("[decode] the same files with a 1920x1280 MPF preview:")
+    out["mpf: main picture draft (previews off)"] = _cpu_ms(with_preview, lambda f: images._open(
+        f, min_side=side, hf_compatible=False, info=None, previews=False))
+    out["mpf: open_image_with_info (preview)"] = _cpu_ms(
+        with_preview, lambda f: images.open_image_with_info(f, min_side=side))
+    for name in ("mpf: main picture draft (previews off)", "mpf: open_image_with_info (preview)"):
+        print(f"[decode]   {name:45s} {out[name]:6.1f}")
+    return out
+
+
+def part_preview(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    """Cosine of the real model's vectors: exact path (full decode) vs the preview path the indexer takes."""
+    from make_camera_jpegs import make
+
+    from vitfeat_desktop.core.images import open_image, open_image_with_info
+    from vitfeat_desktop.core.pipeline import pipeline
+
+    files = make(work / "camera-preview", args.n, preview=PREVIEW)
+    extractor = pipeline(model=str(MODEL), quantized=False)
+    pre = extractor.preprocessor
+    cosines = []
+    for f in files:
+        exact = open_image(f)
+        fast, info = open_image_with_info(f, min_side=pre.min_decode_side())
+        assert info.get("decoded_from") == "preview", info
+        vectors = extractor.run(np.concatenate([pre([exact]), pre([fast])]), hidden=False)["pooler_output"]
+        a, b = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        cosines.append(float(a @ b))
+    cos = np.array(cosines)
+    print(f"[preview] {len(files)} 24-MP files with a 1920x1280 preview, {MODEL.name} fp32: cosine(exact, preview) "
+          f"min {cos.min():.5f} mean {cos.mean():.5f}; below 0.995: {(cos < 0.995).sum()}")
+    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean())}
 
 
 def part_cancel(args: argparse.Namespace, work: Path) -> dict[str, float]:
@@ -233,9 +333,12 @@ def child_memory(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("speed", "cancel", "rescan", "memory", "all"), default="all")
+    parser.add_argument("--part", default="all",
+                        choices=("speed", "decode", "preview", "cancel", "rescan", "memory", "all"))
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--preview", action="store_true",
+                        help="speed part: 24-MP files with an embedded MPF preview, as cameras write them")
     parser.add_argument("--vit-b", metavar="FOLDER", default=None,
                         help="generate (once) a full-size random ViT-B/16 in FOLDER and use it instead")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the pipeline's)")
@@ -270,6 +373,10 @@ def main() -> int:
     try:
         if args.part in ("speed", "all"):
             summary["speed"] = part_speed(args, work)
+        if args.part in ("decode", "all"):
+            summary["decode"] = part_decode(args, work)
+        if args.part in ("preview", "all"):
+            summary["preview"] = part_preview(args, work)
         if args.part in ("cancel", "all"):
             summary["cancel"] = part_cancel(args, work)
         if args.part in ("rescan", "all"):
