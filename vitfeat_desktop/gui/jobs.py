@@ -63,11 +63,25 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
 
     threads = config.load_settings().get(SETTING_THREADS)
     intra = int(threads) if isinstance(threads, int) and threads > 0 else None
-    extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra)
+    # cancel reaches the core: a model folder with a file missing is completed from the hub, with retries that
+    # must stop when the window closes (the runner drains within 2 s)
+    extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra,
+                         progress=_model_progress(progress), cancel=cancel)
     _ = extractor.outputs  # creates the session
     if cancel is not None and cancel():
         raise Cancelled()
     return extractor
+
+
+def _model_progress(progress: Any) -> Any:
+    """The hub's ``(done, total, message)`` download reports as one tuple (what the model panel shows)."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int | None, message: str = "") -> None:
+        progress((done, total, message))
+
+    return report
 
 
 @dataclass

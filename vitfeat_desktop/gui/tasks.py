@@ -10,6 +10,7 @@ win per key (a new "find similar" cancels the previous one) and drains the pool 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -67,16 +68,40 @@ class Worker(QRunnable):
         self.superseded = False  # a newer request with the same key replaced this one: drop its results
         self.started = threading.Event()
         self.done = threading.Event()
+        self.relay: _Relay | None = None  # the runner's receiver of this worker's signals (GUI thread)
+        self._detached = threading.Event()
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def detach(self) -> None:
+        """Cancel, and stop emitting: nothing this worker says reaches the window any more.
+
+        The worker itself lives on (its thread holds it) until the core function returns.
+        """
+        self._cancel.set()
+        self._detached.set()
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            with contextlib.suppress(RuntimeError):  # already deleted with its runner
+                relay.deleteLater()
+
+    def _emit(self, signal: Any, *args: Any) -> None:
+        """Emit from the pool thread unless detached; an emit racing the runner's deletion is dropped, not raised
+        (PySide raises "Signal source has been deleted" / "Internal C++ object already deleted")."""
+        if self._detached.is_set():
+            return
+        try:
+            emit(signal, *args)
+        except RuntimeError:
+            log.debug("dropped a report from a detached background job")
 
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
 
     def _progress(self, report: Any) -> None:
         if not self._cancel.is_set():
-            emit(self.signals.progress, report)
+            self._emit(self.signals.progress, report)
 
     def run(self) -> None:  # runs on a pool thread
         self.started.set()
@@ -89,22 +114,22 @@ class Worker(QRunnable):
                 kwargs["progress"] = self._progress
                 kwargs["cancel"] = self._cancel.is_set
             if self.pass_partial:
-                kwargs["partial"] = lambda value: emit(self.signals.partial, value)
+                kwargs["partial"] = lambda value: self._emit(self.signals.partial, value)
             value = self.fn(*self.args, **kwargs)
             if self._cancel.is_set():
                 raise Cancelled()
         except Cancelled:
-            emit(self.signals.cancelled)
+            self._emit(self.signals.cancelled)
         except (VitfeatError, OSError, ValueError) as exc:
-            emit(self.signals.error, _one_line(exc))
+            self._emit(self.signals.error, _one_line(exc))
         except Exception as exc:  # a bug: keep the app alive, say what happened, log the traceback
             log.error("background job failed:\n%s", traceback.format_exc())
-            emit(self.signals.error, f"unexpected error: {_one_line(exc)}")
+            self._emit(self.signals.error, f"unexpected error: {_one_line(exc)}")
         else:
-            emit(self.signals.result, value)
+            self._emit(self.signals.result, value)
         finally:
             self.done.set()
-            emit(self.signals.finished)
+            self._emit(self.signals.finished)
 
 
 class TaskRunner(QObject):
@@ -152,34 +177,26 @@ class TaskRunner(QObject):
                 old.cancel()
             self._latest[key] = worker
 
-        def current() -> bool:
-            return not worker.superseded
-
-        def settle(callback: Callable[..., None] | None, *args: Any) -> None:
-            # The job's outcome is known: it no longer counts as running for is_running(), even though its
-            # finished signal is still queued behind this one (a callback may start the next job of that key).
-            if key is not None and self._latest.get(key) is worker:
-                del self._latest[key]
-            if callback is not None and current():
-                callback(*args)
-
-        sig = worker.signals
-        sig.result.connect(lambda value: settle(on_result, value))
-        sig.error.connect(lambda msg: settle(on_error, msg))
-        sig.cancelled.connect(lambda: settle(on_cancelled))
-        if on_progress is not None:
-            sig.progress.connect(lambda rep: on_progress(rep) if current() else None)
-        if on_partial is not None:
-            sig.partial.connect(lambda val: on_partial(val) if current() else None)
-        sig.finished.connect(lambda: self._finished(worker, on_finished))
+        relay = _Relay(self, worker, on_result=on_result, on_error=on_error, on_progress=on_progress,
+                       on_partial=on_partial, on_finished=on_finished, on_cancelled=on_cancelled)
+        worker.relay = relay
         self._workers.add(worker)
         emit(self.active_changed, len(self._workers))
         self.pool.start(worker, priority)
         return worker
 
+    def _settle(self, worker: Worker) -> None:
+        """The job's outcome is known: it no longer counts as running for :meth:`is_running`, even though its
+        ``finished`` signal is still queued behind this one (a callback may start the next job of that key)."""
+        if worker.key is not None and self._latest.get(worker.key) is worker:
+            del self._latest[worker.key]
+
     def _finished(self, worker: Worker, on_finished: Callable[[], None] | None) -> None:
         was_current = not worker.superseded
         self._workers.discard(worker)
+        if worker.relay is not None:
+            worker.relay.deleteLater()
+            worker.relay = None
         if worker.key is not None and self._latest.get(worker.key) is worker:
             del self._latest[worker.key]
         emit(self.active_changed, len(self._workers))
@@ -216,8 +233,70 @@ class TaskRunner(QObject):
         if not ok:
             log.warning("%d background jobs still running after %.1f s", self.pool.activeThreadCount(), timeout)
         self._workers = {w for w in self._workers if not w.done.is_set()}
+        for worker in self._workers:
+            # Still running after the timeout (a core call that does not check cancel often enough): whatever it
+            # reports from now on must reach nobody, since the window that owns this runner is about to go.
+            worker.detach()
         self._latest.clear()
         return ok and time.monotonic() <= deadline + 0.5
+
+
+class _Relay(QObject):
+    """Receives one worker's signals on the GUI thread and calls the submitter's callbacks.
+
+    Why an object and not lambdas: a lambda connection has no receiver, so Qt keeps delivering to it after the
+    window (and its :class:`TaskRunner`) is deleted, and the callback then touches deleted widgets or emits on a
+    deleted runner ("Signal source has been deleted"). The relay is a child of the runner: when the runner goes,
+    the relay goes, and Qt drops its connections, including events already queued for it.
+    """
+
+    def __init__(self, runner: TaskRunner, worker: Worker, *, on_result: Callable[[Any], None] | None,
+                 on_error: Callable[[str], None] | None, on_progress: Callable[[Any], None] | None,
+                 on_partial: Callable[[Any], None] | None, on_finished: Callable[[], None] | None,
+                 on_cancelled: Callable[[], None] | None) -> None:
+        super().__init__(runner)
+        self.runner = runner
+        self.worker = worker
+        self.on_result, self.on_error, self.on_cancelled = on_result, on_error, on_cancelled
+        self.on_progress, self.on_partial, self.on_finished = on_progress, on_partial, on_finished
+        sig = worker.signals
+        sig.result.connect(self._result)
+        sig.error.connect(self._error)
+        sig.cancelled.connect(self._cancelled)
+        if on_progress is not None:
+            sig.progress.connect(self._progress)
+        if on_partial is not None:
+            sig.partial.connect(self._partial)
+        sig.finished.connect(self._finished)
+
+    def _current(self) -> bool:
+        return not self.worker.superseded and not self.worker._detached.is_set()
+
+    def _result(self, value: Any) -> None:
+        self.runner._settle(self.worker)
+        if self.on_result is not None and self._current():
+            self.on_result(value)
+
+    def _error(self, message: str) -> None:
+        self.runner._settle(self.worker)
+        if self.on_error is not None and self._current():
+            self.on_error(message)
+
+    def _cancelled(self) -> None:
+        self.runner._settle(self.worker)
+        if self.on_cancelled is not None and self._current():
+            self.on_cancelled()
+
+    def _progress(self, report: Any) -> None:
+        if self.on_progress is not None and self._current():
+            self.on_progress(report)
+
+    def _partial(self, value: Any) -> None:
+        if self.on_partial is not None and self._current():
+            self.on_partial(value)
+
+    def _finished(self) -> None:
+        self.runner._finished(self.worker, self.on_finished)
 
 
 _lowered = threading.local()
