@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QItemSelectionModel, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -886,7 +886,9 @@ class MainWindow(QMainWindow):
         if not idx.isValid():
             return
         if not grid.selectionModel().isSelected(idx):
-            grid.setCurrentIndex(idx)
+            # like a file manager: right-clicking outside the selection selects only the clicked photo
+            # (setCurrentIndex alone would add it to the selection, and the menu would act on all of them)
+            grid.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         menu = QMenu(self)
         for a in (self.act_open_file, self.act_reveal, self.act_copy_path, None, self.act_similar,
                   self.act_compare, self.act_inspect, self.act_preview, None, self.act_move, self.act_copy,
