@@ -3,17 +3,19 @@
 Why pixels and not patch tokens: the issue proposed confirming candidate pairs by mutual nearest-neighbour
 matching of the model's patch tokens (``last_hidden_state``). We measured that on the benchmark library with the
 shared DINOv2-S model (``tests/bench/bench_dupes.py --patch-study``): the final-layer patch tokens are too
-semantic and too alike within one image (mean within-image cosine 0.5) to be matched reliably. Among candidate
-pairs the pHash does not already settle, the mutual-NN fraction of true copies (crops, borders, small rotations)
-had a 5th percentile of 0.14 while different pictures reached 0.21, and a geometric-consistency vote on the
-matches did no better. Pooled-vector similarity alone cannot separate a 75 % crop from another photo of a
-similar scene either (copies go down to 0.6, different photos up to 0.92, centred cosine).
+semantic and too alike within one image (mean within-image cosine 0.5) to be matched reliably. Among 400
+candidate pairs the pHash does not already settle, the mutual-NN fraction of true copies (crops, borders, small
+rotations) had a 5th percentile of 0.12 (median 0.28) while different pictures reached 0.18 (99th percentile
+0.16), and a geometric-consistency vote on the matches did no better in an exploratory run. Pooled-vector
+similarity alone cannot separate a 75 % crop from another photo of a similar scene either (copies go down to
+0.6, different photos up to 0.92, centred cosine).
 
 What does separate them is the obvious check: a crop, border or slightly rotated copy *contains the same
 pixels* as the original at some scale and offset. :class:`AlignmentVerifier` searches scale (50-100 % of the
 other picture's width, plus the exact ratios a border or letterbox implies), offset (all of them, by FFT) and a
 few small rotations, on 64-pixel-wide grey thumbnails, and returns the best normalised cross-correlation. It
-costs ~10-45 ms per pair plus a draft decode per file, so it runs for grey-zone candidates only.
+costs ~10-30 ms per pair plus a draft decode per file, so it runs for grey-zone candidates only. On the
+benchmark it lifts F1 from 0.84 (hash + pooled vector) to 0.99 at precision 0.99.
 """
 
 from __future__ import annotations
