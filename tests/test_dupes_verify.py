@@ -48,3 +48,28 @@ def test_verifier_reads_files_and_reports_unreadable(tmp_path: Path, photos: lis
     assert (verifier(a, FileInfo(id=1, path=str(tmp_path / "crop.jpg"))) or 0) >= CUT
     assert verifier(a, FileInfo(id=2, path=str(tmp_path / "bad.jpg"))) is None
     assert verifier.pairs_scored == 1
+
+
+def test_cached_verifier_remembers_scores_by_content(tmp_path: Path) -> None:
+    from vitfeat_desktop.core.dupes import CachedVerifier
+
+    calls: list[tuple[str, str, bool]] = []
+
+    def inner(a: FileInfo, b: FileInfo, *, dihedral: bool = False) -> float:
+        calls.append((a.path, b.path, dihedral))
+        return 0.93
+
+    path = CachedVerifier.path_for(tmp_path / "Photos")
+    a = FileInfo(id=0, path="/p/a.jpg", content_hash="aa")
+    b = FileInfo(id=1, path="/p/b.jpg", content_hash="bb")
+    moved_b = FileInfo(id=2, path="/elsewhere/b.jpg", content_hash="bb")
+    no_hash = FileInfo(id=3, path="/p/c.jpg")
+    first = CachedVerifier(inner, path)
+    assert first(a, b) == 0.93 and first(b, a) == 0.93 and first(a, moved_b) == 0.93
+    assert first(a, b, dihedral=True) == 0.93  # a different question, asked once
+    first(a, no_hash)
+    first(a, no_hash)
+    assert len(calls) == 4 and first.hits == 2
+    first.save()
+    second = CachedVerifier(inner, path)
+    assert second(a, b) == 0.93 and len(calls) == 4 and second.hits == 1

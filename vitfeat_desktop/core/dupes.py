@@ -869,6 +869,58 @@ def finder_for_library(
                 if row is not None:
                     knn[row] = [row_of.get(int(x), -1) for x in nbrs]
     check_cancel(cancel)
-    return DuplicateFinder.build(files, vectors=vectors, knn=knn, thresholds=thresholds, mean=mean,
-                                 verifier=AlignmentVerifier() if (verify and vectors is not None) else None,
-                                 references=references, marks=marks, progress=progress, cancel=cancel)
+    verifier = CachedVerifier(AlignmentVerifier(), CachedVerifier.path_for(lib.folder)) \
+        if (verify and vectors is not None) else None
+    try:
+        return DuplicateFinder.build(files, vectors=vectors, knn=knn, thresholds=thresholds, mean=mean,
+                                     verifier=verifier, references=references, marks=marks, progress=progress,
+                                     cancel=cancel)
+    finally:
+        if verifier is not None:
+            verifier.save()
+
+
+class CachedVerifier:
+    """Remembers verification scores by the two files' content hashes, so opening the duplicates view again
+    (or after a rescan that changed a few files) verifies only the new pairs. Kept in the data dir per library;
+    a file without a content hash is never cached."""
+
+    VERSION = 1
+
+    def __init__(self, inner: Any, path: Path) -> None:
+        self.inner = inner
+        self.path = path
+        self.supports_dihedral = getattr(inner, "supports_dihedral", False)
+        self._scores: dict[str, float] = {}
+        self._dirty = False
+        self.hits = 0
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") == self.VERSION:
+                self._scores = {str(k): float(v) for k, v in data.get("scores", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            self._scores = {}
+
+    @staticmethod
+    def path_for(library_folder: str | os.PathLike[str]) -> Path:
+        key = hashlib.sha256(os.fsencode(os.path.abspath(library_folder))).hexdigest()[:16]
+        return config.data_dir() / "dupes" / f"verified-{key}.json"
+
+    def __call__(self, a: FileInfo, b: FileInfo, *, dihedral: bool = False) -> float | None:
+        key = None
+        if a.content_hash and b.content_hash:
+            x, y = sorted((a.content_hash, b.content_hash))
+            key = f"{x}:{y}:{int(dihedral)}"
+            if key in self._scores:
+                self.hits += 1
+                return self._scores[key]
+        score = self.inner(a, b, dihedral=dihedral) if dihedral else self.inner(a, b)
+        if key is not None and score is not None:
+            self._scores[key] = float(score)
+            self._dirty = True
+        return score
+
+    def save(self) -> None:
+        if self._dirty:
+            config.write_json_atomic(self.path, {"version": self.VERSION, "scores": self._scores})
+            self._dirty = False
