@@ -55,11 +55,18 @@ def test_quick_json_and_csv(folder: Path, tmp_path: Path, capsys: pytest.Capture
     assert [r["role"] for r in rows] == ["keep", "remove", "remove"]
 
 
-def test_model_pass_runs_calibration(folder: Path, tiny_vit: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_pass_runs_calibration(folder: Path, tiny_vit: Path, capsys: pytest.CaptureFixture[str],
+                                     vitfeat_home: Path) -> None:
     code, out, _ = _run(capsys, "dupes", str(folder), "--model", str(tiny_vit), "--json", "--similar")
     assert code == 0
     data = json.loads(out)
     assert data["thresholds"] == "calibrated"
+    cached = list((vitfeat_home / "dupes").glob("calibration-*.json"))
+    assert len(cached) == 1  # cached per (library, model) in the data dir
+    stamp = cached[0].stat().st_mtime_ns
+    code, again, _ = _run(capsys, "dupes", str(folder), "--model", str(tiny_vit), "--json")
+    assert code == 0 and cached[0].stat().st_mtime_ns == stamp  # reused, not refitted
+    assert json.loads(again)["groups"] == data["groups"]
     exact = [g for g in data["groups"] if any(m["tier"] == "exact" for m in g["members"])]
     assert exact and {Path(p).name for p in exact[0]["files"]} >= {"a.jpg", "a copy.jpg"}
     files = [p for g in data["groups"] for p in g["files"]]
