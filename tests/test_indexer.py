@@ -160,3 +160,54 @@ def test_content_hash_is_full_file(tmp_path: Path) -> None:
     b.write_bytes(payload[:-1] + bytes([payload[-1] ^ 1]))  # differs only in the last byte
     assert content_hash(a) != content_hash(b)
     assert content_hash(a) == content_hash(a)
+
+
+def test_two_inference_lanes_store_the_same_vectors(folder: Path, tiny_vit: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two batches embedded at once on separate threads: same files, same vectors, written in order."""
+    results = {}
+    for lanes in ("1", "2"):
+        monkeypatch.setenv("VITFEAT_HOME", str(tmp_path / f"home-{lanes}"))
+        monkeypatch.setenv("VITFEAT_INFER_LANES", lanes)
+        with Library.open(folder, model=str(tiny_vit)) as lib:
+            lib.extractor.batch_size = 3  # 24 files: 8 batches, so both lanes are busy most of the time
+            report = lib.scan(threads=2)
+            assert report.indexed == 24 and not report.skipped
+            ids, vectors = lib.vectors()
+            paths = {r.id: r.path for r in lib.files()}
+            results[lanes] = {paths[int(i)]: v for i, v in zip(ids, vectors, strict=True)}
+            assert lib.ensure_index_loaded().labels() == set(int(i) for i in ids)  # type: ignore[union-attr]
+    assert results["1"].keys() == results["2"].keys() and len(results["1"]) == 24
+    for path, vector in results["1"].items():
+        np.testing.assert_allclose(results["2"][path], vector, atol=1e-5)
+
+
+def test_cancel_with_two_lanes_keeps_finished_batches_only(folder: Path, tiny_vit: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITFEAT_INFER_LANES", "2")
+    with Library.open(folder, model=str(tiny_vit)) as lib:
+        lib.extractor.batch_size = 2
+        calls: list[bool] = []
+        said_yes = False
+        real = lib.extractor.embed
+
+        def embed(pixels: np.ndarray) -> np.ndarray:
+            calls.append(said_yes)
+            return real(pixels)
+
+        lib.extractor.embed = embed  # type: ignore[method-assign]
+
+        def cancel() -> bool:
+            nonlocal said_yes
+            said_yes = said_yes or len(calls) >= 3
+            return said_yes
+
+        with pytest.raises(Cancelled):
+            lib.scan(cancel=cancel)
+        assert 3 <= len(calls) <= 4 and True not in calls  # at most the other lane's batch was under way
+        ids, _ = lib.vectors()
+        assert len(ids) % 2 == 0 and 0 < len(ids) <= 2 * len(calls)
+        assert lib.ensure_index_loaded().labels() == set(int(i) for i in ids)  # type: ignore[union-attr]
+    with Library.open(folder, model=str(tiny_vit)) as lib:
+        report = lib.scan()
+        assert report.indexed + report.unchanged == 24

@@ -7,6 +7,8 @@ Run: ``.venv/bin/python tests/bench/bench_index.py [--part speed|rescan|memory|a
   preprocess, inference, catalogue, index) versus inference alone on pre-made tensors of the same images, with
   the same extractor (same model, variant and intra-op threads), both after a warm-up. Prints both images/s,
   their ratio (goal >= 0.85) and peak RSS.
+* ``schedule``: decoders taking turns with inference vs overlapping it vs two 1-thread inference lanes,
+  alternated round by round (``--preview`` for files with an MPF preview).
 * ``decode``: CPU time (this thread only, so other processes' load barely moves it) of one 24-MP file through
   each decode lever: reading, hashing, Pillow draft decode from the path and from bytes in memory, simplejpeg
   (libjpeg-turbo, if installed) with DCT scaling, ``open_image_with_info``; and on files with an MPF preview
@@ -58,11 +60,24 @@ def make_extractor(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                     batch_size=args.batch)
 
 
+def infer_only(extractor, tensors: np.ndarray, batch: int, lanes: int) -> None:  # type: ignore[no-untyped-def]
+    """Inference alone, run the way the indexer runs it: ``lanes`` batches at once (one per thread)."""
+    starts = list(range(0, len(tensors), batch))
+    if lanes <= 1:
+        for start in starts:
+            extractor.embed(tensors[start : start + batch])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        list(pool.map(lambda start: extractor.embed(tensors[start : start + batch]), starts))
+
+
 def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from make_camera_jpegs import make
 
     from vitfeat_desktop.core.images import open_image, open_image_with_info
-    from vitfeat_desktop.core.indexer import content_hash
+    from vitfeat_desktop.core.indexer import content_hash, inference_lanes
     from vitfeat_desktop.core.library import Library
     from vitfeat_desktop.core.phash import image_hashes
 
@@ -78,6 +93,7 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     tensors = np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(f, min_side=pre.min_decode_side())))
                         for f in files])
     extractor.embed(tensors[: args.batch])  # warm-up: session creation and graph optimisation are not timed
+    lanes = inference_lanes(extractor)
 
     # What one decode thread costs per file (hash + draft decode + perceptual hashes + resize): decoding can
     # only hide behind inference if its CPU time fits in what inference leaves free.
@@ -91,8 +107,7 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     decode_cpu_ms = (time.process_time() - c0) / len(files) * 1000
     # CPU seconds, unlike wall time, do not depend on what else the machine runs.
     c0 = time.process_time()
-    for start in range(0, len(tensors), args.batch):
-        extractor.embed(tensors[start : start + args.batch])
+    infer_only(extractor, tensors, args.batch, lanes)
     infer_cpu_ms = (time.process_time() - c0) / len(tensors) * 1000
     bound = infer_cpu_ms / (infer_cpu_ms + decode_cpu_ms)
 
@@ -102,8 +117,7 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     e2e_times: list[float] = []
     for round_ in range(args.rounds):
         t0 = time.perf_counter()
-        for start in range(0, len(tensors), args.batch):
-            extractor.embed(tensors[start : start + args.batch])
+        infer_only(extractor, tensors, args.batch, lanes)
         infer_times.append(time.perf_counter() - t0)
         os.environ["VITFEAT_HOME"] = str(work / f"home-speed-{round_}")
         with Library.open(cam, extractor=extractor) as lib:
@@ -118,7 +132,8 @@ def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     e2e_rate = len(files) / min(e2e_times)
     ratio = e2e_rate / infer_rate
     print(f"[speed] model {extractor.model_id} ({extractor.variant}), intra-op threads "
-          f"{extractor.intra_op_threads}, decode threads {args.decode_threads or 'default'}, batch {args.batch}, "
+          f"{extractor.intra_op_threads} x {lanes} lane(s), decode threads {args.decode_threads or 'default'}, "
+          f"batch {args.batch}, "
           f"{os.cpu_count()} CPUs")
     print(f"[speed] decode path alone: {decode_ms:.0f} ms per file on one thread; inference "
           f"{1000 / infer_rate:.0f} ms per image on {extractor.intra_op_threads} threads")
@@ -140,6 +155,72 @@ def _cpu_ms(files: list[Path], fn, repeats: int = 2) -> float:  # type: ignore[n
             fn(f)
         best = min(best, (time.thread_time() - c0) / len(files) * 1000)
     return best
+
+
+SCHEDULES = {
+    # name: (intra-op threads, inference lanes, decoders pause while a batch runs)
+    "turns": (2, 1, True),
+    "overlap": (2, 1, False),
+    "2 lanes x 1 thread": (1, 2, False),
+    "2 lanes x 1 thread, 1 decoder": (1, 2, False),
+}
+
+
+def part_schedule(args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
+    """Decode/inference scheduling variants on 2 cores, alternated round by round in one process so that the
+    machine's load hits them alike. Each one's ratio is against inference alone run its own way; "vs best"
+    is against the fastest inference-only of all, the figure that counts."""
+    from make_camera_jpegs import make
+
+    from vitfeat_desktop.core.images import open_image
+    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.pipeline import pipeline
+
+    cam = args.jpegs or (work / ("camera-preview" if args.preview else "camera"))
+    files = make(cam, args.n, preview=PREVIEW if args.preview else None)
+    extractors = {t: pipeline(model=str(args.model), quantized=not args.fp32, intra_op_threads=t,
+                              batch_size=args.batch) for t in (1, 2)}
+    pre = extractors[2].preprocessor
+    tensors = np.stack([pre.normalize_uint8(pre.to_uint8_chw(open_image(f, min_side=pre.min_decode_side())))
+                        for f in files])
+    for ex in extractors.values():
+        ex.embed(tensors[: args.batch])
+    infer: dict[str, list[float]] = {name: [] for name in SCHEDULES}
+    e2e: dict[str, list[float]] = {name: [] for name in SCHEDULES}
+    saved = {k: os.environ.get(k) for k in ("VITFEAT_INFER_LANES", "VITFEAT_OVERLAP_DECODE", "VITFEAT_HOME")}
+    try:
+        for round_ in range(args.rounds):
+            for name, (threads, lanes, turns) in SCHEDULES.items():
+                ex = extractors[threads]
+                t0 = time.perf_counter()
+                infer_only(ex, tensors, args.batch, lanes)
+                infer[name].append(len(files) / (time.perf_counter() - t0))
+                os.environ["VITFEAT_INFER_LANES"] = str(lanes)
+                os.environ["VITFEAT_OVERLAP_DECODE"] = "0" if turns else "1"
+                os.environ["VITFEAT_HOME"] = str(work / f"home-schedule-{round_}-{list(SCHEDULES).index(name)}")
+                decoders = 1 if name.endswith("1 decoder") else args.decode_threads
+                with Library.open(cam, extractor=ex) as lib:
+                    t0 = time.perf_counter()
+                    report = lib.scan(threads=decoders)
+                    e2e[name].append(len(files) / (time.perf_counter() - t0))
+                assert report.indexed == len(files), report.to_json()
+                print(f"[schedule] round {round_ + 1} {name:30s} inference only {infer[name][-1]:6.2f}, "
+                      f"end to end {e2e[name][-1]:6.2f} images/s")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    best_infer = max(max(v) for v in infer.values())
+    out = {}
+    for name in SCHEDULES:
+        out[name] = {"inference_ips": max(infer[name]), "e2e_ips": max(e2e[name]),
+                     "ratio": max(e2e[name]) / max(infer[name]), "vs_best_inference": max(e2e[name]) / best_infer}
+        print(f"[schedule] {name:30s} best: inference only {out[name]['inference_ips']:6.2f}, end to end "
+              f"{out[name]['e2e_ips']:6.2f} images/s; ratio {out[name]['ratio']:.3f}, vs the fastest inference "
+              f"only {out[name]['vs_best_inference']:.3f}")
+    return out
 
 
 def part_decode(args: argparse.Namespace, work: Path) -> dict[str, float]:
@@ -334,7 +415,7 @@ def child_memory(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", default="all",
-                        choices=("speed", "decode", "preview", "cancel", "rescan", "memory", "all"))
+                        choices=("speed", "schedule", "decode", "preview", "cancel", "rescan", "memory", "all"))
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--preview", action="store_true",
@@ -373,6 +454,8 @@ def main() -> int:
     try:
         if args.part in ("speed", "all"):
             summary["speed"] = part_speed(args, work)
+        if args.part == "schedule":
+            summary["schedule"] = part_schedule(args, work)
         if args.part in ("decode", "all"):
             summary["decode"] = part_decode(args, work)
         if args.part in ("preview", "all"):
