@@ -290,10 +290,12 @@ def _hash_matrix(files: Sequence[FileInfo]) -> tuple[np.ndarray, np.ndarray, np.
     return ph, dh, ok
 
 
-def hash_candidates(phashes: np.ndarray, has_hash: np.ndarray, *, max_bucket: int = 64) -> np.ndarray:
+def hash_candidates(phashes: np.ndarray, has_hash: np.ndarray, *, max_bucket: int = 64,
+                    max_distance: int = 16) -> np.ndarray:
     """Pairs (i<j) whose pHashes share a 16-bit quarter in some orientation: every pair within Hamming 3 and
-    most within 10. Buckets larger than ``max_bucket`` (flat, dark or blank pictures that all hash alike) are
-    skipped rather than exploding into millions of pairs; the k-NN graph still covers those files."""
+    most within 10; pairs further apart than ``max_distance`` (chance collisions of one quarter) are dropped.
+    Buckets larger than ``max_bucket`` (flat, dark or blank pictures that all hash alike) are skipped rather
+    than exploding into millions of pairs; the k-NN graph still covers those files."""
     n = phashes.shape[0]
     idx = np.nonzero(has_hash)[0]
     if idx.size < 2:
@@ -312,24 +314,25 @@ def hash_candidates(phashes: np.ndarray, has_hash: np.ndarray, *, max_bucket: in
     bounds = np.nonzero(np.diff(keys))[0] + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(keys)]])
-    pairs = []
-    for s, e in zip(starts, ends, strict=True):
-        if e - s < 2:
-            continue
-        members = table[s:e]
-        base = members[members[:, 2] == 0, 1]
-        if base.size == 0:
-            continue
-        others = np.unique(members[:, 1])
-        if others.size > max_bucket:
-            continue
-        a, b = np.meshgrid(base, others, indexing="ij")
-        sel = a != b
-        pairs.append(np.stack([np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])], axis=1))
-    if not pairs:
+    # every identity-orientation row meets every row of its bucket (vectorised: no Python loop per bucket)
+    sizes = ends - starts
+    bucket_of = np.repeat(np.arange(len(starts)), sizes)
+    usable = (sizes[bucket_of] >= 2) & (sizes[bucket_of] <= max_bucket) & (table[:, 2] == 0)
+    base_rows = np.nonzero(usable)[0]
+    if base_rows.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    out = np.unique(np.concatenate(pairs), axis=0)
-    return out[(out[:, 0] < n) & (out[:, 1] < n)]
+    lengths = sizes[bucket_of[base_rows]]
+    first = starts[bucket_of[base_rows]]
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    a = table[np.repeat(base_rows, lengths), 1]
+    b = table[np.repeat(first, lengths) + offsets, 1]
+    sel = a != b
+    out = np.unique(np.stack([np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])], axis=1), axis=0)
+    if not out.size:
+        return np.zeros((0, 2), dtype=np.int64)
+    out = out[(out[:, 0] < n) & (out[:, 1] < n)]
+    dist, _ = dihedral_distance(phashes, out[:, 0], out[:, 1])
+    return out[dist <= max_distance]
 
 
 def dihedral_distance(phashes: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -631,6 +634,9 @@ class _Evidence:
         self.t, self.verifier, self.pixel_digest = thresholds, verifier, pixel_digest
         self.reporter, self.cancel = reporter, cancel
         self.digests: dict[int, str | None] = {}
+        codes: dict[str, int] = {}
+        self.hash_codes = np.array([codes.setdefault(f.content_hash, len(codes)) if f.content_hash else -1
+                                    for f in files], dtype=np.int64)
         self.turned: set[int] = set()  # files that match something only after a 90° turn or a mirror (hash)
         self._links: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])  # file -> [upright, turned]
         self.pairs = np.zeros((0, 2), dtype=np.int64)
@@ -656,8 +662,7 @@ class _Evidence:
             cos = np.full(len(pairs), np.nan, dtype=np.float32)
         hdist, transform = dihedral_distance(self.ph, a, b)
         hdist = np.where(self.has_hash[a] & self.has_hash[b], hdist, 99)
-        exact = np.array([bool(files[x].content_hash) and files[x].content_hash == files[y].content_hash
-                          for x, y in pairs.tolist()], dtype=bool)
+        exact = (self.hash_codes[a] >= 0) & (self.hash_codes[a] == self.hash_codes[b])
         same_pixels = np.zeros(len(pairs), dtype=bool)
         if self.pixel_digest is not None:
             same_todo = np.nonzero((hdist == 0) & ~exact)[0]
