@@ -81,11 +81,9 @@ class StallTracer:
         import threading
         import traceback
 
-        seen_tick = -1.0
-        while not self._stop.wait(0.01):
+        while not self._stop.wait(0.005):
             last = self.meter._last
-            if time.perf_counter() - last > self.after and last != seen_tick:
-                seen_tick = last
+            if time.perf_counter() - last > self.after:  # sampled every 5 ms for as long as the gap lasts
                 frames = sys._current_frames()
                 frame = frames.get(self.gui_ident)
                 if frame is not None:
@@ -95,6 +93,65 @@ class StallTracer:
                     if ident not in (self.gui_ident, threading.get_ident()):
                         top = traceback.format_stack(other)[-1].strip().splitlines()[0]
                         self.others[top] += 1
+
+
+class GcPauses:
+    """Times every cyclic-GC collection (any thread): a collection holds the GIL, so a long one in a worker
+    stalls the GUI thread as surely as work on the GUI thread itself."""
+
+    def __init__(self) -> None:
+        import gc
+        import threading
+
+        self.pauses: list[tuple[int, float, bool]] = []  # (generation, ms, on the GUI thread)
+        self._gui = threading.get_ident()
+        self._t0: dict[int, float] = {}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        import threading
+
+        ident = threading.get_ident()
+        if phase == "start":
+            self._t0[ident] = time.perf_counter()
+        elif ident in self._t0:
+            ms = (time.perf_counter() - self._t0.pop(ident)) * 1000
+            if ms > 2:
+                self.pauses.append((int(info.get("generation", -1)), round(ms, 1), ident == self._gui))
+
+    def take(self) -> dict[str, Any]:
+        pauses, self.pauses = self.pauses, []
+        return {"over_2ms": len(pauses), "max_ms": max((p[1] for p in pauses), default=0.0),
+                "longest": sorted(pauses, key=lambda p: -p[1])[:5]}
+
+
+class SlotTimer:
+    """Wraps the window's GUI-thread handlers and keeps the longest run of each, so a gap can be told apart
+    as the app's own work (a slow slot) or waiting (for the GIL, the X server, the OS scheduler)."""
+
+    def __init__(self) -> None:
+        self.longest: dict[str, float] = {}
+        self.total: dict[str, float] = {}
+
+    def wrap(self, obj: Any, name: str, label: str) -> None:
+        fn = getattr(obj, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                ms = (time.perf_counter() - t) * 1000
+                self.longest[label] = max(self.longest.get(label, 0.0), ms)
+                self.total[label] = self.total.get(label, 0.0) + ms
+
+        setattr(obj, name, timed)
+
+    def take(self) -> dict[str, Any]:
+        out = {k: f"max {v:.1f} ms, total {self.total[k]:.0f} ms" for k, v in
+               sorted(self.longest.items(), key=lambda kv: -kv[1])[:8]}
+        self.longest, self.total = {}, {}
+        return out
 
 
 class GapMeter:
@@ -140,6 +197,8 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--model", choices=("real", "tiny"), default="real")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="skip gc.freeze() after start-up (run_app does it) to measure what it changes")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of idle measurement first")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
@@ -168,6 +227,7 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "qsettings"))
     meter = GapMeter()
     tracer = StallTracer(meter)
+    gc_pauses = GcPauses()
     results: dict[str, Any] = {"images": len(photos), "model": str(model), "cpus": os.cpu_count()}
 
     def run_until(cond: Any, timeout: float, what: str) -> None:
@@ -179,9 +239,25 @@ def main() -> int:
             time.sleep(0.001)
 
     window = build_window(folder=None, model=str(model))
+    if not args.no_gc_freeze:
+        from vitfeat_desktop.gui.app import freeze_startup_objects
+
+        freeze_startup_objects()  # what run_app does after building the window
+    results["gc_freeze"] = not args.no_gc_freeze
+    slots = SlotTimer()
+    for obj, names in ((window, ("_scan_progress", "_scan_done", "_fill_library", "_live_files", "_library_opened",
+                                 "_similar_done", "_inspected")),
+                       (window.loader, ("_done", "_finished")),
+                       (window.dupes_panel, ("_built", "_regrouped", "_populate_step", "show_groups", "_progress",
+                                             "_thumb_ready"))):
+        for name in names:
+            if hasattr(obj, name):
+                slots.wrap(obj, name, f"{type(obj).__name__}.{name}")
     window.resize(1280, 800)
     window.show()
     run_until(lambda: window.extractor is not None, 120, "the model")
+    gc_pauses.take()
+    slots.take()
 
     # baseline: the idle window, same timer; spikes here come from the machine, not from the app
     meter.start()
@@ -221,6 +297,8 @@ def main() -> int:
     results["indexing"]["images_per_s"] = round(len(photos) / scan_s, 2)
     results["grid_rows"] = window.library_model.rowCount()
     results["thumbnails_rendered"] = window.loader.rendered
+    results["indexing"]["gc"] = gc_pauses.take()
+    results["indexing"]["slots"] = slots.take()
     print("indexing:", results["indexing"], flush=True)
     results["stall_stacks_indexing"] = tracer.stop()
     tracer = StallTracer(meter)
@@ -237,6 +315,8 @@ def main() -> int:
         panel.slider.setValue(value)
         run_until(lambda: not window.runner.is_running("dupes-regroup"), 60, "regroup")
     results["duplicates"] = meter.stop()
+    results["duplicates"]["gc"] = gc_pauses.take()
+    results["duplicates"]["slots"] = slots.take()
     print("duplicates:", results["duplicates"], flush=True)
 
     # a similarity query with an outside file, and the inspector
