@@ -542,20 +542,19 @@ def _transient(reason: str | None) -> bool:
 
 
 def inference_lanes(extractor: Any) -> int:
-    """How many batches to embed at once on the CPU: as many as the cores hold at the extractor's intra-op
-    thread count, at most 2 (each lane keeps a batch of float tensors in memory).
+    """How many batches to embed at once on the CPU: 1 unless ``VITFEAT_INFER_LANES`` asks for more.
 
-    Why: on 2 cores two 1-thread ONNX Runtime runs side by side do ~10% more images/s than one 2-thread run
-    (no per-operator barrier between threads), and decoders then slow one lane down instead of stalling both
-    cores. ``VITFEAT_INFER_LANES`` overrides (benchmarks).
+    Several lanes (batches run side by side, each on its own thread, best with 1-thread extractors) were
+    measured against one batch at a time on 2 cores (``bench_index.py --part schedule``): DINOv2-S int8 ran
+    ~10% more images/s as inference alone with two 1-thread lanes, but end to end on camera JPEGs they were no
+    better than turn-taking, and ViT-B int8 was ~25% slower on 1-thread lanes. A user who lowered the model's
+    threads wants cores left free, so lanes never turn on by themselves; the variable is for benchmarks and
+    machines where they measure better.
     """
     forced = os.environ.get("VITFEAT_INFER_LANES", "")
     if forced.isdigit() and int(forced) > 0:
         return int(forced)
-    threads = int(getattr(extractor, "intra_op_threads", 0) or 0)
-    if threads <= 0:
-        return 1
-    return max(1, min(2, (os.cpu_count() or 1) // threads))
+    return 1
 
 
 def _gate_wanted() -> bool:
