@@ -42,3 +42,25 @@ def test_real_model_groups_edited_copies(real_model: Path, photos: list[Path], t
     reasons = {Path(m.info.path).name: m.reason for m in groups[0].members}
     # the keeper is the bordered copy (most pixels); the turned copy matches it only after turning it back
     assert "turned" in reasons["turned.jpg"] or "rotated" in reasons["turned.jpg"]
+
+
+def test_a_library_of_different_photos_has_no_duplicates(real_model: Path, photos: list[Path]) -> None:
+    """Precision where it matters most: ordinary libraries are mostly distinct pictures. Sixty different photos
+    (nearest neighbours included: dog breeds, fish, birds) must give no duplicate group at all."""
+    from vitfeat_desktop.core.calibrate import calibrate
+    from vitfeat_desktop.core.verify import alignment_score
+
+    paths = photos[:60]
+    ext = pipeline("image-feature-extraction", model=str(real_model), quantized=True)
+    pre = ext.preprocessor
+    images = [open_image(p, min_side=256) for p in paths]
+    vectors = ext.embed(np.stack([pre.normalize_uint8(pre.to_uint8_chw(im)) for im in images]))
+    files = [FileInfo(id=i, path=str(p), size=p.stat().st_size, width=im.width, height=im.height,
+                      hashes=image_hashes(im)) for i, (p, im) in enumerate(zip(paths, images, strict=True))]
+    hashes = np.array([f.hashes.phashes for f in files], dtype=np.uint64)
+    calibration = calibrate(ext, [str(p) for p in paths], vectors, hashes=hashes, sample=8,
+                            verifier=alignment_score)
+    finder = DuplicateFinder.build(files, vectors=vectors, thresholds=calibration.thresholds,
+                                   mean=calibration.mean, verifier=AlignmentVerifier())
+    assert finder.groups(0.5) == []
+    assert all(len(group) <= 4 for group in finder.similar_groups(0.5))  # no chains of look-alikes

@@ -138,9 +138,11 @@ class Thresholds:
     cos_accept_hi: float = 0.96
     verify_min: float = 0.5
     verify_rank: int = 5  # verify only pairs among each other's nearest few (the cost stays per file, not per pair)
-    align_cut: float = 0.89
-    align_lo: float = 0.86
-    align_hi: float = 0.92
+    # Band-pass alignment scores (verify.py): different photos' nearest neighbours reach 0.74 at most on the shared
+    # photos, copies are mostly above 0.85 (tests/bench/bench_dupes.py and the study quoted in verify.py).
+    align_cut: float = 0.78
+    align_lo: float = 0.75
+    align_hi: float = 0.85
     similar_cut: float = 0.6
     hash_cut: int = 8
     hash_lo: int = 10
@@ -587,25 +589,25 @@ class DuplicateFinder:
         cut = self.thresholds.similar_cut - (float(sensitivity) - 0.5) * 0.1
         near = self.near_mask(sensitivity)
         edges = np.nonzero((self.cos >= cut) & ~near)[0]
-        parent = list(range(len(self.files)))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        touched: set[int] = set()
-        for p in edges:
+        # Star groups around the best-ranked file, not connected components: a chain of look-alikes (a dog, a
+        # dog on grass, a lawn, a football pitch) must not become one "set of similar shots".
+        neighbours: dict[int, set[int]] = {}
+        for p in edges.tolist():
             a, b = (int(x) for x in self.pairs[p])
             if id(self.files[a]) in in_dupes or id(self.files[b]) in in_dupes:
                 continue
-            touched.update((a, b))
-            parent[find(a)] = find(b)
-        comps: dict[int, list[int]] = {}
-        for x in touched:
-            comps.setdefault(find(x), []).append(x)
-        return [[self.files[x] for x in sorted(c, key=lambda x: self._rank[x])] for c in comps.values() if len(c) > 1]
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+        taken: set[int] = set()
+        out: list[list[FileInfo]] = []
+        for anchor in sorted(neighbours, key=lambda x: self._rank[x]):
+            if anchor in taken:
+                continue
+            members = [anchor, *sorted((x for x in neighbours[anchor] if x not in taken), key=lambda x: self._rank[x])]
+            if len(members) > 1:
+                taken.update(members)
+                out.append([self.files[x] for x in members])
+        return out
 
     def plan(self, sensitivity: float = 0.5) -> list[dict[str, str]]:
         """The removal plan (what an action would move, and the keeper it relies on), for export before acting."""
@@ -890,7 +892,7 @@ class CachedVerifier:
     (or after a rescan that changed a few files) verifies only the new pairs. Kept in the data dir per library;
     a file without a content hash is never cached."""
 
-    VERSION = 1
+    VERSION = 2  # 2: band-pass alignment scores (verify.py)
 
     def __init__(self, inner: Any, path: Path) -> None:
         self.inner = inner
