@@ -83,3 +83,22 @@ def test_a_job_outliving_its_window_reports_to_nobody(qtbot: Any, capfd: Any) ->
     qtbot.wait(1500)  # the job finishes and emits result/finished into the void
     assert heard == []
     _no_tracebacks(capfd)
+
+
+def _noop(i: int) -> int:
+    return i
+
+
+def test_many_short_jobs_finish_and_drain(qtbot: Any) -> None:
+    """Thousands of jobs finishing at once: every result arrives once, nothing is left running, and the runner
+    shuts down cleanly."""
+    owner = QWidget()
+    runner = TaskRunner(parent=owner)
+    got: list[int] = []
+    for i in range(3000):
+        runner.submit(_noop, i, pass_callbacks=False, on_result=got.append)
+    qtbot.waitUntil(lambda: len(got) == 3000 and runner.active_count() == 0, timeout=60_000)
+    assert sorted(got) == list(range(3000))
+    assert runner.shutdown(timeout=2.0)
+    owner.deleteLater()
+    qtbot.wait(50)
