@@ -8,6 +8,10 @@ page cache (``posix_fadvise(DONTNEED)``, per file, no root needed, nothing else 
 the way it is after a reboot or on first launch; system libraries stay cached, so this is a lower bound of a
 true cold start. Numbers are printed, never asserted: they depend on the machine and on its load.
 
+``--user-path`` starts the app exactly as a user does (no ``--self-test``: ``run_app`` with
+``VITFEAT_QUIT_AFTER_SHOW=1``, which quits once the window is first shown and prints the seconds since the
+process started), so the number covers the real start-up code path.
+
 ``--xvfb`` runs every start under ``xvfb-run`` with Qt's xcb plugin (a real X server, as on a desktop) instead of
 the offscreen plugin; the wall time then includes starting Xvfb, so read the in-process "after process start".
 """
@@ -45,14 +49,18 @@ def evict(folder: Path) -> int:
     return total
 
 
+QUIT_AFTER_SHOW: dict[str, str] = {}  # {"VITFEAT_QUIT_AFTER_SHOW": "1"} with --user-path
+
+
 def run_once(command: list[str]) -> tuple[float, str]:
     with tempfile.TemporaryDirectory(prefix="vitfeat-bench-") as home:
         env = dict(os.environ, VITFEAT_HOME=home, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-                   VITFEAT_OFFLINE="1")
+                   VITFEAT_OFFLINE="1", **QUIT_AFTER_SHOW)
         start = time.perf_counter()
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         elapsed = time.perf_counter() - start
-    line = next((x for x in result.stdout.splitlines() if "startup" in x), result.stdout.strip()[-200:])
+    line = next((x for x in result.stdout.splitlines() if "startup" in x or "window shown" in x),
+                result.stdout.strip()[-200:])
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {result.stdout[-500:]} {result.stderr[-500:]}")
     return elapsed, line
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="the bundle's vitfeat-desktop executable")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--xvfb", action="store_true", help="use the xcb platform under xvfb-run")
+    parser.add_argument("--user-path", action="store_true",
+                        help="start the app as a user does (VITFEAT_QUIT_AFTER_SHOW=1) instead of --self-test")
     args = parser.parse_args(argv)
     if not args.bundle.is_file():
         print(f"no bundle at {args.bundle}: run packaging/build_linux.sh first", file=sys.stderr)
@@ -83,10 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle: {folder} ({size / 2**20:.0f} MiB)")
     bundle_cmd = [str(args.bundle), "--self-test", "--startup"]
     source_cmd = [sys.executable, "-m", "vitfeat_desktop", "--self-test", "--startup"]
+    if args.user_path:
+        QUIT_AFTER_SHOW["VITFEAT_QUIT_AFTER_SHOW"] = "1"
+        bundle_cmd, source_cmd = bundle_cmd[:1], source_cmd[:3]
     if args.xvfb:
         wrap = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
-        bundle_cmd = [*wrap, *bundle_cmd, "--platform", "xcb"]
-        source_cmd = [*wrap, *source_cmd, "--platform", "xcb"]
+        if args.user_path:  # the app's own parser has no --platform: Qt reads the environment
+            os.environ["QT_QPA_PLATFORM"] = "xcb"
+            bundle_cmd, source_cmd = [*wrap, *bundle_cmd], [*wrap, *source_cmd]
+        else:
+            bundle_cmd = [*wrap, *bundle_cmd, "--platform", "xcb"]
+            source_cmd = [*wrap, *source_cmd, "--platform", "xcb"]
     cold = series("bundle cold", bundle_cmd, args.runs, folder)
     warm = series("bundle warm", bundle_cmd, args.runs, None)
     source = series("source warm", source_cmd, args.runs, None)
