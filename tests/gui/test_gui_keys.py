@@ -156,3 +156,21 @@ def test_context_menu_actions(qtbot: Any, make_window: Any, photo_folder: Path, 
     with qtbot.waitSignal(window.action_done, timeout=30_000):
         actions["Move to Trash"].trigger()
     assert not target.exists() and any(p.name == target.name for p in (trash_home / "files").iterdir())
+
+
+def test_sorting_keeps_the_selected_photos(qtbot: Any, make_window: Any, photo_folder: Path) -> None:
+    """The selection follows its photos when the grid is re-sorted (it must not land on other photos)."""
+    window = ready_window(qtbot, make_window, photo_folder)
+    sel = window.grid.selectionModel()
+    sel.setCurrentIndex(window.library_model.index(1, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    sel.select(window.library_model.index(4, 0), QItemSelectionModel.SelectionFlag.Select)
+    chosen = sorted(window.selected_paths())
+    current = window.grid.current_item().path
+    for key in ("size", "date", "name"):
+        window.sort_combo.setCurrentIndex(window.sort_combo.findData(key))
+        assert sorted(window.selected_paths()) == chosen, key
+        assert window.grid.current_item().path == current, key
+    sizes = [it.size for it in window.library_model.items()]
+    window.sort_combo.setCurrentIndex(window.sort_combo.findData("size"))
+    assert [it.size for it in window.library_model.items()] != sizes or len(set(sizes)) == 1  # it did reorder
+    assert sorted(window.selected_paths()) == chosen

@@ -180,12 +180,17 @@ class ComparePanel(QWidget):
             caption = QLabel(f"{path.name} · loading…")
             caption.setWordWrap(True)
             caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # the same height under every pane (three lines), so the panes line up whatever each caption says
+            caption.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            caption.setFixedHeight(3 * caption.fontMetrics().lineSpacing() + 4)
             v.addWidget(view, 1)
             v.addWidget(caption)
             self.splitter.addWidget(box)
             self.views.append(view)
             self.captions.append(caption)
             emit(self.load_requested, i, str(path))
+        if paths:
+            self.splitter.setSizes([10_000] * len(paths))  # equal widths (the splitter scales them to fit)
 
     def set_image(self, index: int, image: QImage, info: dict[str, Any]) -> None:
         if 0 <= index < len(self.views):

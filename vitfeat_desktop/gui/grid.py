@@ -199,17 +199,27 @@ class ImageListModel(QAbstractListModel):
 
     def sort_by(self, key: str, descending: bool = False) -> None:
         fn = SORT_KEYS[key]
-        emit(self.layoutAboutToBeChanged)
-        self._items.sort(key=fn, reverse=descending)  # type: ignore[arg-type]
-        self._reindex()
-        emit(self.layoutChanged)
+        self._reorder(lambda: self._items.sort(key=fn, reverse=descending))  # type: ignore[arg-type]
 
     def order_by(self, order: Sequence[int]) -> None:
         """Reorder rows by a permutation of file ids (for the "visual similarity" ordering)."""
         rank = {fid: i for i, fid in enumerate(order)}
+        self._reorder(lambda: self._items.sort(key=lambda it: rank.get(it.file_id, len(rank))))  # type: ignore[arg-type]
+
+    def _reorder(self, sort: Any) -> None:
+        """Reorder rows in place, moving the persistent indexes with their photos.
+
+        Without this the selection and the current cell stay at their row numbers and silently point at other
+        photos after a sort (and Delete would then act on a photo the user never picked).
+        """
         emit(self.layoutAboutToBeChanged)
-        self._items.sort(key=lambda it: rank.get(it.file_id, len(rank)))  # type: ignore[arg-type]
+        persistent = self.persistentIndexList()
+        held = [self._items[i.row()] if 0 <= i.row() < len(self._items) else None for i in persistent]
+        sort()
         self._reindex()
+        row_of = {id(item): row for row, item in enumerate(self._items)}
+        self.changePersistentIndexList(
+            persistent, [self.index(row_of[id(it)]) if it is not None else QModelIndex() for it in held])
         emit(self.layoutChanged)
 
     def _reindex(self) -> None:
