@@ -44,7 +44,7 @@ def summarize(array: np.ndarray, output: str) -> dict[str, Any]:
         tokens = array.shape[1]
         info["tokens"] = tokens
         info["patch_tokens"] = tokens - 1
-        grid = int(round((tokens - 1) ** 0.5))
+        grid = round((tokens - 1) ** 0.5)
         if grid * grid == tokens - 1:
             info["patch_grid"] = [grid, grid]
         info["cls_token_norm"] = [float(n) for n in np.linalg.norm(array[:, 0, :], axis=-1)]
