@@ -182,7 +182,7 @@ def seconds_since_process_start() -> float:
     except (OSError, ValueError, IndexError, AttributeError):
         pass
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         return max(0.0, now - float(psutil.Process().create_time()))
     except Exception:  # not installed, or no permission

@@ -199,7 +199,7 @@ class ImageListModel(QAbstractListModel):
 
     def sort_by(self, key: str, descending: bool = False) -> None:
         fn = SORT_KEYS[key]
-        self._reorder(lambda: self._items.sort(key=fn, reverse=descending))  # type: ignore[arg-type]
+        self._reorder(lambda: self._items.sort(key=fn, reverse=descending))
 
     def order_by(self, order: Sequence[int]) -> None:
         """Reorder rows by a permutation of file ids (for the "visual similarity" ordering)."""
