@@ -131,3 +131,23 @@ def test_version_and_help_are_the_apps_own(tmp_path: Path) -> None:
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert check.returncode == 0, check.stderr
     assert main(["-h"]) == 0
+
+
+def test_entry_script_passes_a_photo_to_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frozen bundle's entry script no longer rewrites "Open with" on a photo to its folder: the app does
+    better (opens the folder and queries the photo), so the photo must reach it unchanged."""
+    import importlib.util
+
+    import vitfeat_desktop.__main__ as app_main
+
+    spec = importlib.util.spec_from_file_location("vitfeat_entry_open_test", REPO / "packaging" / "vitfeat_entry.py")
+    assert spec is not None and spec.loader is not None
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    photo = tmp_path / "a.JPG"
+    photo.write_bytes(b"x")
+    seen: list[list[str]] = []
+    monkeypatch.setattr(app_main, "main", lambda args: seen.append(list(args)) or 0)
+    monkeypatch.setattr(sys, "argv", ["/opt/vitfeat/vitfeat-desktop", str(photo)])
+    assert entry._main() == 0
+    assert seen == [[str(photo)]]
