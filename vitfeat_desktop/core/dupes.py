@@ -693,7 +693,8 @@ class _Evidence:
                 if closure:
                     related = np.array([x in self.turned or y in self.turned for x, y in pairs.tolist()], dtype=bool)
                 floor = related | (cos >= self.t.verify_min)
-                grey = ~exact & ~same_pixels & (hdist > self.t.hash_lo) & floor & ~(cos >= self.t.cos_accept_hi)
+                # verify whatever is not a copy at the strictest setting, so every sensitivity has its evidence
+                grey = ~exact & ~same_pixels & (hdist > self.t.hash_hi) & floor & ~(cos >= self.t.cos_accept_hi)
             todo = [int(p) for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             jobs = [(files[int(a[q])], files[int(b[q])], bool(related[q])) for q in todo]
             for q, score in zip(todo, self._verify_many(jobs), strict=True):
@@ -713,7 +714,7 @@ class _Evidence:
         if self.verifier is None or self.unit is None or not len(rows):
             return
         with np.errstate(invalid="ignore"):
-            settled = self.exact[rows] | self.same_pixels[rows] | (self.hdist[rows] <= self.t.hash_lo) | (
+            settled = self.exact[rows] | self.same_pixels[rows] | (self.hdist[rows] <= self.t.hash_hi) | (
                 self.cos[rows] >= self.t.cos_accept_hi) | (self.align[rows] >= self.t.align_hi) | self.related[rows]
         rows = rows[~settled]
         x, y = self.pairs[rows, 0], self.pairs[rows, 1]
