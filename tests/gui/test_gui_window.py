@@ -210,7 +210,11 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
         window._model_chosen(str(tiny_vit_no_pooler), True)
     assert during and during[0] is old  # searches used the previous model's index while re-indexing
     assert window.library is not old and window.query_library() is window.library
-    assert finished.args[0].indexed == len(image_files(photo_folder))  # every photo embedded with the new model
+    # every photo embedded with the new model; the exact copy may reuse its original's vector when the original
+    # was committed first (a race between decode batches), so it counts as reused rather than indexed
+    report = finished.args[0]
+    assert report.indexed + report.reused == len(image_files(photo_folder)) and report.indexed >= len(
+        image_files(photo_folder)) - 1
     assert config.load_settings()["model"] == str(tiny_vit_no_pooler)
     with qtbot.waitSignal(window.similar_ready, timeout=30_000) as got:
         window.find_similar(image_files(photo_folder)[0])
