@@ -528,18 +528,6 @@ def test_installed_app_starts(installed: Path, tmp_path: Path) -> None:
     assert "ok   startup: window shown" in result.stdout
 
 
-def test_open_with_a_photo_opens_its_folder(tmp_path: Path) -> None:
-    entry = _load(PACKAGING / "vitfeat_entry.py", "vitfeat_entry_under_test3")
-    photo = tmp_path / "a.JPG"
-    photo.write_bytes(b"not decoded here")
-    notes = tmp_path / "notes.txt"
-    notes.write_text("x")
-    assert entry._open_with_args([str(photo)]) == [str(tmp_path)]
-    assert entry._open_with_args([str(tmp_path)]) == [str(tmp_path)]
-    assert entry._open_with_args([str(notes)]) == [str(notes)]  # the app reports what it cannot open
-    assert entry._open_with_args(["--model", str(photo)]) == ["--model", str(photo)]
-
-
 @pytest.mark.slow
 def test_installed_app_starts_on_x11(installed: Path, tmp_path: Path) -> None:
     """The xcb platform plugin and everything it links load from the bundle on a real X server."""
