@@ -127,9 +127,17 @@ def test_not_a_duplicate_marks_are_stored_and_respected(tmp_path: Path) -> None:
 
 
 def test_similar_shots_are_kept_apart() -> None:
-    finder = _finder(4, [(0, 1), (2, 3)], [0.99, 0.75])
+    finder = _finder(6, [(0, 1), (2, 3), (4, 5)], [0.99, 0.75, 0.75])
+    finder.hash_dist[:] = [30, 14, 31]  # 2 and 3 share a layout (one scene); 4 and 5 only an embedding
     assert [[m.info.id for m in g.members] for g in finder.groups()] == [[0, 1]]
     assert [[f.id for f in s] for s in finder.similar_groups()] == [[2, 3]]
+
+
+def test_similar_shots_do_not_chain() -> None:
+    # 0~1, 1~2, 2~3 look alike pairwise; a set is built around one shot, not along the chain
+    finder = _finder(4, [(0, 1), (1, 2), (2, 3)], [0.75, 0.75, 0.75])
+    finder.hash_dist[:] = 12
+    assert [[f.id for f in s] for s in finder.similar_groups()] == [[0, 1], [2, 3]]
 
 
 def test_verified_pairs_group_and_unverified_do_not() -> None:

@@ -124,6 +124,9 @@ def keeper_reason(keeper: FileInfo, other: FileInfo, references: Sequence[Path] 
 # thresholds
 
 
+SIMILAR_SHOT_HASH_BITS = 20
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Cuts for one model, fitted by ``calibrate.py``; each *_lo/_hi is the cut at sensitivity 1 / 0.
@@ -588,7 +591,10 @@ class DuplicateFinder:
         in_dupes = {id(m.info) for g in self.groups(sensitivity) for m in g.members}
         cut = self.thresholds.similar_cut - (float(sensitivity) - 0.5) * 0.1
         near = self.near_mask(sensitivity)
-        edges = np.nonzero((self.cos >= cut) & ~near)[0]
+        # Shots of one scene share its layout, which the perceptual hash sees: two photos of different things
+        # that only the embedding calls alike (a model's "hub" pictures are close to many others) are not a set
+        # of similar shots. Unrelated pictures are ~32 of 64 bits apart; <= 20 happens by chance for ~1 % of pairs.
+        edges = np.nonzero((self.cos >= cut) & ~near & (self.hash_dist <= SIMILAR_SHOT_HASH_BITS))[0]
         # Star groups around the best-ranked file, not connected components: a chain of look-alikes (a dog, a
         # dog on grass, a lawn, a football pitch) must not become one "set of similar shots".
         neighbours: dict[int, set[int]] = {}
