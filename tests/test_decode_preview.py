@@ -100,6 +100,7 @@ def test_preview_is_used_and_upright(tmp_path: Path, orientation: int) -> None:
     assert image.mode == "RGB" and min(image.size) >= MIN_SIDE
     assert image.size == (600, 400)  # upright, like the picture
     assert (info["width"], info["height"]) == (1200, 800)
+    assert info["format"] == "JPEG"
     assert info["orientation"] == orientation
     exact = open_image(path)
     assert exact.size == (1200, 800)

@@ -396,7 +396,10 @@ def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
     """Header facts, read before ``draft`` shrinks the image and before decoding. The size is as stored;
     :func:`_upright_size` turns it once the decoded image shows which way up it ended."""
     width, height = opened.size
-    info.update(format=opened.format or "unknown", width=width, height=height, **exif_summary(opened))
+    # Pillow names a JPEG that carries an MPF block (a camera's embedded previews) "MPO"; to the user it is
+    # the JPEG it is (stereo .mpo files are not indexed).
+    fmt = "JPEG" if opened.format == "MPO" else (opened.format or "unknown")
+    info.update(format=fmt, width=width, height=height, **exif_summary(opened))
 
 
 def _upright_size(info: dict[str, Any], image: Image.Image) -> None:
