@@ -227,7 +227,7 @@ class DuplicatesPanel(QWidget):
             self._populate_step(batch=10_000)
         self._populate_timer.stop()
 
-    def _populate_step(self, batch: int = 25) -> None:
+    def _populate_step(self, batch: int = 10) -> None:
         self.tree.blockSignals(True)
         checked = self._checked_before
         for _ in range(min(batch, len(self._pending))):
