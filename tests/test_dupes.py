@@ -179,3 +179,12 @@ def test_centering_and_knn() -> None:
     assert np.allclose(np.linalg.norm(unit[:3], axis=1), 1) and not unit[3].any()
     knn = brute_knn(unit, k=2)
     assert knn[0, 0] == 1 and knn.shape == (4, 2)
+
+
+def test_a_bare_alignment_needs_the_model_to_agree() -> None:
+    """Flat pictures can align by chance just over the cut (a balance beam and an airship did, at 0.79 with an
+    embedding similarity of 0.6): a clear alignment needs only the embedding floor, a bare one more."""
+    finder = _finder(6, [(0, 1), (2, 3), (4, 5)], [0.6, 0.6, 0.85])
+    cut = Thresholds().align_cut
+    finder.align[:] = [cut + 0.01, cut + 0.1, cut + 0.01]
+    assert sorted([m.info.id for m in g.members] for g in finder.groups()) == [[2, 3], [4, 5]]

@@ -170,6 +170,25 @@ class Thresholds:
         return cls(**known)
 
 
+ALIGN_STRONG_MARGIN = 0.08
+
+
+def aligned_copies(align: np.ndarray, cos: np.ndarray, related: np.ndarray, align_cut: float, cos_cut: float,
+                   t: Thresholds) -> np.ndarray:
+    """Pairs the pixel alignment confirms as copies.
+
+    A clear alignment (``align_cut`` + 0.08) needs only the embedding floor; one just over the cut must also look
+    alike to the model (halfway between the floor and the pooled-vector cut), because flat, low-texture pictures
+    (sky, a wide banner) can align by chance just over the cut (a balance beam and an airship did, at 0.79 with an
+    embedding similarity of 0.6). Files linked through a turned/mirrored copy (``related``) keep the plain cut:
+    turning ruins the embedding.
+    """
+    with np.errstate(invalid="ignore"):
+        strong = (align >= align_cut + ALIGN_STRONG_MARGIN) & (cos >= t.verify_min)
+        weak = (align >= align_cut) & (cos >= (t.verify_min + cos_cut) / 2)
+        return strong | weak | ((align >= align_cut) & related)
+
+
 def _lerp(at0: float, at_half: float, at1: float, s: float) -> float:
     if s <= 0.5:
         return at0 + (at_half - at0) * (s / 0.5)
@@ -505,7 +524,7 @@ class DuplicateFinder:
         if self.has_vectors:
             near |= self.cos >= cos_cut
             with np.errstate(invalid="ignore"):
-                near |= (self.align >= align_cut) & ((self.cos >= self.thresholds.verify_min) | self.related)
+                near |= aligned_copies(self.align, self.cos, self.related, align_cut, cos_cut, self.thresholds)
         return near & ~self._marked
 
     def pair_reason(self, p: int) -> tuple[str, str, float]:
@@ -765,8 +784,8 @@ class _Evidence:
         near = self.exact | self.same_pixels | (self.hdist <= hash_cut)
         if self.unit is not None:
             with np.errstate(invalid="ignore"):
-                near |= (self.cos >= cos_cut) | ((self.align >= align_cut) & (
-                    (self.cos >= self.t.verify_min) | self.related))
+                near |= (self.cos >= cos_cut) | aligned_copies(self.align, self.cos, self.related, align_cut, cos_cut,
+                                                               self.t)
         return near
 
 
