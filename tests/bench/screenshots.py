@@ -57,6 +57,21 @@ def prepare_photos(target: Path, limit: int) -> Path:
                 w, h = rgb.size
                 rgb.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(edits / f"{src.stem}_crop.jpg",
                                                                              quality=90)
+    # bursts: two shots of one scene, the camera still, the subject moved and turned a little, the light
+    # changed (similar shots, not duplicates)
+    from PIL import ImageEnhance
+
+    for src in sources[50:80:10]:
+        (folder / src.name).unlink()
+        with Image.open(src) as im:
+            rgb = im.convert("RGB")
+            w, h = rgb.size
+            box = (w * 3 // 10, h * 3 // 10, w * 7 // 10, h * 7 // 10)
+            subject = rgb.crop(box).rotate(8, resample=Image.Resampling.BICUBIC)
+            moved = rgb.copy()
+            moved.paste(subject, (box[0] + w // 12, box[1] - h // 20))
+            rgb.save(edits / f"{src.stem}_burst1.jpg", quality=90)
+            ImageEnhance.Brightness(moved).enhance(1.08).save(edits / f"{src.stem}_burst2.jpg", quality=90)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return folder
 

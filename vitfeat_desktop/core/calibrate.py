@@ -37,7 +37,7 @@ from vitfeat_desktop.core.errors import ImageReadError, VitfeatError
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
-CALIBRATION_VERSION = 2  # 2: band-pass alignment, negatives from the whole library
+CALIBRATION_VERSION = 3  # 2: band-pass alignment, negatives from the whole library; 3: min template size
 # Edits a verifier is needed for (the pooled vector is weakest on them); the others are caught by the hash too.
 ALIGNED_EDITS = ("crop", "border", "rotate-small")
 

@@ -918,7 +918,7 @@ class CachedVerifier:
     (or after a rescan that changed a few files) verifies only the new pairs. Kept in the data dir per library;
     a file without a content hash is never cached."""
 
-    VERSION = 2  # 2: band-pass alignment scores (verify.py)
+    VERSION = 3  # 2: band-pass alignment scores (verify.py); 3: minimum template size
 
     def __init__(self, inner: Any, path: Path) -> None:
         self.inner = inner

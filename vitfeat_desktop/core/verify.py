@@ -44,6 +44,9 @@ ROTATION_MARGIN = 0.1  # after a trial rotation, keep the centre so the empty co
 # band-pass keeps different photos at 0.743 or below, and 99.2 % of copies above that.
 BLUR = 0.7
 BACKGROUND_BLUR = 2.0
+# A correlation over fewer pixels than this is chance as often as evidence: a balance beam and an airship (a
+# wide 350x156 photo, so a 26x11 template after a trial rotation) "aligned" at 0.77.
+MIN_TEMPLATE_PIXELS = 480
 BORDER_TOLERANCE = 10  # grey levels a border or letterbox may vary by (JPEG noise) and still count as uniform
 
 
@@ -77,7 +80,7 @@ def _best_ncc_at(outer: np.ndarray, inner: Image.Image, fractions: np.ndarray) -
     for fraction in fractions:
         tw = round(w * float(fraction))
         th = round(tw * inner.height / inner.width)
-        if tw < 6 or th < 6 or th > h + 1 or tw > w:
+        if tw < 6 or th < 6 or th > h + 1 or tw > w or tw * th < MIN_TEMPLATE_PIXELS:
             continue
         template = _blurred(inner.resize((tw, th), Image.Resampling.BOX))
         if th > h:  # one row of rounding: trim instead of distorting the aspect ratio
