@@ -73,3 +73,17 @@ def test_cached_verifier_remembers_scores_by_content(tmp_path: Path) -> None:
     first.save()
     second = CachedVerifier(inner, path)
     assert second(a, b) == 0.93 and len(calls) == 4 and second.hits == 1
+
+
+def test_chance_alignments_of_flat_or_wide_photos_stay_under_the_cut(photos: list[Path]) -> None:
+    """Pairs that once aligned by chance: a wide, small photo whose trial-rotated template was only 26x11 pixels,
+    and a frame that the band-pass used to see as an edge."""
+    by_name = {p.name: p for p in photos}
+    verifier = AlignmentVerifier()
+    pairs = [("n02777292_balance_beam.JPEG", "n02692877_airship.JPEG"),
+             ("n01693334_green_lizard.JPEG", "n01943899_conch.JPEG"),
+             ("n04458633_totem_pole.JPEG", "n09428293_seashore.JPEG")]
+    for a, b in pairs:
+        if a in by_name and b in by_name:
+            score = verifier(str(by_name[a]), str(by_name[b]))
+            assert score is not None and score < Thresholds().align_cut, (a, b, score)
