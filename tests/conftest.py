@@ -56,3 +56,17 @@ def photos() -> list[Path]:
     if not files:
         pytest.skip("the shared photos are not available")
     return files
+
+
+@pytest.fixture
+def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """send2trash's freedesktop home trash in a temp folder, so tests never fill the real trash (it reads
+    XDG_DATA_HOME at import time, hence the patched module globals)."""
+    from send2trash import plat_other
+
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
+    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
+    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
+    return xdg / "Trash"

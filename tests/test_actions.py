@@ -15,19 +15,6 @@ from vitfeat_desktop.core.actions import ProtectedFileError, apply_actions, reco
 
 
 @pytest.fixture()
-def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point send2trash's freedesktop home trash at a temp folder (it reads XDG_DATA_HOME at import time)."""
-    from send2trash import plat_other
-
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
-    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
-    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
-    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
-    return xdg / "Trash"
-
-
-@pytest.fixture()
 def photos_dir(tmp_path: Path) -> Path:
     root = tmp_path / "Photos"
     (root / "2023").mkdir(parents=True)

@@ -80,17 +80,3 @@ def wait_scan(qtbot: Any, window: Any, timeout: int = 60_000) -> Any:
         pass
     return blocker.args[0]
 
-
-@pytest.fixture
-def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """send2trash's freedesktop home trash in a temp folder, so tests never fill the real trash."""
-    import os
-
-    from send2trash import plat_other
-
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
-    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
-    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
-    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
-    return xdg / "Trash"

@@ -71,6 +71,14 @@ def _show_progress(bar: QProgressBar, label: QLabel, rep: Any) -> None:
         label.setText(message)
 
 
+
+def ask_model_source(parent: QWidget) -> str:
+    """A model folder, or (if the user cancels that) a single .onnx file; "" when they cancel both."""
+    source = QFileDialog.getExistingDirectory(parent, "Choose a model folder")
+    if not source:
+        source, _ = QFileDialog.getOpenFileName(parent, "Or choose an .onnx file", "", "ONNX model (*.onnx)")
+    return source
+
 class ModelSetupPanel(QWidget):
     """Shown in place of the grid while no model is usable: download the default, or import one."""
 
@@ -152,9 +160,7 @@ class ModelSetupPanel(QWidget):
 
     def import_model(self, source: str | None = None) -> None:
         if source is None:
-            source = QFileDialog.getExistingDirectory(self, "Choose a model folder")
-            if not source:
-                source, _ = QFileDialog.getOpenFileName(self, "Or choose an .onnx file", "", "ONNX model (*.onnx)")
+            source = ask_model_source(self)
         if not source:
             return
         self._busy(True, f"Checking and importing {source}…")
@@ -322,9 +328,7 @@ class ModelManagerDialog(QDialog):
                            on_cancelled=lambda: self._busy(False, "Download cancelled; it resumes next time."))
 
     def import_model(self) -> None:
-        source = QFileDialog.getExistingDirectory(self, "Choose a model folder")
-        if not source:
-            source, _ = QFileDialog.getOpenFileName(self, "Or choose an .onnx file", "", "ONNX model (*.onnx)")
+        source = ask_model_source(self)
         if not source:
             return
         self._busy(True, f"Importing {source}…")
