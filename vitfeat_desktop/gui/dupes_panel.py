@@ -314,7 +314,7 @@ class DuplicatesPanel(QWidget):
         item.setFont(1, font)
 
     def _members(self) -> list[QTreeWidgetItem]:
-        out = []
+        out: list[QTreeWidgetItem] = []
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
             out.extend(top.child(j) for j in range(top.childCount()))
