@@ -188,3 +188,11 @@ def test_a_bare_alignment_needs_the_model_to_agree() -> None:
     cut = Thresholds().align_cut
     finder.align[:] = [cut + 0.01, cut + 0.1, cut + 0.01]
     assert sorted([m.info.id for m in g.members] for g in finder.groups()) == [[2, 3], [4, 5]]
+
+
+def test_a_burst_with_a_close_hash_but_moved_pixels_is_not_a_copy() -> None:
+    """Frames of a burst share their layout (pHash a few bits apart) but their pixels do not line up."""
+    finder = _finder(8, [(0, 1), (2, 3), (4, 5), (6, 7)], [0.3, 0.3, 0.3, 0.3])
+    finder.hash_dist[:] = [8, 8, 4, 8]
+    finder.align[:] = [0.5, np.nan, 0.5, 0.95]  # moved / not checked / near-identical hash / aligned
+    assert sorted([m.info.id for m in g.members] for g in finder.groups()) == [[2, 3], [4, 5], [6, 7]]

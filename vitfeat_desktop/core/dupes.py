@@ -171,6 +171,19 @@ class Thresholds:
 
 
 ALIGN_STRONG_MARGIN = 0.08
+BURST_ALIGN = 0.6
+
+
+def hash_copies(hash_dist: np.ndarray, align: np.ndarray, hash_cut: float, t: Thresholds) -> np.ndarray:
+    """Pairs the perceptual hash calls copies, unless the pixels were checked and do not line up.
+
+    Two frames of a burst share their layout, so their pHashes can be a few bits apart; a close but not
+    near-identical hash whose pixel alignment fails (the subject moved) is a similar shot, not a copy.
+    Resized, recompressed, recoloured and watermarked copies all align far above ``BURST_ALIGN``.
+    """
+    with np.errstate(invalid="ignore"):
+        moved = (hash_dist > t.hash_hi) & (align < BURST_ALIGN)  # NaN (not verified) compares False
+    return (hash_dist <= hash_cut) & ~moved
 
 
 def aligned_copies(align: np.ndarray, cos: np.ndarray, related: np.ndarray, align_cut: float, cos_cut: float,
@@ -520,7 +533,7 @@ class DuplicateFinder:
         if self.marks is not None and self.marks.version != self._marks_version:
             self.refresh_marks()
         cos_cut, align_cut, hash_cut = self.thresholds.at(sensitivity)
-        near = self.exact | self.same_pixels | (self.hash_dist <= hash_cut)
+        near = self.exact | self.same_pixels | hash_copies(self.hash_dist, self.align, hash_cut, self.thresholds)
         if self.has_vectors:
             near |= self.cos >= cos_cut
             with np.errstate(invalid="ignore"):
@@ -781,7 +794,7 @@ class _Evidence:
     def near_loose(self) -> np.ndarray:
         """Pairs that are copies at the loosest sensitivity (used to close components)."""
         cos_cut, align_cut, hash_cut = self.t.at(1.0)
-        near = self.exact | self.same_pixels | (self.hdist <= hash_cut)
+        near = self.exact | self.same_pixels | hash_copies(self.hdist, self.align, hash_cut, self.t)
         if self.unit is not None:
             with np.errstate(invalid="ignore"):
                 near |= (self.cos >= cos_cut) | aligned_copies(self.align, self.cos, self.related, align_cut, cos_cut,
