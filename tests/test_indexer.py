@@ -101,26 +101,33 @@ def test_kill_9_mid_scan_then_resume(folder: Path, tiny_vit: Path, vitfeat_home:
         assert len(ids) == 24
 
 
+
+def _scan_cancelled_after_three_batches(lib: Library) -> list[bool]:
+    """Scan in batches of 2 with cancel() turning true once three inference batches have started; returns, per
+    inference batch, whether cancel() had already said yes when it started."""
+    lib.extractor.batch_size = 2
+    calls: list[bool] = []
+    said_yes = False
+    real = lib.extractor.embed
+
+    def embed(pixels: np.ndarray) -> np.ndarray:
+        calls.append(said_yes)
+        return real(pixels)
+
+    lib.extractor.embed = embed  # type: ignore[method-assign]
+
+    def cancel() -> bool:
+        nonlocal said_yes
+        said_yes = said_yes or len(calls) >= 3
+        return said_yes
+
+    with pytest.raises(Cancelled):
+        lib.scan(cancel=cancel)
+    return calls
+
 def test_cancel_stops_after_the_batch_in_flight(folder: Path, tiny_vit: Path) -> None:
     with Library.open(folder, model=str(tiny_vit)) as lib:
-        lib.extractor.batch_size = 2
-        calls: list[bool] = []  # per inference batch: had cancel() already said yes?
-        said_yes = False
-        real = lib.extractor.embed
-
-        def embed(pixels: np.ndarray) -> np.ndarray:
-            calls.append(said_yes)
-            return real(pixels)
-
-        lib.extractor.embed = embed  # type: ignore[method-assign]
-
-        def cancel() -> bool:
-            nonlocal said_yes
-            said_yes = said_yes or len(calls) >= 3
-            return said_yes
-
-        with pytest.raises(Cancelled):
-            lib.scan(cancel=cancel)
+        calls = _scan_cancelled_after_three_batches(lib)
         assert len(calls) == 3 and True not in calls  # no batch was started after cancel() turned true
         kept = len(lib.vectors()[0])
         assert kept == 2 * len(calls)  # every finished batch was kept
@@ -186,24 +193,7 @@ def test_cancel_with_two_lanes_keeps_finished_batches_only(folder: Path, tiny_vi
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VITFEAT_INFER_LANES", "2")
     with Library.open(folder, model=str(tiny_vit)) as lib:
-        lib.extractor.batch_size = 2
-        calls: list[bool] = []
-        said_yes = False
-        real = lib.extractor.embed
-
-        def embed(pixels: np.ndarray) -> np.ndarray:
-            calls.append(said_yes)
-            return real(pixels)
-
-        lib.extractor.embed = embed  # type: ignore[method-assign]
-
-        def cancel() -> bool:
-            nonlocal said_yes
-            said_yes = said_yes or len(calls) >= 3
-            return said_yes
-
-        with pytest.raises(Cancelled):
-            lib.scan(cancel=cancel)
+        calls = _scan_cancelled_after_three_batches(lib)
         assert 3 <= len(calls) <= 4 and True not in calls  # at most the other lane's batch was under way
         ids, _ = lib.vectors()
         assert len(ids) % 2 == 0 and 0 < len(ids) <= 2 * len(calls)
