@@ -59,18 +59,11 @@ def _write(path: Path, main: Image.Image, preview: Image.Image, *, orientation: 
 def _replace_last_frame(data: bytes, frame: bytes) -> bytes:
     """Swap the last MPF frame (stored at the end of the file) for other JPEG bytes, fixing its size entry."""
     buf = bytearray(data)
-    base = buf.find(b"MPF\x00") + 4
-    endian = "<" if buf[base : base + 2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(endian + "I", buf, base + 4)
-    (count,) = struct.unpack_from(endian + "H", buf, base + ifd)
-    for i in range(count):
-        tag, _typ, n, value = struct.unpack_from(endian + "HHII", buf, base + ifd + 2 + 12 * i)
-        if tag == 0xB002:
-            last = base + value + 16 * (n // 16 - 1)
-            (offset,) = struct.unpack_from(endian + "I", buf, last + 8)
-            struct.pack_into(endian + "I", buf, last + 4, len(frame))
-            return bytes(buf[: base + offset]) + frame
-    raise AssertionError("no MP entries")
+    base, endian, table, entries = _make.mp_entries(buf)
+    last = base + table + 16 * (entries - 1)
+    (offset,) = struct.unpack_from(endian + "I", buf, last + 8)
+    struct.pack_into(endian + "I", buf, last + 4, len(frame))
+    return bytes(buf[: base + offset]) + frame
 
 
 def _stored_as(upright: Image.Image, orientation: int) -> Image.Image:

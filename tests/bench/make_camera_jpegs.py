@@ -32,9 +32,9 @@ def _grain(rng: np.random.Generator, tile: int = 1024) -> np.ndarray:
     return np.clip(rng.normal(0, 6.0, size=(tile, tile, 3)), -18, 18).astype(np.int16)
 
 
-def mark_large_thumbnails(data: bytes) -> bytes:
-    """Set the MP type of every frame after the first to "large thumbnail (full-HD equivalent)" (0x010002)."""
-    buf = bytearray(data)
+def mp_entries(buf: bytes | bytearray) -> tuple[int, str, int, int]:
+    """Where a JPEG's MPF "MP entry" table is: (TIFF base offset, struct endianness, table offset from the base,
+    number of 16-byte entries). Every frame of a multi-picture file has one entry there."""
     at = buf.find(b"MPF\x00")
     if at < 0:
         raise ValueError("no MPF block")
@@ -45,10 +45,17 @@ def mark_large_thumbnails(data: bytes) -> bytes:
     for i in range(count):
         tag, _typ, n, value = struct.unpack_from(endian + "HHII", buf, base + ifd + 2 + 12 * i)
         if tag == 0xB002:
-            for entry in range(1, n // 16):
-                struct.pack_into(endian + "I", buf, base + value + 16 * entry, 0x010002)
-            return bytes(buf)
+            return base, endian, value, n // 16
     raise ValueError("no MP entries")
+
+
+def mark_large_thumbnails(data: bytes) -> bytes:
+    """Set the MP type of every frame after the first to "large thumbnail (full-HD equivalent)" (0x010002)."""
+    buf = bytearray(data)
+    base, endian, table, entries = mp_entries(buf)
+    for entry in range(1, entries):
+        struct.pack_into(endian + "I", buf, base + table + 16 * entry, 0x010002)
+    return bytes(buf)
 
 
 def make_one(source: Path, target: Path, size: tuple[int, int], quality: int, seed: int,
