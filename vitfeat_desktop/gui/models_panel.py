@@ -9,6 +9,7 @@ All transfers run through the core's ``download_model`` / ``import_model`` on wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ def _show_progress(bar: QProgressBar, label: QLabel, rep: Any) -> None:
 
 
 
+def add_progress_row(layout: QVBoxLayout, on_cancel: Callable[[], object]) -> tuple[QProgressBar, QPushButton]:
+    """A hidden progress bar with its Cancel button, shown while a download or import runs."""
+    row = QHBoxLayout()
+    progress = QProgressBar()
+    progress.setVisible(False)
+    cancel = QPushButton("Cancel")
+    cancel.setVisible(False)
+    cancel.clicked.connect(on_cancel)
+    row.addWidget(progress, 1)
+    row.addWidget(cancel)
+    layout.addLayout(row)
+    return progress, cancel
+
+
 def ask_model_source(parent: QWidget) -> str:
     """A model folder, or (if the user cancels that) a single .onnx file; "" when they cancel both."""
     source = QFileDialog.getExistingDirectory(parent, "Choose a model folder")
@@ -120,15 +135,7 @@ class ModelSetupPanel(QWidget):
         row.addWidget(self.import_button)
         row.addStretch(1)
         layout.addLayout(row)
-        prow = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        prow.addWidget(self.progress, 1)
-        prow.addWidget(self.cancel_button)
-        layout.addLayout(prow)
+        self.progress, self.cancel_button = add_progress_row(layout, self.cancel)
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -240,15 +247,7 @@ class ModelManagerDialog(QDialog):
             row.addWidget(w)
         row.addStretch(1)
         layout.addLayout(row)
-        prow = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(lambda: self.runner.cancel("model-download"))
-        prow.addWidget(self.progress, 1)
-        prow.addWidget(self.cancel_button)
-        layout.addLayout(prow)
+        self.progress, self.cancel_button = add_progress_row(layout, lambda: self.runner.cancel("model-download"))
         self.status = QLabel(f"Cache: {config.models_dir()}")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
