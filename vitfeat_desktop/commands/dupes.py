@@ -15,10 +15,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitfeat_desktop.commands import add_model_options
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.dupes import SimilarSet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +111,7 @@ def run_dupes(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"groups": [_json_group(g) for g in groups], "skipped": skipped,
                                "sensitivity": args.sensitivity, "thresholds": finder.thresholds.source}
         if args.similar:
-            out["similar"] = [[_display(f.path) for f in s] for s in similar]
+            out["similar"] = [{"files": [_display(f.path) for f in s], "reason": s.reason} for s in similar]
     else:
         _print_groups(groups, similar, skipped)
     removable = {m.info.path: g.keeper.path for g in groups for m in g.removable}
@@ -143,7 +146,7 @@ def _write_csv(path: Path, groups: list[Any]) -> None:
                                  _display(g.keeper.path)])
 
 
-def _print_groups(groups: list[Any], similar: list[list[Any]], skipped: list[dict[str, str]]) -> None:
+def _print_groups(groups: list[Any], similar: list[SimilarSet], skipped: list[dict[str, str]]) -> None:
     if not groups:
         print("no duplicates found")
     for n, g in enumerate(groups, 1):
@@ -152,7 +155,7 @@ def _print_groups(groups: list[Any], similar: list[list[Any]], skipped: list[dic
             mark = "keep  " if m.tier == "keeper" else ("ref   " if m.reference else "extra ")
             print(f"  {mark}{_display(m.info.path)}  [{m.tier}] {m.reason}")
     for n, s in enumerate(similar, 1):
-        print(f"similar shots {n}: " + ", ".join(_display(f.path) for f in s))
+        print(f"similar shots {n} ({s.reason}): " + ", ".join(_display(f.path) for f in s))
     if skipped:
         print(f"{len(skipped)} files skipped (unreadable or not images):", file=sys.stderr)
         for item in skipped[:20]:

@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -295,6 +295,31 @@ class DuplicateGroup:
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "keeper": self.keeper.path, "tier": self.tier,
                 "members": [m.to_dict() for m in self.members]}
+
+
+@dataclass(frozen=True)
+class SimilarSet:
+    """Different captures of one scene (a burst, a walk-around, brackets): listed apart, never auto-selected.
+
+    ``reason`` says in words why the set was formed and, where it can be told, what differs between the shots
+    (viewpoint moved, subject moved, exposure); ``files`` are best-ranked first. Iterating yields the files, so a
+    set reads like the plain list it replaced.
+    """
+
+    files: tuple[FileInfo, ...]
+    reason: str = "close in content and layout, but not the same capture"
+
+    def __iter__(self) -> Iterator[FileInfo]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> FileInfo:
+        return self.files[index]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [f.path for f in self.files], "reason": self.reason}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -616,7 +641,7 @@ class DuplicateFinder:
         tier = max((m.tier for m in members[1:]), key=lambda t: _TIER_RANK[t])
         return DuplicateGroup(kinfo, tuple(members), tier)
 
-    def similar_groups(self, sensitivity: float = 0.5) -> list[list[FileInfo]]:
+    def similar_groups(self, sensitivity: float = 0.5) -> list[SimilarSet]:
         """Similar shots (same scene, bursts): close in embedding space, not copies, never in a duplicate group."""
         if not self.has_vectors:
             return []
@@ -637,14 +662,14 @@ class DuplicateFinder:
             neighbours.setdefault(a, set()).add(b)
             neighbours.setdefault(b, set()).add(a)
         taken: set[int] = set()
-        out: list[list[FileInfo]] = []
+        out: list[SimilarSet] = []
         for anchor in sorted(neighbours, key=lambda x: self._rank[x]):
             if anchor in taken:
                 continue
             members = [anchor, *sorted((x for x in neighbours[anchor] if x not in taken), key=lambda x: self._rank[x])]
             if len(members) > 1:
                 taken.update(members)
-                out.append([self.files[x] for x in members])
+                out.append(SimilarSet(tuple(self.files[x] for x in members)))
         return out
 
     def plan(self, sensitivity: float = 0.5) -> list[dict[str, str]]:
