@@ -24,6 +24,11 @@ def vitfeat_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("VITFEAT_OFFLINE", raising=False)
+    # The Hugging Face cache, saved login and env switches are read too: never the user's own.
+    monkeypatch.setenv("HF_HOME", str(home / "hf-home"))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN",
+                 "TRANSFORMERS_OFFLINE", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

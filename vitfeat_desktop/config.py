@@ -56,9 +56,10 @@ def settings_path() -> Path:
 
 
 def offline() -> bool:
-    """True when the user asked us never to touch the network (the hub's own variable is honoured too)."""
+    """True when the user asked us never to touch the network (the hub's and transformers' variables too)."""
     truthy = {"1", "true", "yes", "on"}
-    return any(os.environ.get(name, "").strip().lower() in truthy for name in ("VITFEAT_OFFLINE", "HF_HUB_OFFLINE"))
+    names = ("VITFEAT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(name, "").strip().lower() in truthy for name in names)
 
 
 def load_settings() -> dict[str, Any]:

@@ -111,12 +111,33 @@ def hub_endpoint() -> str:
 
 
 def hub_token() -> str | None:
-    """The user's hub token (``HF_TOKEN``, or the older ``HUGGING_FACE_HUB_TOKEN``), for gated/private repos."""
+    """The user's hub token for gated/private repos, found where huggingface_hub looks.
+
+    ``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``), else the file ``hf auth login`` /
+    ``huggingface-cli login`` saved: ``$HF_TOKEN_PATH``, default ``$HF_HOME/token`` (``~/.cache/huggingface/token``).
+    """
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         value = os.environ.get(name, "").strip()
         if value:
             return value
-    return None
+    token_path = os.environ.get("HF_TOKEN_PATH", "").strip()
+    path = Path(token_path).expanduser() if token_path else hub.hf_home() / "token"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        return None
+    return value or None
+
+
+def download_timeout(default: float = 30.0) -> float:
+    """Socket timeout in seconds: ``$HF_HUB_DOWNLOAD_TIMEOUT`` (huggingface_hub's variable) or ``default``."""
+    value = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        log.warning("ignoring HF_HUB_DOWNLOAD_TIMEOUT=%r: not a number of seconds", value)
+        return default
+    return seconds if seconds > 0 else default
 
 
 def validate_revision(revision: str) -> str:
@@ -402,25 +423,43 @@ class HubClient:
 
 
 _TLS: ssl.SSLContext | None = None
+_TLS_SOURCES: list[str] = []
 
 
 def _tls_context() -> ssl.SSLContext:
-    """The system's trust store, plus certifi's bundle when it is installed.
+    """A verifying context with the system's trust store plus certifi's CA bundle (a dependency, bundled).
 
-    Frozen apps and python.org builds on macOS may find no system CA file; certifi (if bundled) fills the gap.
-    ``SSL_CERT_FILE`` still works as OpenSSL reads it for the default paths.
+    Why both: a frozen macOS app (and python.org builds) has no CA file OpenSSL can find, so without certifi the
+    first download fails with CERTIFICATE_VERIFY_FAILED; the system store (Windows' certificate store, the
+    distribution's bundle on Linux, ``SSL_CERT_FILE``/``SSL_CERT_DIR``) keeps corporate and self-added roots
+    working. The self-test checks that the result holds CA certificates.
     """
     global _TLS
     if _TLS is None:
         context = ssl.create_default_context()
+        sources = []
+        if context.cert_store_stats().get("x509_ca"):
+            sources.append("system")
         try:
             import certifi
 
             context.load_verify_locations(certifi.where())
-        except (ImportError, OSError):
-            pass
+            sources.append(f"certifi {getattr(certifi, '__version__', '?')}")
+        except (ImportError, OSError) as exc:
+            log.warning("certifi's CA bundle is not available (%s); using the system trust store only", exc)
+        _TLS_SOURCES[:] = sources
         _TLS = context
     return _TLS
+
+
+def tls_trust() -> tuple[int, list[str]]:
+    """(number of CA certificates loaded, where they came from) of the context downloads use; for the self-test.
+
+    Linux's hashed ``/etc/ssl/certs`` directory is read lazily by OpenSSL and not counted, so the count is of
+    certifi's bundle and the CA files loaded eagerly.
+    """
+    context = _tls_context()
+    return int(context.cert_store_stats().get("x509_ca", 0)), list(_TLS_SOURCES)
 
 
 @contextlib.contextmanager
@@ -805,7 +844,7 @@ def download_model(
     token: str | None = None,
     retries: int = 4,
     backoff: float = 1.0,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     lock_timeout: float | None = None,
 ) -> DownloadResult:
     """Fetch the configs and the requested ONNX variants of ``model_id`` into ``hub.cache_folder(model_id)``.
@@ -815,9 +854,11 @@ def download_model(
     Files already in the cache are not fetched again unless ``force`` or a different ``revision`` is asked.
     ``progress(done_bytes, total_bytes_or_None, message)`` is throttled to ~10 calls a second; ``cancel()``
     is polled and stops the transfer within ~0.1 s, leaving a ``.part`` file the next call resumes.
-    ``backoff`` is the first retry delay in seconds (doubling); tests pass a tiny value.
+    ``backoff`` is the first retry delay in seconds (doubling); tests pass a tiny value. ``timeout`` (seconds a
+    socket may stay silent) defaults to ``$HF_HUB_DOWNLOAD_TIMEOUT`` or 30; ``token`` to :func:`hub_token`.
     """
     validate_model_id(model_id)
+    timeout = timeout if timeout is not None and timeout > 0 else download_timeout()
     if revision is not None:
         validate_revision(revision)
     plan_names: list[tuple[str, str]] = []
@@ -832,7 +873,8 @@ def download_model(
     folder = cache_folder(model_id)
     if config.offline():
         raise ModelNotCachedError(
-            f"offline mode is on (HF_HUB_OFFLINE/VITFEAT_OFFLINE), so model {model_id} cannot be downloaded; "
+            f"offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE/VITFEAT_OFFLINE), so model {model_id} cannot "
+            "be downloaded; "
             f"import it from a folder or .onnx file with: vitfeat model import PATH --id {model_id}"
         )
     endpoint = (endpoint or hub_endpoint()).rstrip("/")

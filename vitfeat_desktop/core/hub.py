@@ -110,13 +110,21 @@ def resolve_model(
     model: str | Path | None,
     *,
     quantized: bool = True,
+    revision: str | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> ResolvedModel:
     """Turn a ``model=`` argument (folder, hub id, or None for the default) into files on disk.
 
-    A hub id that is not cached is an error naming the id, the folder we looked in and the command that
-    fetches it.
+    A hub id is looked up in our cache first, then in the Hugging Face cache (``cache_dir``, else
+    ``HF_HUB_CACHE`` / ``$HF_HOME/hub`` / ``~/.cache/huggingface/hub``), where a snapshot that has the files is
+    adopted into our cache (hard links, so no second copy on the same disk), and only then downloaded.
+    ``revision`` (branch, tag or commit) must match what is cached, else the hub is asked; ``local_files_only``
+    (or offline mode) never downloads. A hub id that cannot be found is an error naming the id, the folders we
+    looked in and the command that fetches it.
     """
     if model is None:
         model = config.DEFAULT_MODEL_ID
@@ -124,19 +132,155 @@ def resolve_model(
         folder = Path(model).expanduser()
         return check_folder(folder.resolve(), quantized)
     model_id = validate_model_id(str(model))
+    if revision is not None:
+        from vitfeat_desktop.core.download import validate_revision
+
+        validate_revision(revision)
     folder = cache_folder(model_id)
     onnx_path = folder / variant_file(quantized)
-    if folder.is_dir() and onnx_path.is_file():
+    if folder.is_dir() and onnx_path.is_file() and _revision_matches(read_manifest(folder), revision):
         return check_folder(folder, quantized, model_id)
-    if config.offline():
+    hf_root = Path(cache_dir).expanduser() if cache_dir is not None else hf_hub_cache()
+    snapshot = find_hf_snapshot(model_id, quantized, revision, hf_root)
+    if snapshot is not None:
+        adopted = adopt_hf_snapshot(model_id, snapshot, quantized, revision)
+        if adopted is not None:
+            return adopted
+    if local_files_only or config.offline():
+        why = ("local_files_only=True" if local_files_only
+               else "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE/VITFEAT_OFFLINE)")
+        at = f" at revision {revision}" if revision else ""
         raise ModelNotCachedError(
-            f"model {model_id} ({variant_file(quantized)}) is not in the model cache {folder} and offline mode is on "
-            f"(HF_HUB_OFFLINE/VITFEAT_OFFLINE); copy the model folder or .onnx file to this machine and run: "
+            f"model {model_id}{at} ({variant_file(quantized)}) is neither in the model cache {folder} nor in the "
+            f"Hugging Face cache {hf_root}, and {why}; copy the model folder or .onnx file to this machine and run: "
             f"vitfeat model import PATH --id {model_id}"
         )
     from vitfeat_desktop.core.download import download_model
 
-    download_model(model_id, variants=("int8" if quantized else "fp32",), progress=progress, cancel=cancel)
+    download_model(model_id, variants=("int8" if quantized else "fp32",), revision=revision, token=token,
+                   progress=progress, cancel=cancel)
+    return check_folder(folder, quantized, model_id)
+
+
+def _revision_matches(manifest: dict[str, Any], revision: str | None) -> bool:
+    """Whether a cached folder is at ``revision`` (None: any; a branch/tag name or a commit, full or abbreviated)."""
+    if revision is None:
+        return True
+    commit = str(manifest.get("commit") or "")
+    if revision == manifest.get("revision") or revision == commit:
+        return True
+    return len(revision) >= 7 and bool(commit) and bool(re.fullmatch(r"[0-9a-f]+", revision)) \
+        and commit.startswith(revision)
+
+
+# -- the Hugging Face cache (huggingface_hub's layout) -------------------------------------------------------------
+
+def hf_home() -> Path:
+    """``$HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``, else ``~/.cache/huggingface`` (huggingface_hub's rule)."""
+    home = os.environ.get("HF_HOME", "").strip()
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface"
+
+
+def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps models: ``$HF_HUB_CACHE`` (or the older ``$HUGGINGFACE_HUB_CACHE``), else
+    ``hf_home()/hub``."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return Path(value).expanduser()
+    return hf_home() / "hub"
+
+
+def find_hf_snapshot(model_id: str, quantized: bool, revision: str | None = None,
+                     root: Path | None = None) -> Path | None:
+    """A snapshot folder of ``model_id`` in the Hugging Face cache that holds every file the variant needs.
+
+    ``models--{org}--{name}/refs/{revision}`` names the commit (default ``main``), ``snapshots/{commit}/`` holds
+    the files (symlinks into ``blobs/``; a dangling link is a file that was never fetched). A 40-hex revision is
+    the snapshot's name itself. Without refs/main (a cache filled by ``hf download --revision X``), the newest
+    snapshot that has the files is used.
+    """
+    from vitfeat_desktop.core import registry
+
+    repo = (root or hf_hub_cache()) / f"models--{model_id.replace('/', '--')}"
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    needed = [remote for _, remote in registry.files_for(model_id, "int8" if quantized else "fp32")]
+
+    def complete(folder: Path) -> bool:
+        return folder.is_dir() and all((folder / name).is_file() for name in needed)
+
+    wanted = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", wanted):
+        return snapshots / wanted if complete(snapshots / wanted) else None
+    try:
+        commit = (repo / "refs" / wanted).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        commit = ""
+    if re.fullmatch(r"[0-9a-f]{40}", commit):
+        return snapshots / commit if complete(snapshots / commit) else None
+    if revision is not None:
+        return None  # asked for a revision this cache does not know
+    candidates = sorted((p for p in snapshots.iterdir() if complete(p)), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
+    return candidates[0] if candidates else None
+
+
+def adopt_hf_snapshot(model_id: str, snapshot: Path, quantized: bool,
+                      revision: str | None = None) -> ResolvedModel | None:
+    """Bring a Hugging Face cache snapshot's files into our cache folder for ``model_id``; None if it cannot.
+
+    Hard links where the two caches share a disk (no extra space; the HF cache's blobs are never modified in
+    place, so sharing them is safe), else copies. The snapshot's name is the commit, which the manifest records
+    so the folder is pinned like a download. Refuses (None) to mix commits: when our folder already holds another
+    variant from a different commit, the regular download path brings the folder to one commit instead.
+    """
+    from vitfeat_desktop.core import registry
+    from vitfeat_desktop.core.download import ModelLock, lock_path
+
+    variant = "int8" if quantized else "fp32"
+    folder = cache_folder(model_id)
+    commit = snapshot.name if re.fullmatch(r"[0-9a-f]{40}", snapshot.name) else None
+    previous = read_manifest(folder)
+    if cached_variants(folder) and previous.get("commit") != commit:
+        return None
+    try:
+        root = config.models_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        with ModelLock(lock_path(model_id)) as lock:
+            if not lock.try_acquire():
+                return None  # a download of it runs now; it will be there after
+            files: dict[str, Any] = dict(previous.get("files") or {})
+            for local, remote in registry.files_for(model_id, variant):  # the ONNX file last: it marks "cached"
+                src = (snapshot / remote).resolve()
+                dest = folder / local
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(dest.name + ".adopt")
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(src, tmp)
+                except OSError:
+                    shutil.copyfile(src, tmp)
+                digest = hashlib.sha256()
+                with tmp.open("rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
+                        digest.update(block)
+                os.replace(tmp, dest)
+                files[local] = {"remote": remote, "size": dest.stat().st_size, "sha256": digest.hexdigest()}
+            manifest: dict[str, Any] = dict(previous)
+            manifest.update({"model_id": model_id, "source": "hf-cache", "imported_from": str(snapshot),
+                             "revision": revision or previous.get("revision") or "main", "commit": commit,
+                             "files": files, "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            mapping = registry.output_mapping(model_id)
+            if mapping:
+                manifest["outputs"] = mapping
+            config.write_json_atomic(folder / MANIFEST_NAME, manifest)
+    except OSError:
+        return None  # unreadable snapshot or read-only cache: downloading is still possible
     return check_folder(folder, quantized, model_id)
 
 

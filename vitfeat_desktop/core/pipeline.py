@@ -22,6 +22,7 @@ import numpy as np
 
 from vitfeat_desktop.core import hub
 from vitfeat_desktop.core.errors import Cancelled, ModelError
+from vitfeat_desktop.core.hfargs import hf_options
 from vitfeat_desktop.core.images import load_image
 from vitfeat_desktop.core.preprocess import Preprocessor
 
@@ -310,25 +311,60 @@ def pipeline(
     task: str = "image-feature-extraction",
     model: str | Path | None = None,
     *,
-    quantized: bool = True,
+    quantized: bool | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
+    session_options: Any = None,
     intra_op_threads: int | None = None,
     providers: Sequence[str] | None = None,
     batch_size: int = 8,
     progress: hub.ProgressCallback | None = None,
     cancel: hub.CancelCallback | None = None,
+    **unsupported: Any,
 ) -> FeatureExtractor:
     """Build a feature extractor for ``model`` (a hub-layout folder or a hub id; default: the app's model).
 
-    ``quantized=True`` (the default) runs ``onnx/model_quantized.onnx``, ``False`` runs ``onnx/model.onnx``.
+    Takes what transformers' and transformers.js' ``pipeline()`` take, mapped onto ONNX Runtime:
+
+    * ``dtype``: ``"q8"``/``"int8"``/``"uint8"`` (also ``quantized=True``, the default) run
+      ``onnx/model_quantized.onnx``; ``"fp32"``/``torch.float32`` (``quantized=False``) run ``onnx/model.onnx``;
+      fp16/q4 variants are refused.
+    * ``device``: ``"cpu"``/``-1``, ``"cuda"``/``0``, ``"dml"``, ``"coreml"``/``"mps"``, ``"auto"`` -> execution
+      providers (or pass ``providers`` directly); a device this onnxruntime cannot use is an error.
+    * ``revision``, ``token`` (a string; ``True``/``None`` mean the saved login), ``cache_dir`` (a Hugging Face
+      cache to look in before downloading; downloads go to vitfeat's cache), ``local_files_only``.
+    * ``model_kwargs``: the keys above may also come from there; PyTorch-only hints (``low_cpu_mem_usage``,
+      ``attn_implementation``, ...) are ignored; anything else is refused.
+    * ``session_options`` (an ``onnxruntime.SessionOptions`` or a dict): only ``intra_op_num_threads`` is taken.
+
+    Every other keyword is refused with one message naming it (a ``ValueError``, not a ``TypeError``).
     ``progress``/``cancel`` are passed to the model download when a hub id is not cached yet.
     """
     if task not in SUPPORTED_TASKS:
         raise ValueError(f"unsupported task {task!r}; vitfeat supports: {', '.join(SUPPORTED_TASKS)}")
-    resolved = hub.resolve_model(model, quantized=quantized, progress=progress, cancel=cancel)
+    opts = hf_options(quantized=quantized, dtype=dtype, device=device, revision=revision, token=token,
+                      cache_dir=cache_dir, local_files_only=local_files_only, model_kwargs=model_kwargs,
+                      session_options=session_options, intra_op_threads=intra_op_threads, providers=providers,
+                      extra=unsupported)
+    resolved = hub.resolve_model(
+        model,
+        quantized=opts.quantized,
+        revision=opts.revision,
+        token=opts.token,
+        cache_dir=opts.cache_dir,
+        local_files_only=opts.local_files_only,
+        progress=progress,
+        cancel=cancel,
+    )
     return FeatureExtractor(
         resolved,
-        intra_op_threads=intra_op_threads,
-        providers=providers,
+        intra_op_threads=opts.intra_op_threads,
+        providers=opts.providers,
         batch_size=batch_size,
     )
 
