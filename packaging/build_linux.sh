@@ -10,6 +10,11 @@
 #   dist/vitfeat-desktop/                               the bundle (vitfeat-desktop + vitfeat executables)
 #   vitfeat-desktop_<version>_<arch>.deb                installs into /opt/vitfeat-desktop
 #   vitfeat-desktop-<version>-linux-<arch>.tar.gz       the same bundle, portable
+#   *.sha256                                            SHA-256 of each, in sha256sum's format
+#
+# Checks (packaging/check_bundle.py), each fails the build: hnswlib within x86-64 (build it with
+# HNSWLIB_NO_NATIVE=1), third-party notices present, the .deb's libc6 (>= x.y) equal to the highest glibc symbol
+# version any bundled library needs (the build environment decides it: build on the oldest base you support).
 #
 # No AppImage: appimagetool is neither packaged in Debian nor on PyPI, and this build must work offline.
 set -euo pipefail
@@ -41,6 +46,18 @@ BUNDLE="$OUT/dist/$APP"
 [[ -x "$BUNDLE/$APP" && -x "$BUNDLE/vitfeat" ]] || { echo "no bundle at $BUNDLE" >&2; exit 1; }
 log "bundle: $(du -sh "$BUNDLE" | cut -f1)"
 
+# ---- what the bundle demands of the user's machine ----------------------------------------------------
+# hnswlib has no wheels: pip compiles it, and without HNSWLIB_NO_NATIVE=1 with -march=native (AVX-512 on a big
+# runner: "Illegal instruction" on users' CPUs). Fail unless its extension stays within x86-64 (SSE2).
+CHECK=("$PYTHON" "$REPO/packaging/check_bundle.py")
+log "instruction set of hnswlib (baseline x86-64)"
+"${CHECK[@]}" isa --bundle "$BUNDLE" --baseline x86-64
+"${CHECK[@]}" notices --bundle "$BUNDLE"
+# The oldest glibc the bundle starts on is the highest GLIBC_x.y symbol version its libraries need (libpython,
+# libstdc++, the wheels' libraries): that, not a guess, is the .deb's libc6 dependency.
+LIBC_MIN="$("${CHECK[@]}" glibc --bundle "$BUNDLE" --print)"
+"${CHECK[@]}" glibc --bundle "$BUNDLE"
+
 # ---- .deb --------------------------------------------------------------------------------------------
 log ".deb"
 ROOT="$OUT/deb-root"
@@ -65,9 +82,10 @@ Files: *
 Copyright: 2026 vitfeat developers
 License: MIT
 Comment: The bundle in /opt/$APP contains Python, Qt (LGPLv3, dynamically linked), ONNX Runtime
- (MIT), hnswlib (Apache-2.0), Pillow (MIT-CMU), libheif (LGPLv3), LibRaw (LGPLv2.1) and their
- dependencies, each under its own licence.
+ (MIT), hnswlib (Apache-2.0), Pillow (MIT-CMU), libheif and libde265 (LGPLv3, decode-only), LibRaw
+ (LGPLv2.1) and their dependencies, each under its own licence: see THIRD-PARTY-NOTICES.txt here.
 EOF
+install -m 644 "$BUNDLE/THIRD-PARTY-NOTICES.txt" "$ROOT/usr/share/doc/$APP/THIRD-PARTY-NOTICES.txt"
 printf '%s (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- vitfeat developers <vitfeat@users.noreply.github.com>  %s\n' \
     "$APP" "$VERSION" "$VERSION" "$(date -R)" | gzip -9n > "$ROOT/usr/share/doc/$APP/changelog.gz"
 INSTALLED_KB="$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)"
@@ -81,7 +99,7 @@ Priority: optional
 Architecture: $ARCH
 Installed-Size: $INSTALLED_KB
 Maintainer: vitfeat developers <vitfeat@users.noreply.github.com>
-Depends: libc6 (>= 2.31), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-shape0, libxcb-xkb1, libxcb-render-util0, libxcb-image0, libx11-xcb1, libdbus-1-3
+Depends: libc6 (>= $LIBC_MIN), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-shape0, libxcb-xkb1, libxcb-render-util0, libxcb-image0, libx11-xcb1, libdbus-1-3
 Recommends: hicolor-icon-theme, desktop-file-utils
 Homepage: https://github.com/vitfeat/vitfeat-desktop
 Description: find duplicate and similar photos with Vision Transformer features
@@ -96,6 +114,7 @@ find "$ROOT" -type d -exec chmod 755 {} +
 rm -f "$DEB"
 dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-gzip}" -z"${DEB_LEVEL:-6}" --build "$ROOT" "$DEB" >/dev/null
 log "$(basename "$DEB"): $(du -h "$DEB" | cut -f1)"
+"${CHECK[@]}" glibc --bundle "$BUNDLE" --deb "$DEB"  # the declared libc6 is what the bundled libraries need
 
 # ---- portable tar.gz ---------------------------------------------------------------------------------
 log "tar.gz"
@@ -106,4 +125,10 @@ tar -C "$OUT/dist" -czf "$TARBALL" "$APP" \
     --transform "s,^tar-extra,$APP/share," -C "$OUT" tar-extra/"$APP".desktop tar-extra/"$APP".png
 log "$(basename "$TARBALL"): $(du -h "$TARBALL" | cut -f1)"
 rm -rf "$ROOT" "$SHARE"
+
+# ---- checksums, published next to each installer ----------------------------------------------------------
+for file in "$DEB" "$TARBALL"; do
+    (cd "$OUT" && sha256sum "$(basename "$file")" > "$(basename "$file").sha256")
+done
+log "sha256 $(cut -c1-16 "$DEB.sha256")... $(basename "$DEB")"
 log "done in ${SECONDS} s"

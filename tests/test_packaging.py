@@ -135,6 +135,7 @@ def spec_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "__name__": "__main__", "SPECPATH": str(PACKAGING), "Analysis": _Analysis, "PYZ": _Recorder,
         "EXE": _EXE, "COLLECT": _COLLECT, "BUNDLE": _BUNDLE,
+        "workpath": str(tmp_path_factory.mktemp("spec-work")), "DISTPATH": str(tmp_path_factory.mktemp("dist")),
     }
     try:
         exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), namespace)
@@ -166,9 +167,10 @@ def test_spec_analyses_the_shared_entry_point(spec_run: dict[str, Any]) -> None:
     hidden = analysis.kwargs["hiddenimports"]
     # command modules are imported by name, the graph optimizer imports its parts as top-level modules
     assert "vitfeat_desktop.fake_submodule" in hidden
-    for module in ("onnxruntime.quantization.fake_submodule", "pillow_heif", "rawpy", "hnswlib"):
+    for module in ("onnxruntime.quantization.fake_submodule", "pi_heif", "certifi", "rawpy", "hnswlib"):
         assert module in hidden, module
     excludes = set(analysis.kwargs["excludes"])
+    assert "pillow_heif" in excludes  # its wheels carry the GPL x265 encoder
     for module in ("PySide6.QtWebEngineCore", "PySide6.Qt3DCore", "PySide6.QtQuick", "PySide6.QtQml",
                    "PySide6.QtMultimedia", "transformers", "torch", "scipy", "tkinter", "sympy"):
         assert module in excludes, module
@@ -183,6 +185,10 @@ def test_spec_drops_unused_qt_parts_and_gpu_providers(spec_run: dict[str, Any]) 
     assert "PySide6/Qt/translations/qtbase_de.qm" in datas and "vitfeat_desktop/gui/style.qss" in datas
     assert not any("webengine" in d or "qtdeclarative" in d for d in datas)
     assert any(dest == "resources" and src.endswith("icon.png") for src, dest in analysis.kwargs["datas"])
+    # the third-party notices travel with every bundle, generated from the build environment
+    (notices,) = [src for src, dest in analysis.kwargs["datas"] if src.endswith("THIRD-PARTY-NOTICES.txt")]
+    text = Path(notices).read_text(encoding="utf-8")
+    assert "Qt 6 (LGPL-3.0)" in text and "GNU LESSER GENERAL PUBLIC LICENSE" in text
 
 
 def test_spec_uses_the_generated_icons(spec_run: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ Every failure is an :class:`ImageReadError` with a short reason, so a scan can l
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import os
 import threading
@@ -71,12 +73,16 @@ def ensure_plugins() -> None:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         # Pillow raises DecompressionBombError above 2x this value; we check the exact limit ourselves.
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        try:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-        except Exception:  # pragma: no cover - optional dependency missing or broken
-            pass
+        try:  # pi-heif: the decode-only build (LGPL libheif + libde265, no GPL x265 encoder); same API
+            import pi_heif as heif
+        except ImportError:  # pragma: no cover - an older install with pillow-heif only
+            try:
+                import pillow_heif as heif
+            except ImportError:
+                heif = None
+        if heif is not None:
+            with contextlib.suppress(Exception):
+                heif.register_heif_opener()
         _plugins_ready = True
 
 
