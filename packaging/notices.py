@@ -55,7 +55,6 @@ def _canon(name: str) -> str:
 def runtime_closure() -> list[md.Distribution]:
     """Installed distributions the app needs at run time, following Requires-Dist without extras."""
     import tomllib
-
     from packaging.markers import default_environment
     from packaging.requirements import Requirement
 

@@ -94,7 +94,7 @@ def test_revision_picks_the_snapshot_and_a_missing_one_is_not_faked(
     assert hub.read_manifest(resolved.folder)["revision"] == "v1"
     # the cached folder is at v1 / 1111...; an abbreviated commit matches it, another revision does not
     assert hub.resolve_model(REPO_ID, revision="1111111", local_files_only=True).folder == resolved.folder
-    with pytest.raises(ModelNotCachedError, match="at revision v2.*local_files_only"):
+    with pytest.raises(ModelNotCachedError, match=r"at revision v2.*local_files_only"):
         hub.resolve_model(REPO_ID, revision="v2", cache_dir=root, local_files_only=True)
     assert not fake_hub.requests
 
@@ -197,7 +197,7 @@ def test_torch_dtype_objects_and_refusals(tiny_vit: Path) -> None:
             return f"torch.{self.name}"
 
     assert pipeline(model=tiny_vit, torch_dtype=FakeTorchDtype("float32")).variant == "fp32"
-    with pytest.raises(ValueError, match="fp32.*q8"):
+    with pytest.raises(ValueError, match=r"fp32.*q8"):
         pipeline(model=tiny_vit, torch_dtype=FakeTorchDtype("float16"))
     for bad in ("fp16", "q4", "bnb4"):
         with pytest.raises(ValueError, match="not supported"):
@@ -261,7 +261,7 @@ def test_code_ported_from_transformers_runs_or_fails_with_a_message(tiny_vit: Pa
     assert extractor.variant == "int8"
     for bad in ({"tokenizer": "bert-base-uncased"}, {"feature_extractor": object()}, {"num_workers": 4},
                 {"framework": "tf"}):
-        with pytest.raises(ValueError, match="not supported|does not support") as info:
+        with pytest.raises(ValueError, match=r"not supported|does not support") as info:
             pipeline(model=tiny_vit, **bad)
         assert next(iter(bad)) in str(info.value)
 

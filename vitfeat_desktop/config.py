@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -60,6 +61,30 @@ def offline() -> bool:
     truthy = {"1", "true", "yes", "on"}
     names = ("VITFEAT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     return any(os.environ.get(name, "").strip().lower() in truthy for name in names)
+
+
+# -- what "remove" (the Delete key) does on each system ------------------------------------------------------------
+SETTING_REMOVAL = "removal"  # "trash" or "quarantine"; unset: default_removal_action()'s choice for this OS
+
+
+def trash_undo_supported(platform: str | None = None) -> bool:
+    """Whether vitfeat's Undo can take a file back out of the system trash on ``platform`` (default: this one).
+
+    Only the freedesktop trash (Linux, BSD) keeps its put-back record in an open format (``.trashinfo``) that
+    we read. Windows' Recycle Bin (``$I``/``$R`` files behind the shell's interface) and macOS' Trash (Finder's
+    private put-back records) are not implemented: there a trashed photo is restored with Explorer's Restore or
+    Finder's Put Back, and vitfeat's Undo says so instead of restoring it.
+    """
+    return (platform or sys.platform) not in ("win32", "cygwin", "darwin")
+
+
+def default_removal_action(platform: str | None = None) -> str:
+    """The action behind "remove" (Delete key, the main Remove command): the user's ``removal`` setting, else the
+    trash where Undo can restore from it and vitfeat's quarantine folder (always undoable) elsewhere."""
+    choice = load_settings().get(SETTING_REMOVAL)
+    if choice in ("trash", "quarantine"):
+        return str(choice)
+    return "trash" if trash_undo_supported(platform) else "quarantine"
 
 
 def load_settings() -> dict[str, Any]:

@@ -14,7 +14,6 @@ Every failure is an :class:`ImageReadError` with a short reason, so a scan can l
 from __future__ import annotations
 
 import contextlib
-
 import io
 import os
 import threading

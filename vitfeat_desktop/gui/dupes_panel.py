@@ -115,7 +115,10 @@ class DuplicatesPanel(QWidget):
                                        "again")
         self.not_dup_button.clicked.connect(self.mark_not_duplicate)
         self.trash_button = QPushButton("Trash")
-        self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)")
+        self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)"
+                                     if config.trash_undo_supported() else
+                                     "Move the checked photos to the system trash; restore them with Explorer's "
+                                     "Restore / Finder's Put Back (vitfeat's Undo cannot take them out of it here)")
         self.trash_button.clicked.connect(lambda: self.act("trash"))
         self.quarantine_button = QPushButton("Quarantine")
         self.quarantine_button.setToolTip("Move the checked copies to vitfeat's quarantine folder (Undo puts them "

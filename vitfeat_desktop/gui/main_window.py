@@ -297,9 +297,13 @@ class MainWindow(QMainWindow):
         self.act_inspect = self._action("Inspect Features", self.inspect_selected, "I",
                                         "Run the model on the selected photo and show its output")
         self.act_preview = self._action("Preview", self.preview, "Space", "Show the selected photo large")
-        self.act_trash = self._action("Move to Trash", lambda: self.file_action("trash"),
+        # Delete goes to the trash only where Undo can take photos back out of it (config.default_removal_action)
+        removal = config.default_removal_action()
+        self.act_trash = self._action("Move to Trash" if removal == "trash" else "Quarantine",
+                                      lambda: self.file_action(config.default_removal_action()),
                                       [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")],
-                                      "Move the selected photos to the system trash (undoable)")
+                                      "Move the selected photos to the system trash (undoable)" if removal == "trash"
+                                      else "Move the selected photos to vitfeat's quarantine folder (undoable)")
         self.act_undo = self._action("Undo", self.undo, k.Undo, "Undo the last move, trash or copy")
         self.act_move = self._action("Move to Folder…", lambda: self.file_action("move"), None,
                                      "Move the selected photos into a folder (undoable)")
