@@ -10,13 +10,20 @@ photos. Image embeddings have a low intrinsic dimension, clusters of very differ
 beach photos, one photo of a receipt), and many near-duplicates (bursts, edits, resized copies). The generator
 reproduces those three properties; with ``--real`` it also anchors the cluster centres on real DINOv2
 embeddings of the shared photos (this costs ~30 s of inference).
+
+``--compare LABEL=DIR,LABEL=DIR`` measures what a build of hnswlib costs instead (e.g. the ``-march=native`` build
+against the portable ``HNSWLIB_NO_NATIVE=1`` one the installers ship): each DIR is a ``pip install --target``
+folder holding one build; one index is built and saved, then every round runs each build in its own process
+(alternating their order) on the same saved index and queries, timing single-thread queries and inserts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +87,70 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / truth.shape[1] for f, t in zip(found, truth, strict=True)]))
 
 
+def _worker(folder: str, ef: int, k: int, build_n: int) -> int:
+    """One build's timings on the saved index (runs with that build first on sys.path)."""
+    import hnswlib
+
+    base = np.load(os.path.join(folder, "base.npy"))
+    queries = np.load(os.path.join(folder, "queries.npy"))
+    index = hnswlib.Index(space="cosine", dim=base.shape[1])
+    index.load_index(os.path.join(folder, "index.bin"), max_elements=len(base))
+    index.set_ef(ef)
+    index.knn_query(queries[:50], k=k, num_threads=1)  # warm caches
+    # CPU time of this (single-threaded) process: on a shared machine wall time mostly measures the neighbours.
+    t0 = time.process_time()
+    labels, _ = index.knn_query(queries, k=k, num_threads=1)
+    qtime = time.process_time() - t0
+    small = hnswlib.Index(space="cosine", dim=base.shape[1])
+    small.init_index(max_elements=build_n, M=16, ef_construction=100, random_seed=100)
+    t0 = time.process_time()
+    small.add_items(base[:build_n], np.arange(build_n), num_threads=1)
+    btime = time.process_time() - t0
+    truth = np.load(os.path.join(folder, "truth.npy"))
+    print(json.dumps({"qps": len(queries) / qtime, "inserts": build_n / btime,
+                      "recall": recall(labels.astype(np.int64), truth), "module": hnswlib.__file__}))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    builds = [tuple(item.split("=", 1)) for item in args.compare.split(",")]
+    data = realistic_vectors(args.n + args.queries, args.dim)
+    base, queries = data[: args.n], data[args.n :]
+    truth = exact_topk(base, queries, args.k)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(os.path.join(tmp, "base.npy"), base)
+        np.save(os.path.join(tmp, "queries.npy"), queries)
+        np.save(os.path.join(tmp, "truth.npy"), truth)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([builds[0][1], str(Path(__file__).resolve().parents[2])]))
+        code = ("import hnswlib, numpy as np, sys; b = np.load(sys.argv[1]); i = hnswlib.Index(space='cosine', "
+                "dim=b.shape[1]); i.init_index(max_elements=len(b), M=16, ef_construction=100, random_seed=100); "
+                "i.add_items(b, np.arange(len(b))); i.save_index(sys.argv[2])")
+        subprocess.run([sys.executable, "-c", code, os.path.join(tmp, "base.npy"), os.path.join(tmp, "index.bin")],
+                       env=env, check=True)
+        results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in builds}
+        for r in range(args.rounds):
+            order = builds if r % 2 == 0 else builds[::-1]
+            for label, folder in order:
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join([folder, str(Path(__file__).resolve().parents[2])]))
+                out = subprocess.run([sys.executable, __file__, "--_worker", tmp, "--ef", str(args.ef),
+                                      "--k", str(args.k), "--build-n", str(args.build_n)],
+                                     env=env, check=True, capture_output=True, text=True).stdout
+                row = json.loads(out.strip().splitlines()[-1])
+                if folder not in row.pop("module"):
+                    raise SystemExit(f"{label}: imported hnswlib from outside {folder}")
+                results[label].append(row)
+                print(f"round {r + 1} {label:>10}: {row['qps']:8.0f} queries/s, {row['inserts']:7.0f} inserts/s "
+                      f"(1 thread, CPU time), recall@{args.k} {row['recall']:.4f}")
+    ref = builds[0][0]
+    med = {label: {key: float(np.median([row[key] for row in rows])) for key in ("qps", "inserts")}
+           for label, rows in results.items()}
+    print(f"{args.n} vectors dim {args.dim}, M=16 ef_construction=100, ef={args.ef}, {args.rounds} rounds, medians:")
+    for label, m in med.items():
+        print(f"  {label:>10}: {m['qps']:8.0f} queries/s ({m['qps'] / med[ref]['qps']:.2f}x {ref}), "
+              f"{m['inserts']:7.0f} inserts/s ({m['inserts'] / med[ref]['inserts']:.2f}x {ref})")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
@@ -90,7 +161,16 @@ def main() -> int:
     parser.add_argument("--efs", default="16,32,64,96,128,192,256")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--real", action="store_true", help="anchor clusters on real DINOv2 embeddings")
+    parser.add_argument("--compare", help="LABEL=DIR,LABEL=DIR: time hnswlib builds installed in those folders")
+    parser.add_argument("--rounds", type=int, default=6, help="--compare: rounds (each build once per round)")
+    parser.add_argument("--ef", type=int, default=64, help="--compare: query-time ef")
+    parser.add_argument("--build-n", type=int, default=10_000, help="--compare: vectors inserted for the insert rate")
+    parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._worker:
+        return _worker(args._worker, args.ef, args.k, args.build_n)
+    if args.compare:
+        return compare(args)
 
     import hnswlib
 
