@@ -159,11 +159,21 @@ GLIBC_SONAMES = re.compile(r"^(libc|libm|libpthread|libdl|librt|libutil|libresol
 
 
 def elf_version_needs(path: Path) -> dict[str, set[str]]:
-    """{needed soname: {version names}} from an ELF file's ``.gnu.version_r``; {} for non-ELF files."""
+    """{needed soname: {version names}} from an ELF file's ``.gnu.version_r``; {} for non-ELF or broken files."""
     try:
+        with path.open("rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                return {}
         data = path.read_bytes()
     except OSError:
         return {}
+    try:
+        return _elf_version_needs(data)
+    except (struct.error, ValueError, IndexError):
+        return {}
+
+
+def _elf_version_needs(data: bytes) -> dict[str, set[str]]:
     if data[:4] != b"\x7fELF" or len(data) < 64:
         return {}
     is64 = data[4] == 2
@@ -310,9 +320,24 @@ def _thin_min(data: bytes, base: int) -> tuple[str, str | None] | None:
 def macho_minimums(path: Path) -> dict[str, str]:
     """{arch: minimum macOS} for a thin or universal Mach-O file ({} for anything else)."""
     try:
+        with path.open("rb") as fh:
+            if fh.read(4) not in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe",
+                                  b"\xca\xfe\xba\xbf"):
+                return {}
         data = path.read_bytes()
     except OSError:
         return {}
+    return macho_minimums_from_bytes(data)
+
+
+def macho_minimums_from_bytes(data: bytes) -> dict[str, str]:
+    try:
+        return _macho_minimums(data)
+    except (struct.error, ValueError, IndexError):
+        return {}
+
+
+def _macho_minimums(data: bytes) -> dict[str, str]:
     if len(data) < 32:
         return {}
     out: dict[str, str] = {}
@@ -380,6 +405,17 @@ def pe_imports(path: Path) -> list[str]:
         data = path.read_bytes()
     except OSError:
         return []
+    return pe_imports_from_bytes(data)
+
+
+def pe_imports_from_bytes(data: bytes) -> list[str]:
+    try:
+        return _pe_imports(data)
+    except (struct.error, ValueError, IndexError):
+        return []
+
+
+def _pe_imports(data: bytes) -> list[str]:
     if data[:2] != b"MZ" or len(data) < 0x40:
         return []
     pe, = struct.unpack_from("<I", data, 0x3C)
@@ -419,7 +455,10 @@ def pe_imports(path: Path) -> list[str]:
 
 def pe_file_version(path: Path) -> tuple[int, int, int, int] | None:
     """The file version from a DLL's VS_FIXEDFILEINFO (found by its signature, so no Windows API is needed)."""
-    data = path.read_bytes()
+    return pe_file_version_from_bytes(path.read_bytes())
+
+
+def pe_file_version_from_bytes(data: bytes) -> tuple[int, int, int, int] | None:
     at = data.find(struct.pack("<I", 0xFEEF04BD))
     if at < 0:
         return None
@@ -427,11 +466,10 @@ def pe_file_version(path: Path) -> tuple[int, int, int, int] | None:
     return ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF
 
 
-def cmd_msvc(args: argparse.Namespace) -> int:
-    bundle = Path(args.bundle)
-    minimum = tuple(int(x) for x in args.min.split("."))
+def _vc_scan(bundle: Path) -> tuple[dict[str, list[Path]], dict[str, set[Path]]]:
+    """({runtime dll: copies in the bundle}, {runtime dll: files that import it})."""
     present: dict[str, list[Path]] = {}
-    needed: dict[str, set[str]] = {}
+    needed: dict[str, set[Path]] = {}
     for path in bundle.rglob("*"):
         if not path.is_file():
             continue
@@ -440,7 +478,39 @@ def cmd_msvc(args: argparse.Namespace) -> int:
         if path.suffix.lower() in (".dll", ".pyd", ".exe"):
             for dll in pe_imports(path):
                 if VC_RUNTIME.match(dll):
-                    needed.setdefault(dll.lower(), set()).add(path.name)
+                    needed.setdefault(dll.lower(), set()).add(path)
+    return present, needed
+
+
+def install_vc_runtime(bundle: Path, redist: Path) -> list[Path]:
+    """Copy the redistributable's DLLs next to every file that imports them, replacing older copies.
+
+    Next to the importer because Python loads extension modules with LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR: the
+    importing DLL's own folder is searched before System32, where a clean or old Windows has none or an old one
+    (an older msvcp140.dll crashes onnxruntime >= 1.21 in std::mutex). Microsoft allows this app-local copy.
+    """
+    sources = {p.name.lower(): p for p in redist.rglob("*.dll") if VC_RUNTIME.match(p.name)}
+    present, needed = _vc_scan(bundle)
+    written = []
+    for dll, importers in needed.items():
+        src = sources.get(dll)
+        if src is None:
+            continue
+        targets = {imp.parent / src.name for imp in importers} | set(present.get(dll, []))
+        for target in targets:
+            shutil.copyfile(src, target)
+            written.append(target)
+    return written
+
+
+def cmd_msvc(args: argparse.Namespace) -> int:
+    bundle = Path(args.bundle)
+    minimum = tuple(int(x) for x in args.min.split("."))
+    if args.install_from:
+        for path in install_vc_runtime(bundle, Path(args.install_from)):
+            print(f"copied {path.relative_to(bundle)}")
+    present, importers = _vc_scan(bundle)
+    needed = {dll: {p.name for p in files} for dll, files in importers.items()}
     failed = False
     for dll in sorted(needed):
         copies = present.get(dll, [])
@@ -513,6 +583,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     p = sub.add_parser("msvc", help="Visual C++ runtime DLLs bundled and recent enough")
     p.add_argument("--bundle", required=True)
     p.add_argument("--min", default="14.40")
+    p.add_argument("--install-from", metavar="REDIST_DIR",
+                   help="first copy the DLLs found under this folder (VC\\Redist\\MSVC\\<v>\\x64) into the bundle")
     p.set_defaults(func=cmd_msvc)
     p = sub.add_parser("notices", help="third-party notices present and complete")
     p.add_argument("--bundle", required=True)

@@ -361,18 +361,36 @@ def test_shell_scripts_pass_shellcheck() -> None:
 def test_release_workflow() -> None:
     yaml = pytest.importorskip("yaml")
     flow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    job = flow["jobs"]["build"]
-    oses = [m["os"] for m in job["strategy"]["matrix"]["include"]]
-    assert any(o.startswith("ubuntu") for o in oses)
+    jobs = flow["jobs"]
+    oses = [m["os"] for m in jobs["build"]["strategy"]["matrix"]["include"]]
     assert any(o.startswith("windows") for o in oses)
     assert any(o.startswith("macos") for o in oses)
-    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert jobs["linux-x64"]["container"] == "almalinux:9"  # glibc 2.34, the oldest base the wheels allow
+    assert jobs["linux-x64-install"]["runs-on"] == "ubuntu-22.04"
+    steps = [step for job in jobs.values() for step in job["steps"]]
+    runs = "\n".join(step.get("run", "") for step in steps).replace("\\\n", " ")  # join continued lines
     for needed in ("packaging/build_linux.sh", "packaging/build_windows.ps1", "packaging/macos/build_macos.sh",
                    "/usr/bin/vitfeat-desktop --self-test", "vitfeat.exe\" --self-test", "Contents/MacOS/vitfeat\" "
-                   "--self-test"):
+                   "--self-test", "mcr.microsoft.com/windows/servercore", "sha256sum -c", "SHA256SUMS"):
         assert needed in runs, needed
-    uses = [step.get("uses", "") for step in job["steps"]]
+    uses = [step.get("uses", "") for step in steps]
     assert any(u.startswith("actions/upload-artifact") for u in uses)
+    # hnswlib is built portable on every path, never from a cached native wheel, and everything else is pinned
+    assert flow["env"]["HNSWLIB_NO_NATIVE"] == "1"
+    installs = [line for line in runs.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs and all("-c " in line for line in installs), installs
+    assert all("--no-cache-dir" in line for line in installs if line.rstrip().endswith("hnswlib"))
+    assert any("--only-binary=:all:" in line for line in installs)
+    cache_keys = [str(s.get("with", {}).get("key", "")) + str(s.get("with", {}).get("cache-dependency-path", ""))
+                  for s in steps if s.get("uses", "").startswith(("actions/cache", "actions/setup-python"))]
+    assert cache_keys and all("constraints" in key for key in cache_keys), cache_keys
+
+
+def test_ci_builds_hnswlib_portable() -> None:
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "export HNSWLIB_NO_NATIVE=1" in script
+    assert script.index("HNSWLIB_NO_NATIVE=1") < script.index('pip install -q -e ".[dev]"')
+    assert "--no-cache-dir --no-binary hnswlib" in script
 
 
 # ---------------------------------------------------------------------------------------------------------
