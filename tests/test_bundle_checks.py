@@ -340,3 +340,26 @@ def test_release_constraints_pin_every_runtime_dependency(target: str) -> None:
     assert pins["hnswlib"] and pins["pyinstaller"]
     if target == "macos-x86_64":  # the last versions with Intel-Mac wheels
         assert pins["onnxruntime"] == "1.23.2" and pins["rawpy"] == "0.25.1"
+
+
+# -- the installed self-test's TLS check -----------------------------------------------------------------------
+
+def test_tls_self_test_fails_without_ca_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from vitfeat_desktop import selftest
+    from vitfeat_desktop.core import download
+
+    ctx = selftest.Context(workdir=tmp_path, model_arg=None, quantized=True, photos_dir=tmp_path)
+    assert "CA certificates" in selftest.check_tls(ctx)
+    empty = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifying, but no CA loaded: a frozen app without certifi
+    monkeypatch.setattr(download, "_TLS", empty)
+    monkeypatch.setattr(download, "_TLS_SOURCES", [])
+    with pytest.raises(selftest.CheckFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        selftest.check_tls(ctx)
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    monkeypatch.setattr(download, "_TLS", unverified)
+    with pytest.raises(selftest.CheckFailed, match="does not verify"):
+        selftest.check_tls(ctx)

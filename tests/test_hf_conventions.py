@@ -276,3 +276,17 @@ def test_revision_downloads_that_commit(fake_hub: FakeHub, tiny_vit: Path, tmp_p
     again = pipeline("image-feature-extraction", model=REPO_ID, model_kwargs={"revision": "v2"},
                      local_files_only=True)
     assert again.folder == extractor.folder
+
+
+def test_the_app_opening_a_library_reuses_the_hf_cache_without_network(
+    fake_hub: FakeHub, tiny_vit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    from vitfeat_desktop.gui import jobs
+
+    with pytest.raises(ModelNotCachedError):  # not anywhere yet: the GUI offers the download itself
+        jobs.load_extractor(REPO_ID, True)
+    assert not fake_hub.requests
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "c"))
+    hf_cache_snapshot(tmp_path / "c", REPO_ID, tiny_vit, "12" * 20)
+    extractor = jobs.load_extractor(REPO_ID, True)
+    assert extractor.folder == hub.cache_folder(REPO_ID) and not fake_hub.requests

@@ -230,6 +230,15 @@ def find_hf_snapshot(model_id: str, quantized: bool, revision: str | None = None
     return candidates[0] if candidates else None
 
 
+def from_hf_cache(model_id: str, quantized: bool) -> ResolvedModel | None:
+    """The model from the Hugging Face cache, adopted into ours, or None; never touches the network.
+
+    For callers that must not download (the GUI opens a library, then offers the download itself).
+    """
+    snapshot = find_hf_snapshot(validate_model_id(model_id), quantized)
+    return adopt_hf_snapshot(model_id, snapshot, quantized) if snapshot is not None else None
+
+
 def adopt_hf_snapshot(model_id: str, snapshot: Path, quantized: bool,
                       revision: str | None = None) -> ResolvedModel | None:
     """Bring a Hugging Face cache snapshot's files into our cache folder for ``model_id``; None if it cannot.

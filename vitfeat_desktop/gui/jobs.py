@@ -57,7 +57,7 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
     spec = model if model is not None else config.DEFAULT_MODEL_ID
     if not hub.looks_like_path(spec):
         folder = hub.cache_folder(str(spec))
-        if not (folder / hub.variant_file(quantized)).is_file():
+        if not (folder / hub.variant_file(quantized)).is_file() and hub.from_hf_cache(str(spec), quantized) is None:
             raise ModelNotCachedError(f"model {spec} ({'int8' if quantized else 'fp32'}) is not in the model cache "
                                       f"{config.models_dir()} yet")
 
