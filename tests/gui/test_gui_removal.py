@@ -43,3 +43,6 @@ def test_delete_quarantines_when_that_is_the_policy_and_undo_restores(
         qtbot.keyClick(window.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
         QApplication.processEvents()
     assert victim.read_bytes() == data
+    # the rescan after Undo must finish before the window closes (as test_gui_keys' trash test waits too)
+    qtbot.waitUntil(lambda: victim in {it.path for it in window.library_model.items()}, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.runner.is_running("scan"), timeout=30_000)
