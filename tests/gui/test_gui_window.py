@@ -152,7 +152,7 @@ def test_compare_loads_every_pane(qtbot: Any, make_window: Any, photo_folder: Pa
     assert window.tabs.currentWidget() is window.compare_panel
     qtbot.waitUntil(lambda: all(not v.item.pixmap().isNull() for v in window.compare_panel.views), timeout=20_000)
     captions = [c.text() for c in window.compare_panel.captions]
-    assert all(" px" in c and "KB" in c for c in captions)
+    assert all(" px" in c and "kB" in c for c in captions)
     views = window.compare_panel.views
     views[0].set_scale(2.0)
     window.compare_panel._zoom_all(2.0, views[0])

@@ -225,6 +225,19 @@ def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], boo
                                        progress=progress, cancel=cancel)
 
 
+def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callable[[Any], None] | None = None,
+                            progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
+    """The duplicates search in stages (``core/review.py``): each stage's finder goes to ``partial`` as soon as it
+    exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
+    dupes = core_module("dupes")
+    actions = core_module("actions")
+    review = core_module("review")
+    references = [str(p) for p in actions.reference_folders()]
+    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
+    return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
+                                      partial=partial, progress=progress, cancel=cancel)
+
+
 def regroup(finder: Any, sensitivity: float, *, progress: Any = None,
             cancel: Callable[[], bool] | None = None) -> tuple[list[Any], list[list[Any]]]:
     """Duplicate groups and, separately, groups of similar shots at ``sensitivity`` (no file is read)."""

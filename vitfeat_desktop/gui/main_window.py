@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDockWidget,
@@ -55,10 +56,11 @@ from vitfeat_desktop import config
 from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.compare import ComparePanel, load_full
-from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel
+from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel, human_size
 from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
+from vitfeat_desktop.gui.text import for_window, plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader
 
 SETTINGS_LIBRARIES = "gui_libraries"
@@ -67,6 +69,7 @@ SETTINGS_ZOOM = "gui_thumb_size"
 SETTINGS_MODEL = "model"
 SETTINGS_FP32 = "model_fp32"
 SETTINGS_REFERENCES = "reference_folders"
+SETTINGS_CONFIRM_TRASH = "confirm_trash"
 
 
 def format_eta(seconds: float | None) -> str:
@@ -78,6 +81,16 @@ def format_eta(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s left"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+def moved_and_removed(before: list[GridItem], after: list[GridItem], removed: int) -> tuple[int, int]:
+    """Split the scan's "removed" count: a file whose path went away while its content (hash) is still in the
+    library under another path was moved or renamed, not removed."""
+    after_paths = {it.path for it in after}
+    after_hashes = {it.content_hash for it in after if it.content_hash}
+    gone = [it for it in before if it.path not in after_paths]
+    moved = sum(1 for it in gone if it.content_hash and it.content_hash in after_hashes)
+    return moved, max(0, max(removed, len(gone)) - moved)
 
 
 class SimilarPanel(QWidget):
@@ -150,6 +163,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._query_vector: Any = None
         self._fallback: tuple[Any, Any] | None = None
+        self._moved_sizes: dict[str, int] = {}  # sizes of the files an action is moving (for its summary)
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(2000)
         self._live_timer.timeout.connect(self._live_refresh)
@@ -234,7 +248,7 @@ class MainWindow(QMainWindow):
         v.addWidget(self.library_list, 2)
         row = QHBoxLayout()
         add = QPushButton("Add folder…")
-        add.clicked.connect(self.choose_folder)
+        add.clicked.connect(lambda _checked=False: self.choose_folder())
         remove = QPushButton("Forget")
         remove.setToolTip("Remove the folder from this list (the photos are not touched)")
         remove.clicked.connect(self._forget_library)
@@ -250,7 +264,7 @@ class MainWindow(QMainWindow):
         v.addWidget(self.reference_list, 1)
         row2 = QHBoxLayout()
         add_ref = QPushButton("Add…")
-        add_ref.clicked.connect(self.add_reference_folder)
+        add_ref.clicked.connect(lambda _checked=False: self.add_reference_folder())  # not the checked flag
         rm_ref = QPushButton("Remove")
         rm_ref.clicked.connect(self._remove_reference_folder)
         row2.addWidget(add_ref)
@@ -399,8 +413,13 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.cancel_button)
         sb.addPermanentWidget(self.model_label)
 
+    @staticmethod
+    def window_settings() -> QSettings:
+        """Geometry and dock state, in an INI file under the data folder (never Qt's ~/.config default)."""
+        return QSettings(str(config.window_state_path()), QSettings.Format.IniFormat)
+
     def _restore_geometry(self) -> None:
-        qs = QSettings()
+        qs = self.window_settings()
         geom = qs.value("window/geometry")
         state = qs.value("window/state")
         if isinstance(geom, QByteArray) and not geom.isEmpty():
@@ -435,6 +454,8 @@ class MainWindow(QMainWindow):
             with contextlib.suppress(Exception):
                 old.close()
         self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
+        if self.status_label.text().startswith("A model is needed"):
+            self.status_label.setText("Ready")
         self.model_label.setToolTip(json.dumps(extractor.describe(), indent=1))
         self.setup_panel.set_missing(None)
         emit(self.model_ready, extractor)
@@ -613,6 +634,7 @@ class MainWindow(QMainWindow):
         if not self.runner.is_running("scan") or self.library is None:
             self._live_timer.stop()
             return
+        self.dupes_panel.scan_tick()
         if self.runner.is_running("live"):
             return
         lib = self.library
@@ -668,14 +690,16 @@ class MainWindow(QMainWindow):
         self._scan_finished_ui()
         self._close_fallback()  # the new model's index is complete
         self.last_report = outcome.report
+        before = self.library_model.items()
         self._fill_library(outcome.files, outcome.skipped)
         r = outcome.report
         secs = float(getattr(r, "seconds", 0) or 0)
         indexed = int(getattr(r, "indexed", 0) or 0)
+        moved, removed = moved_and_removed(before, self.library_model.items(), int(getattr(r, "removed", 0) or 0))
         rate = f" ({indexed / secs:.1f} images/s)" if indexed and secs > 0 else ""
         self.status_label.setText(
-            f"{self.library_model.rowCount():,} photos · {indexed:,} indexed{rate}, "
-            f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {int(getattr(r, 'removed', 0) or 0):,} removed "
+            f"{plural(self.library_model.rowCount(), 'photo')} · {indexed:,} indexed{rate}, "
+            f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {moved:,} moved or renamed, {removed:,} removed "
             f"in {secs:.1f} s")
         self.dupes_panel.library_changed()
         emit(self.scan_finished, r)
@@ -720,7 +744,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(dialog)
         text = QTextBrowser()
         if self.skipped:
-            rows = "".join(f"<tr><td>{_html(p)}</td><td>{_html(r)}</td></tr>" for p, r in self.skipped)
+            rows = "".join(f"<tr><td>{_html(p)}</td><td>{_html(for_window(r))}</td></tr>" for p, r in self.skipped)
             text.setHtml(f"<table cellpadding=3><tr><th align=left>File</th><th align=left>Why</th></tr>{rows}"
                          "</table>")
         else:
@@ -876,7 +900,8 @@ class MainWindow(QMainWindow):
             a.setEnabled(has_sel)
         self.act_similar.setEnabled(has_sel and has_lib)
         self.act_query_file.setEnabled(has_lib)
-        self.act_compare.setEnabled(has_sel)
+        in_dupes = self.tabs.currentWidget() is self.dupes_panel
+        self.act_compare.setEnabled(bool(self.dupes_panel.compare_paths()) if in_dupes else has_sel)
         self.act_rescan.setEnabled(has_lib and not scanning)
         self.act_dupes.setEnabled(has_lib)
         self.act_undo.setEnabled(True)
@@ -969,6 +994,11 @@ class MainWindow(QMainWindow):
         emit(self.inspection_ready, ins)
 
     def compare_selected(self) -> None:
+        if self.tabs.currentWidget() is self.dupes_panel:
+            paths = self.dupes_panel.compare_paths()
+            if paths:
+                self.compare(paths)
+            return
         paths = self.selected_paths()[:4]
         if self.tabs.currentWidget() is self.similar_panel and self.similar_panel.query_path is not None \
                 and len(paths) == 1:
@@ -1053,12 +1083,45 @@ class MainWindow(QMainWindow):
                                                       str(self.library_folder or Path.home()))
             if not folder:
                 return
+        if action in ("trash", "quarantine") and not self.confirm_removal(action, paths):
+            return
         roots = [str(self.library_folder)] if self.library_folder else []
         verb = {"trash": "Moving to the trash", "quarantine": "Quarantining", "move": "Moving", "copy": "Copying"}
         self.status_label.setText(f"{verb[action]} {len(paths)} photos…")
+        for p in paths:
+            with contextlib.suppress(OSError):
+                self._moved_sizes[str(p)] = p.stat().st_size
         self.runner.submit(jobs.apply_file_action, action, [str(p) for p in paths], folder=folder,
                            photo_roots=roots, keepers=keepers, key="action",
                            on_result=self._action_done, on_error=self._job_error)
+
+    def confirm_removal(self, action: str, paths: list[Path]) -> bool:
+        """Ask once, with the count and total size, before photos go to the trash or the quarantine; "Don't ask
+        again" is remembered in the settings (Undo still puts every file back)."""
+        if config.load_settings().get(SETTINGS_CONFIRM_TRASH) is False:
+            return True
+        total = 0
+        for p in paths:
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        where = "the trash" if action == "trash" else "vitfeat's quarantine folder"
+        box = QMessageBox(QMessageBox.Icon.Question, "Move photos?",
+                          f"Move {plural(len(paths), 'photo')} ({human_size(total)}) to {where}?", parent=self)
+        box.setInformativeText("Nothing is deleted: Undo (Ctrl+Z) puts every file back where it was.")
+        ok = box.addButton("Move to the Trash" if action == "trash" else "Quarantine",
+                           QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(ok)
+        again = QCheckBox("Don't ask again")
+        box.setCheckBox(again)
+        self.confirm_box = box
+        box.exec()
+        if box.clickedButton() is not ok:
+            self.status_label.setText("Nothing was moved.")
+            return False
+        if again.isChecked():
+            config.save_settings({SETTINGS_CONFIRM_TRASH: False})
+        return True
 
     def _action_done(self, result: Any) -> None:
         done = [Path(s) for s, _ in result.done]
@@ -1067,12 +1130,19 @@ class MainWindow(QMainWindow):
             self.similar_model.remove_paths(done)
             self.dupes_panel.files_removed(done)
         self.last_journal = result.journal_id
-        verb = {"trash": "moved to the trash", "quarantine": "quarantined", "move": "moved", "copy": "copied"}
-        text = f"{len(done)} photos {verb.get(result.action, result.action)}"
+        verb = {"trash": "to the trash", "quarantine": "to the quarantine folder", "move": "", "copy": ""}
+        total = sum(self._moved_sizes.pop(str(p), 0) for p in done)
+        action = "Copied" if result.action == "copy" else "Moved"
+        where = verb.get(result.action, "")
+        if result.action in ("move", "copy") and getattr(result, "done", None):
+            where = f"to {Path(result.done[0][1]).parent}" if result.done[0][1] else ""
+        text = f"{action} {plural(len(done), 'file')}" + (f" ({human_size(total)})" if total else "") + \
+            (f" {where}" if where else "")
         if result.failed:
-            text += f"; {len(result.failed)} not: {result.failed[0][1]}"
+            text += f"; {len(result.failed)} not: {for_window(result.failed[0][1])}"
         self.status_label.setText(text + ".")
         self.undo_label.setText('<a href="#undo">Undo</a>')
+        self.dupes_panel.action_finished(text + ".", undoable=bool(done))
         emit(self.action_done, result)
         if result.action != "copy" and self.library is not None and done:
             self.rescan()
@@ -1089,6 +1159,7 @@ class MainWindow(QMainWindow):
         if result.failed:
             text += f"; {len(result.failed)} could not be restored: {result.failed[0][1]}"
         self.status_label.setText(text + ".")
+        self.dupes_panel.action_finished(text + ".", undoable=False)
         emit(self.action_done, result)
         if self.library is not None:
             self.rescan()
@@ -1119,6 +1190,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------------
     def _job_error(self, message: str) -> None:
+        message = for_window(message)
         self.status_label.setText(message)
         emit(self.job_failed, message)
 
@@ -1132,9 +1204,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save geometry, cancel every job and drain the pool (at most ~2 s), then close the library."""
         self._closing = True
-        qs = QSettings()
+        qs = self.window_settings()
         qs.setValue("window/geometry", self.saveGeometry())
         qs.setValue("window/state", self.saveState())
+        qs.sync()
         self.runner.shutdown(timeout=2.0)
         self._close_fallback()
         if self.library is not None:
