@@ -206,3 +206,75 @@ def unmark_pair(marks: dupes.NotDuplicateMarks, pair: tuple[str, str]) -> None:
         return dupes.FileInfo(id=-1, path="", content_hash=key)
 
     marks.unmark(info(pair[0]), info(pair[1]))
+
+
+# -- compare -----------------------------------------------------------------------------------------------------
+
+def usable_alignment(alignment: Any) -> bool:
+    """Whether an :class:`align.Alignment` is trustworthy enough to line two panes up with: enough matches that
+    agree with one similarity (a copy's are nearly all; a different photo's fit is a guess)."""
+    return (alignment is not None and int(getattr(alignment, "inliers", 0)) >= 12
+            and float(getattr(alignment, "inlier_ratio", 0.0)) >= 0.3)
+
+
+def frame_mapping(a_size: tuple[int, int], b_size: tuple[int, int]) -> np.ndarray:
+    """The 2x3 matrix that shows picture B at picture A's size when no alignment is known: B scaled uniformly
+    to fit A's frame and centred on it (two sizes of one picture then coincide)."""
+    (wa, ha), (wb, hb) = a_size, b_size
+    s = min(wa / max(wb, 1), ha / max(hb, 1))
+    return np.array([[s, 0.0, (wa - s * wb) / 2.0], [0.0, s, (ha - s * hb) / 2.0]], dtype=np.float64)
+
+
+def describe_mapping(alignment: Any) -> str:
+    """How B was mapped onto A, in words for the pane's caption."""
+    if not usable_alignment(alignment):
+        return "not aligned (no match of local features): scaled to the first photo's size"
+    parts = []
+    scale = float(alignment.scale)
+    if abs(scale - 1.0) > 0.02:
+        parts.append(f"shown {scale:.2f}× its size" if scale > 1 else f"shown at {scale:.2f}×")
+    rot = float(alignment.rotation_deg) % 360.0
+    turn = min((0, 90, 180, 270, 360), key=lambda t: abs(rot - t)) % 360
+    if abs(rot - turn) % 360 > 1.0 and abs(rot - turn) % 360 < 359.0:
+        parts.append(f"straightened by {((rot + 180) % 360) - 180:.1f}°")
+    elif turn:
+        parts.append(f"turned {turn}° to line up")
+    if alignment.mirrored:
+        parts.append("mirrored back")
+    how = ", ".join(parts) or "same framing"
+    return f"aligned to the first photo: {how} ({alignment.inliers} of {alignment.matches} features agree)"
+
+
+def difference_image(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, *,
+                     max_side: int = 1600) -> tuple[np.ndarray, float]:
+    """What differs between A and B once B is mapped into A's frame by ``matrix`` (B's pixels -> A's).
+
+    Returns an RGB image in A's frame, reduced so its long side is at most ``max_side`` (the factor is returned
+    too): A in dim grey with the per-pixel difference in bright red on top (amplified 4x, so a recompression
+    shows faintly and an edit stands out), and dark blue where B does not cover A.
+    """
+    import cv2
+
+    ha, wa = a.shape[:2]
+    hb, wb = b.shape[:2]
+    sa = min(1.0, max_side / max(ha, wa))
+    sb = min(1.0, max_side / max(hb, wb))
+    a_small = cv2.resize(a, (max(1, round(wa * sa)), max(1, round(ha * sa))), interpolation=cv2.INTER_AREA) \
+        if sa < 1.0 else a
+    b_small = cv2.resize(b, (max(1, round(wb * sb)), max(1, round(hb * sb))), interpolation=cv2.INTER_AREA) \
+        if sb < 1.0 else b
+    full = np.vstack([np.asarray(matrix, dtype=np.float64), [0.0, 0.0, 1.0]])
+    m = (np.diag([sa, sa, 1.0]) @ full @ np.diag([1.0 / sb, 1.0 / sb, 1.0]))[:2]
+    size = (a_small.shape[1], a_small.shape[0])
+    warped = cv2.warpAffine(np.ascontiguousarray(b_small), m, size, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    covered = cv2.warpAffine(np.full(b_small.shape[:2], 255, np.uint8), m, size, flags=cv2.INTER_NEAREST,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    diff = cv2.absdiff(a_small, warped).max(axis=2).astype(np.float32)
+    grey = a_small.astype(np.float32).mean(axis=2) * 0.35
+    out = np.empty((*a_small.shape[:2], 3), dtype=np.float32)
+    out[..., 0] = grey + diff * 4.0
+    out[..., 1] = grey
+    out[..., 2] = grey
+    out[~covered] = (20, 30, 70)
+    return np.clip(out, 0, 255).astype(np.uint8), sa

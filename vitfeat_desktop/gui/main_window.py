@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 from vitfeat_desktop import config
 from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.gui import jobs
-from vitfeat_desktop.gui.compare import ComparePanel, load_full
+from vitfeat_desktop.gui.compare import ComparePanel, compare_alignment, load_full
 from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel, human_size
 from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
 from vitfeat_desktop.gui.qtcompat import emit
@@ -231,6 +231,8 @@ class MainWindow(QMainWindow):
 
         self.compare_panel = ComparePanel()
         self.compare_panel.load_requested.connect(self._load_compare_image)
+        self.compare_panel.align_requested.connect(self._align_compare_pane)
+        self.compare_panel.files_dropped.connect(self._compare_dropped)
         self.tabs.addTab(self.compare_panel, "Compare")
         self.tabs.currentChanged.connect(lambda _i: self._update_actions())
         self.setCentralWidget(self.tabs)
@@ -1010,6 +1012,17 @@ class MainWindow(QMainWindow):
         self.compare_panel.set_paths(paths)
         self.tabs.setCurrentWidget(self.compare_panel)
 
+    def _align_compare_pane(self, index: int, first: str, path: str) -> None:
+        self.runner.submit(compare_alignment, first, path, key=f"compare-align{index}", pass_callbacks=False,
+                           on_result=lambda al, i=index: self.compare_panel.set_alignment(i, al),
+                           on_error=lambda _msg: None)  # unaligned panes stay scaled to the first photo's size
+
+    def _compare_dropped(self, paths: list[Path]) -> None:
+        """Photos dropped on the Compare panes: two or more are compared; one joins the first photo shown."""
+        if len(paths) == 1 and self.compare_panel.paths and self.compare_panel.paths[0] != paths[0]:
+            paths = [self.compare_panel.paths[0], paths[0]]
+        self.compare(paths[:4])
+
     def _load_compare_image(self, index: int, path: str) -> None:
         self.runner.submit(load_full, Path(path), key=f"compare{index}", pass_callbacks=False,
                            on_result=lambda res, i=index: self.compare_panel.set_image(i, res[0], res[1]),
@@ -1024,6 +1037,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(dialog)
         panel = ComparePanel()
         panel.hint.setText("Scroll to zoom, drag to pan. Space or Esc closes.")
+        panel.mode.setVisible(False)  # one photo: nothing to line up or flicker
         panel.load_requested.connect(lambda i, p: self.runner.submit(
             load_full, Path(p), key="preview", pass_callbacks=False,
             on_result=lambda res: panel.set_image(i, res[0], res[1]),
