@@ -278,3 +278,44 @@ def difference_image(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, *,
     out[..., 2] = grey
     out[~covered] = (20, 30, 70)
     return np.clip(out, 0, 255).astype(np.uint8), sa
+
+
+# -- similar-photo scores ------------------------------------------------------------------------------------------
+
+def copies_of(finder: dupes.DuplicateFinder, query: str, paths: Iterable[str],
+              sensitivity: float = 0.5) -> dict[str, tuple[str, str]]:
+    """Which of ``paths`` are copies of file ``query`` by the duplicate check: path -> (tier, reason). A file in
+    the same duplicate group as the query counts too (it is a copy of the query's keeper)."""
+    out: dict[str, tuple[str, str]] = {}
+    wanted = set(paths)
+    for group in finder.groups(sensitivity):
+        files = {m.info.path: m for m in group.members}
+        if query not in files:
+            continue
+        for path, member in files.items():
+            if path in wanted and path != query:
+                tier = member.tier if member.tier != "keeper" else files[query].tier
+                out[path] = (tier, member.reason if member.tier != "keeper" else files[query].reason)
+    for path in wanted - set(out) - {query}:
+        pair = copy_tier(finder, query, path, sensitivity)
+        if pair is not None:
+            out[path] = pair
+    return out
+
+
+def neighbour_scale(lib: Any) -> np.ndarray:
+    """The similarity of every indexed file to its nearest other file, sorted: what a similar-photo score
+    means in *this* library (``score_rank``). Empty before two files are indexed."""
+    ids, _vecs = lib.vectors()
+    if len(ids) < 2:
+        return np.zeros(0, dtype=np.float32)
+    _ids, _nbrs, sims = lib.knn(1)
+    values = np.asarray(sims, dtype=np.float32).reshape(len(sims), -1)[:, 0]
+    return np.sort(values[np.isfinite(values)])
+
+
+def score_rank(scale: np.ndarray, score: float) -> float | None:
+    """The fraction of the library's nearest-neighbour pairs that score below ``score`` (None without a scale)."""
+    if not len(scale):
+        return None
+    return float(np.searchsorted(scale, score, side="right")) / len(scale)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QItemSelectionModel, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
@@ -118,12 +119,22 @@ class SimilarPanel(QWidget):
         self.query_path: Path | None = None
 
     def set_query(self, path: Path, image: Any = None) -> None:
+        """Show the query; its preview (``image``, decoded on a worker by the core's decoder, so HEIC, AVIF, RAW
+        and EXIF-rotated JPEGs look as they do everywhere else) may come later through :meth:`set_preview`."""
         self.query_path = path
-        pm = QPixmap(str(path)) if image is None else QPixmap.fromImage(image)
+        self.query_label.clear()
+        self.query_label.setText("…")
+        if image is not None:
+            self.set_preview(path, image)
+        self.query_caption.setText(f"{path.name}\nsearching…")
+
+    def set_preview(self, path: Path, image: Any) -> None:
+        if path != self.query_path:
+            return  # a newer query's preview is on its way
+        pm = QPixmap.fromImage(image)
         if not pm.isNull():
             pm = pm.scaled(216, 216, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.query_label.setPixmap(pm)
-        self.query_caption.setText(f"{path.name}\nsearching…")
 
 
 class MainWindow(QMainWindow):
@@ -164,6 +175,7 @@ class MainWindow(QMainWindow):
         self._query_vector: Any = None
         self._fallback: tuple[Any, Any] | None = None
         self._moved_sizes: dict[str, int] = {}  # sizes of the files an action is moving (for its summary)
+        self._score_scale: tuple[Any, np.ndarray] | None = None  # (library, its nearest-neighbour scale)
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(2000)
         self._live_timer.timeout.connect(self._live_refresh)
@@ -944,27 +956,59 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Open a folder first: similar photos are looked up in an indexed library.")
             return
         self.similar_panel.set_query(path)
+        self.runner.submit(jobs.preview_image, path, key="similar-preview", pass_callbacks=False,
+                           on_result=lambda img, p=path: self.similar_panel.set_preview(p, img),
+                           on_error=lambda msg: self.similar_panel.query_label.setText(for_window(msg)))
         self.tabs.setCurrentWidget(self.similar_panel)
         self.similar_model.set_items([])
-        self.runner.submit(jobs.find_similar, self.query_library(), path, key="similar",
-                           on_result=self._similar_done, on_error=self._similar_error)
+        lib = self.query_library()
+        scale = self._score_scale[1] if self._score_scale is not None and self._score_scale[0] is lib else None
+        self.runner.submit(jobs.find_similar, lib, path, key="similar", finder=self.dupes_panel.finder,
+                           sensitivity=self.dupes_panel.sensitivity(), scale=scale,
+                           on_result=lambda ans, lib=lib: self._similar_done(ans, lib),
+                           on_error=self._similar_error)
         self._query_vector = None
         if self.extractor is not None:
             self.inspect(path)
 
-    def _similar_done(self, answer: jobs.SimilarAnswer) -> None:
+    def _similar_done(self, answer: jobs.SimilarAnswer, lib: Any = None) -> None:
+        from vitfeat_desktop.core import review
+        from vitfeat_desktop.gui.dupes_panel import TIER_WORDS
+
         items = []
         query = self.similar_panel.query_path
         self._query_vector = answer.vector
+        scale = answer.scale if answer.scale is not None else np.zeros(0, dtype=np.float32)
+        if answer.scale is not None and lib is not None:
+            self._score_scale = (lib, answer.scale)
         for r in answer.results:
             item = GridItem.from_path(Path(r.path))
             item.score = float(r.score)
             item.file_id = getattr(r, "file_id", None)
+            rank = review.score_rank(scale, item.score)
+            meaning = f"closer than {100 * rank:.0f} % of this library's nearest neighbours" \
+                if rank is not None else ""
+            copy = answer.copies.get(str(r.path))
+            if copy is not None:
+                item.badge = TIER_WORDS.get(copy[0], copy[0])
+                item.extra["copy"] = f"{item.badge} of the query: {copy[1]}"
+            item.caption = f"top {max(1, round(100 * (1 - rank)))} %" if rank is not None else None
+            item.extra["meaning"] = meaning
             items.append(item)
         self.similar_model.set_items(items)
         if query is not None:
-            self.similar_panel.query_caption.setText(f"{query.name}\n{len(items)} most similar photos, best first. "
-                                                     "Score: cosine similarity (1 = identical features).")
+            text = f"{query.name}\n{plural(len(items), 'most similar photo')}, best first."
+            copies = sum(1 for it in items if it.badge)
+            if copies:
+                text += f" {plural(copies, 'is a copy', 'are copies')} of the query (badge: its tier)."
+            if len(scale):
+                text += (f" Score: cosine similarity of the model's features; in this library half of the nearest "
+                         f"neighbours score above {float(np.median(scale)):.2f} and 1 % above "
+                         f"{float(np.quantile(scale, 0.99)):.2f}, so a high score alone means a look-alike, "
+                         "not a copy: copies carry a badge.")
+            else:
+                text += " Score: cosine similarity of the model's features (1 = identical features)."
+            self.similar_panel.query_caption.setText(text)
         emit(self.similar_ready, items)
 
     def _similar_error(self, message: str) -> None:
