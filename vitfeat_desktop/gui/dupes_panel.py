@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPoint, QSize, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -92,9 +92,10 @@ def taken_text(info: Any) -> tuple[str, str]:
     capture = getattr(info, "capture_date", None)
     if capture:
         text = str(capture).strip()
-        if text[4:5] == ":" and text[7:8] == ":":
-            text = text[:10].replace(":", "-") + text[10:16]
-        return text[:16], f"taken {capture} (from the file's EXIF data)"
+        if text[4:5] == ":" and text[7:8] == ":":  # EXIF "2021:07:04 18:30:05"
+            text = text[:10].replace(":", "-") + text[10:]
+        text = text.replace("T", " ", 1)[:16]  # ISO "2021-07-04T18:30:05" -> "2021-07-04 18:30"
+        return text, f"taken {capture} (from the file's EXIF data)"
     mtime = float(getattr(info, "mtime", 0) or 0)
     if mtime > 0:
         stamp = _dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
@@ -221,8 +222,19 @@ class DuplicatesPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(40)
-        for col, width in ((COL_NAME, 230), (COL_FOLDER, 140), (COL_KIND, 105), (COL_TAKEN, 118), (COL_SIZE, 72),
-                           (COL_PIXELS, 100)):
+        # the short columns are as wide as their longest possible text in this font (whatever the platform's)
+        fm = self.tree.fontMetrics()
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        fmb = QFontMetrics(bold)
+        pad = 2 * self.tree.style().pixelMetric(self.tree.style().PixelMetric.PM_FocusFrameHMargin) + 16
+        widths = ((COL_NAME, ICON_SIDE + 30 + fm.horizontalAdvance("n01440764_tench.JPEG")),
+                  (COL_FOLDER, fm.horizontalAdvance("Camera Roll 2024") + pad),
+                  (COL_KIND, max(fmb.horizontalAdvance(w) for w in (*TIER_WORDS.values(), "Similar shots")) + pad),
+                  (COL_TAKEN, fm.horizontalAdvance("2026-12-31 23:59") + pad),
+                  (COL_SIZE, fm.horizontalAdvance("888.8 MB") + pad),
+                  (COL_PIXELS, fm.horizontalAdvance("88888 × 88888") + pad))
+        for col, width in widths:
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         header.setSectionResizeMode(COL_WHY, QHeaderView.ResizeMode.Stretch)
@@ -286,6 +298,14 @@ class DuplicatesPanel(QWidget):
 
     def _stage_ready(self, stage: Any) -> None:
         """A stage's finder arrived: regroup with it, keeping the view where the user left it."""
+        if not stage.final and stage.name in STAGE_WORDS:
+            names = list(STAGE_WORDS)
+            following = names[min(len(names) - 1, names.index(stage.name) + 1)]
+            if self.win.runner.is_running("scan"):
+                self.stage_label.setText("Exact and hash-level copies so far; the model's groups follow when "
+                                         "indexing ends.")
+            else:
+                self._show_stage_progress(following, 0, None, "")
         if stage.finder is None:
             return
         self.finder = stage.finder
