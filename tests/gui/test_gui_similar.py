@@ -106,4 +106,4 @@ def test_copies_of_the_query_are_marked_and_scores_explained(qtbot: Any, make_wi
     assert all("not a copy of the query" in it.tooltip() for it in others)
     caption = window.similar_panel.query_caption.text()
     assert "1 is a copy of the query" in caption and "nearest neighbours" in caption
-    assert all(it.caption and it.caption.startswith("top ") for it in items.values())
+    assert items[copy].caption and items[copy].caption.startswith("top ")  # an upper-half score says how high

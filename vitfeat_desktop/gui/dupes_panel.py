@@ -63,6 +63,7 @@ TIER_HELP = {
 PathRole = Qt.ItemDataRole.UserRole + 1
 KeeperRole = Qt.ItemDataRole.UserRole + 2
 SizeRole = Qt.ItemDataRole.UserRole + 3
+HeaderKindRole = Qt.ItemDataRole.UserRole + 4
 ICON_SIDE = 56
 COLUMNS = ("Photo", "Folder", "Kind", "Why", "Taken", "Size", "Pixels")
 COL_NAME, COL_FOLDER, COL_KIND, COL_WHY, COL_TAKEN, COL_SIZE, COL_PIXELS = range(len(COLUMNS))
@@ -114,6 +115,7 @@ class DuplicatesPanel(QWidget):
         self.similar: list[Any] = []
         self._stale = True
         self._last_quick = 0.0
+        self._quick_cost = 0.0  # seconds the last hash-level pass took while a scan was running
         self._items_by_key: dict[str, list[QTreeWidgetItem]] = {}
         self._pending: list[tuple[str, int, Any]] = []
         self._checked_before: set[str] = set()
@@ -238,11 +240,41 @@ class DuplicatesPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         header.setSectionResizeMode(COL_WHY, QHeaderView.ResizeMode.Stretch)
+        self._natural = dict(widths)  # the widths above; Photo and Folder give way when the view is narrower
+        self.tree.viewport().installEventFilter(self)
         self.tree.itemChanged.connect(lambda *_: self._update_summary())
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.tree.itemDoubleClicked.connect(lambda it, _c: self._compare_group(it))
         layout.addWidget(self.tree, 1)
         self._update_buttons()
+
+    MIN_WHY = 170
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        if watched is self.tree.viewport() and event.type() == event.Type.Resize:
+            self.fit_columns()
+        return super().eventFilter(watched, event)
+
+    def fit_columns(self) -> None:
+        """Keep every column on screen: when the view is narrower than the natural widths, the Photo and Folder
+        columns (elided in the middle, full path in the tooltip) shrink first, so Why, Size and Pixels stay."""
+        header = self.tree.header()
+        width = self.tree.viewport().width()
+        fixed = sum(w for col, w in self._natural.items() if col not in (COL_NAME, COL_FOLDER))
+        room = width - fixed - self.MIN_WHY
+        name, folder = self._natural[COL_NAME], self._natural[COL_FOLDER]
+        if room < name + folder:
+            share = max(0, room)
+            folder = max(60, min(folder, share // 3))
+            name = max(ICON_SIDE + 60, share - folder)
+        else:  # a wide window: longer names and folders first, the reason keeps the rest
+            extra = room - name - folder
+            name += min(extra // 2, 260)
+            folder += min(extra // 6, 120)
+        if header.sectionSize(COL_NAME) != name:
+            header.resizeSection(COL_NAME, name)
+        if header.sectionSize(COL_FOLDER) != folder:
+            header.resizeSection(COL_FOLDER, folder)
 
     # -- data ----------------------------------------------------------------------------------------------
     def library_changed(self) -> None:
@@ -272,8 +304,10 @@ class DuplicatesPanel(QWidget):
 
     def scan_tick(self) -> None:
         """Called while a scan runs: refresh the hash-level groups every few seconds if the view is open."""
+        # never more than a fifth of the time on it, however large the library
+        interval = max(QUICK_WHILE_SCANNING_S, 5 * self._quick_cost)
         if (self.isVisible() and self.win.library is not None and not self.win.runner.is_running("dupes-build")
-                and time.monotonic() - self._last_quick >= QUICK_WHILE_SCANNING_S):
+                and time.monotonic() - self._last_quick >= interval):
             self.refresh()
 
     def _progress(self, rep: Any) -> None:
@@ -316,6 +350,7 @@ class DuplicatesPanel(QWidget):
             self._hide_progress()
 
     def _built(self, finder: Any) -> None:
+        self._quick_cost = time.monotonic() - self._last_quick if self.win.runner.is_running("scan") else 0.0
         if finder is not self.finder:
             self.finder = finder
             self.regroup()
@@ -451,10 +486,15 @@ class DuplicatesPanel(QWidget):
             self._update_buttons()
 
     def _header(self, title: str, kind: str, why: str) -> QTreeWidgetItem:
-        top = QTreeWidgetItem([title, "", kind, why, "", "", ""])
-        top.setToolTip(COL_WHY, why)
+        """A group's header row: one line across all columns ("Group 3: 2 files · Near-duplicate: the same
+        picture re-saved, ..."), so the explanation is never squeezed into the Why column of a one-line row."""
+        text = f"{title} · {kind}" + (f": {why}" if why else "")
+        top = QTreeWidgetItem([text, "", "", "", "", "", ""])
+        top.setData(0, HeaderKindRole, kind)
+        top.setToolTip(0, text)
         self._bold(top)
         self.tree.addTopLevelItem(top)
+        top.setFirstColumnSpanned(True)
         return top
 
     def _add_dupe_group(self, n: int, group: Any, checked: set[str]) -> None:

@@ -128,6 +128,7 @@ class SimilarAnswer:
     vector: np.ndarray  # the query's normalised pooled vector (the inspector's heatmap compares patches to it)
     copies: dict[str, tuple[str, str]] = field(default_factory=dict)  # result path -> (tier, reason)
     scale: np.ndarray | None = None  # the library's nearest-neighbour similarities, sorted (review.score_rank)
+    basis: str = ""  # what decided ``copies``: "verified" (the duplicates view's finder) or "hashes" (quick)
 
 
 def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any = None, sensitivity: float = 0.5,
@@ -143,14 +144,16 @@ def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any
         raise Cancelled()
     results = [r for r in lib.similar(vector, k=k + 1) if self_id is None or r.file_id != self_id][:k]
     copies: dict[str, tuple[str, str]] = {}
+    basis = ""
     if isinstance(query, Path) and self_id is not None and has_core("review"):
         review = core_module("review")
+        basis = "verified" if finder is not None and getattr(finder, "has_vectors", False) else "hashes"
         if finder is None:
             finder = core_module("dupes").finder_for_library(lib, use_model=False, cancel=cancel)
         copies = review.copies_of(finder, str(query), [str(r.path) for r in results], sensitivity)
         if scale is None:
             scale = review.neighbour_scale(lib)
-    return SimilarAnswer(results, np.asarray(vector, dtype=np.float32), copies, scale)
+    return SimilarAnswer(results, np.asarray(vector, dtype=np.float32), copies, scale, basis)
 
 
 def preview_image(path: Path, side: int = 216) -> Any:

@@ -992,20 +992,24 @@ class MainWindow(QMainWindow):
             if copy is not None:
                 item.badge = TIER_WORDS.get(copy[0], copy[0])
                 item.extra["copy"] = f"{item.badge} of the query: {copy[1]}"
-            item.caption = f"top {max(1, round(100 * (1 - rank)))} %" if rank is not None else None
+            # "top 4 %": closer than 96 % of the library's nearest-neighbour pairs (only said of the upper half)
+            item.caption = f"top {max(1, round(100 * (1 - rank)))} %" if rank is not None and rank >= 0.5 else None
             item.extra["meaning"] = meaning
             items.append(item)
         self.similar_model.set_items(items)
         if query is not None:
             text = f"{query.name}\n{plural(len(items), 'most similar photo')}, best first."
             copies = sum(1 for it in items if it.badge)
+            how = "by the duplicate check" if answer.basis == "verified" else \
+                "by the hash-level check (Find Duplicates also finds crops and edits)"
             if copies:
-                text += f" {plural(copies, 'is a copy', 'are copies')} of the query (badge: its tier)."
+                text += f" {copies} {'is a copy' if copies == 1 else 'are copies'} of the query {how} (badge: tier)."
+            elif answer.basis:
+                text += f" None is a copy of the query {how}."
             if len(scale):
-                text += (f" Score: cosine similarity of the model's features; in this library half of the nearest "
-                         f"neighbours score above {float(np.median(scale)):.2f} and 1 % above "
-                         f"{float(np.quantile(scale, 0.99)):.2f}, so a high score alone means a look-alike, "
-                         "not a copy: copies carry a badge.")
+                text += (f" Score: cosine similarity of the model's features. Here half of the photos' nearest "
+                         f"neighbours score above {float(np.median(scale)):.2f} and one in ten above "
+                         f"{float(np.quantile(scale, 0.9)):.2f}: a high score alone means a look-alike.")
             else:
                 text += " Score: cosine similarity of the model's features (1 = identical features)."
             self.similar_panel.query_caption.setText(text)
