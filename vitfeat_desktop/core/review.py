@@ -228,7 +228,7 @@ def frame_mapping(a_size: tuple[int, int], b_size: tuple[int, int]) -> np.ndarra
 def describe_mapping(alignment: Any) -> str:
     """How B was mapped onto A, in words for the pane's caption."""
     if not usable_alignment(alignment):
-        return "not aligned (no match of local features): scaled to the first photo's size"
+        return "not lined up (local features do not match): scaled to the first photo's size"
     parts = []
     scale = float(alignment.scale)
     if abs(scale - 1.0) > 0.02:
@@ -242,7 +242,7 @@ def describe_mapping(alignment: Any) -> str:
     if alignment.mirrored:
         parts.append("mirrored back")
     how = ", ".join(parts) or "same framing"
-    return f"aligned to the first photo: {how} ({alignment.inliers} of {alignment.matches} features agree)"
+    return f"lined up: {how} ({alignment.inliers}/{alignment.matches} features agree)"
 
 
 def difference_image(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, *,

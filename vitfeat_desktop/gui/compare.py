@@ -74,19 +74,20 @@ def load_full(path: Path) -> tuple[QImage, dict[str, Any]]:
     return QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888).copy(), info
 
 
-def describe(info: dict[str, Any]) -> str:
-    parts = [Path(info.get("path", "")).name]
+def describe(info: dict[str, Any], sep: str = " · ") -> str:
+    """Name, pixel size, file size, format and date; ``sep="\n"`` puts the name and the date on lines of their own
+    (the captions under narrow compare panes)."""
+    facts = []
     if "width" in info:
-        parts.append(f"{info['width']} × {info['height']} px")
+        facts.append(f"{info['width']} × {info['height']} px")
     if "size" in info:
-        parts.append(human_size(info["size"]))
+        facts.append(human_size(info["size"]))
     if info.get("format"):
-        parts.append(str(info["format"]))
-    if info.get("date"):
-        parts.append(str(info["date"]))
-    elif info.get("mtime"):
-        parts.append(_dt.datetime.fromtimestamp(info["mtime"]).strftime("%Y-%m-%d %H:%M"))
-    return " · ".join(parts)
+        facts.append(str(info["format"]))
+    date = str(info["date"]) if info.get("date") else (
+        _dt.datetime.fromtimestamp(info["mtime"]).strftime("%Y-%m-%d %H:%M") if info.get("mtime") else "")
+    parts = [Path(info.get("path", "")).name, " · ".join(facts), date]
+    return sep.join(p for p in parts if p)
 
 
 def compare_alignment(a: str, b: str) -> Any:
@@ -284,7 +285,7 @@ class ComparePanel(QWidget):
             caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             # the same height under every pane (three lines), so the panes line up whatever each caption says
             caption.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-            caption.setFixedHeight(3 * caption.fontMetrics().lineSpacing() + 4)
+            caption.setFixedHeight(5 * caption.fontMetrics().lineSpacing() + 4)
             v.addWidget(view, 1)
             v.addWidget(caption)
             self.splitter.addWidget(box)
@@ -335,12 +336,13 @@ class ComparePanel(QWidget):
             view.set_mapping(to_transform(m))
             self.aligned[i] = i == 0 or review.usable_alignment(self.alignments[i])
             if self.images[i] is not None:
-                text = describe(self.infos[i])
+                text = describe(self.infos[i], "\n")
                 if i > 0 and self.alignments[i] is not None:
                     text += "\n" + review.describe_mapping(self.alignments[i])
                 elif i > 0:
                     text += "\nscaled to the first photo's size (lining up…)"
                 self.captions[i].setText(text)
+                self.captions[i].setToolTip(text)
         rect = self.shared_rect()
         for view in self.views:
             view.scene().setSceneRect(rect)
@@ -404,8 +406,8 @@ class ComparePanel(QWidget):
             view.extra.setTransform(QTransform.fromScale(1.0 / factor, 1.0 / factor))
             view.extra.setVisible(True)
             view.item.setVisible(False)
-            self.captions[1].setText(f"Difference from {self.paths[0].name}: red where the pixels differ once "
-                                     "lined up (amplified 4×), blue where this photo does not cover the first")
+            self.captions[1].setText(f"Difference from {self.paths[0].name}:\nred where the pixels differ once "
+                                     "lined up (×4), blue where this photo does not cover the first")
         elif mode == "flicker":
             view = self.views[0]
             view.extra.setPixmap(QPixmap.fromImage(self.images[1]))
