@@ -308,3 +308,48 @@ def test_not_a_duplicate_is_listed_and_can_be_undone(qtbot: Any, make_window: An
         Path(it.data(0, PathRole)).name == name for it in panel._members()), timeout=10_000)
     assert "No marks" in listing.item(0).text()
     panel.marks_dialog.close()
+
+
+def test_find_duplicates_during_indexing_shows_the_copies_found_so_far(qtbot: Any, make_window: Any,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from vitfeat_desktop.core.pipeline import FeatureExtractor
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    sources = shared_photos()[20:26]
+    if len(sources) < 6:
+        pytest.skip("needs the shared photos")
+    for src in sources:  # six exact pairs: any 8 files indexed first hold at least two whole pairs
+        shutil.copy(src, folder / src.name)
+        shutil.copy(src, folder / f"copy_of_{src.name}")
+    gate = threading.Event()
+    lock = threading.Lock()
+    embedded = [0]
+    real = FeatureExtractor.embed
+
+    def held_back(self: Any, pixels: Any) -> Any:
+        with lock:
+            first = embedded[0] < 8
+            embedded[0] += len(pixels)
+        if not first:
+            gate.wait(60)  # the rest of the folder waits until the test has looked
+        return real(self, pixels)
+
+    monkeypatch.setattr(FeatureExtractor, "embed", held_back)
+    try:
+        window = make_window(folder)
+        panel = window.dupes_panel
+        qtbot.waitUntil(lambda: window.library is not None and window.runner.is_running("scan")
+                        and len(window.library.files(status="ok")) >= 8, timeout=60_000)
+        qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(panel.groups) >= 2, timeout=30_000)
+        assert window.runner.is_running("scan")  # still indexing: these came from the hash stage alone
+        assert panel.stage == "hashes" and all(g.tier == "exact" for g in panel.groups)
+        assert panel.stage_label.isVisible() and "so far" in panel.stage_label.text()
+    finally:
+        gate.set()
+    wait_scan(qtbot, window, timeout=120_000)
+    qtbot.waitUntil(lambda: panel.stage == "verified" and not window.runner.is_running("dupes-build")
+                    and not window.runner.is_running("dupes-regroup"), timeout=120_000)
+    assert sum(1 for g in panel.groups if g.tier == "exact") == 6  # grown in place to the whole folder

@@ -317,7 +317,10 @@ class DuplicatesPanel(QWidget):
     def _show_stage_progress(self, phase: str, done: int, total: int | None, message: str) -> None:
         words = STAGE_WORDS.get(phase, phase.capitalize())
         count = f"{done:,}" + (f" / {int(total):,}" if total else "")
-        self.stage_label.setText(f"{words}…" + (f" {message}" if message else "") + (f" ({count})" if done else ""))
+        text = f"{words}…" + (f" {message}" if message else "") + (f" ({count})" if done else "")
+        if self.win.runner.is_running("scan"):
+            text += " · the copies found so far; the model's groups follow when indexing ends"
+        self.stage_label.setText(text)
         self.stage_label.setVisible(True)
         self.stage_bar.setVisible(True)
         if total:
