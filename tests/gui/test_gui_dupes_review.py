@@ -22,7 +22,6 @@ from vitfeat_desktop.gui.dupes_panel import (
     COL_FOLDER,
     COL_KIND,
     COL_NAME,
-    COL_PIXELS,
     COL_SIZE,
     COL_TAKEN,
     COL_WHY,
@@ -171,14 +170,19 @@ def test_files_told_apart_and_columns_fit_at_1400x900(qtbot: Any, make_window: A
     assert a.toolTip(COL_NAME) == str(review_folder / "photos" / LONG_NAME)
     assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
     # date taken from EXIF
-    assert row_of(panel, "dated.jpg").text(COL_TAKEN) == "2021-07-04 18:30"
+    assert row_of(panel, "dated.jpg").text(COL_TAKEN) == "2021-07-04\n18:30"  # date over time
     # no horizontal scrolling, and the short columns show their whole text
     header = tree.header()
     assert header.length() <= tree.viewport().width()
     for it in panel._members():
-        for col in (COL_KIND, COL_TAKEN, COL_SIZE, COL_PIXELS):
+        for col in (COL_KIND, COL_TAKEN, COL_SIZE):
             fm = QFontMetrics(it.font(col))
-            assert fm.horizontalAdvance(it.text(col)) + 12 <= header.sectionSize(col), (col, it.text(col))
+            for line in it.text(col).split("\n"):
+                assert fm.horizontalAdvance(line) + 12 <= header.sectionSize(col), (col, line)
+        # names are not squeezed out: at least 18 characters of each name and 8 of its folder are visible
+        fm = QFontMetrics(it.font(COL_NAME))
+        assert header.sectionSize(COL_NAME) - ICON_SIDE - 40 >= fm.horizontalAdvance("n01440764_tench.JP")
+        assert header.sectionSize(COL_FOLDER) - 12 >= fm.horizontalAdvance("Pictures")
         # the reason wraps inside its row instead of being cut
         rect = tree.visualItemRect(it)
         fm = QFontMetrics(it.font(COL_WHY))
@@ -187,6 +191,13 @@ def test_files_told_apart_and_columns_fit_at_1400x900(qtbot: Any, make_window: A
         assert need <= rect.height(), it.text(COL_WHY)
         # every row is as tall as its thumbnail, panoramas too
         assert rect.height() >= ICON_SIDE
+    # a smaller window: still nothing off screen, names and folders still readable
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: tree.viewport().width() < 900, timeout=5_000)
+    QApplication.processEvents()
+    assert header.length() <= tree.viewport().width()
+    fm = QFontMetrics(tree.font())
+    assert header.sectionSize(COL_NAME) - ICON_SIDE - 40 >= fm.horizontalAdvance("n01440764_tench.JP")
     pano = row_of(panel, "panorama.jpg")
     assert tree.visualItemRect(pano).height() >= ICON_SIDE
     assert pano.icon(COL_NAME).isNull() or pano.icon(COL_NAME).availableSizes()[0].height() == ICON_SIDE

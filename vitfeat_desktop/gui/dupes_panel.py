@@ -65,8 +65,10 @@ KeeperRole = Qt.ItemDataRole.UserRole + 2
 SizeRole = Qt.ItemDataRole.UserRole + 3
 HeaderKindRole = Qt.ItemDataRole.UserRole + 4
 ICON_SIDE = 56
-COLUMNS = ("Photo", "Folder", "Kind", "Why", "Taken", "Size", "Pixels")
-COL_NAME, COL_FOLDER, COL_KIND, COL_WHY, COL_TAKEN, COL_SIZE, COL_PIXELS = range(len(COLUMNS))
+# Rows are as tall as a thumbnail (three lines of text), so Taken (date / time) and Size (pixels / bytes) take two
+# lines each: that leaves the width to the names, folders and reasons, which is what tells files apart.
+COLUMNS = ("Photo", "Folder", "Kind", "Why", "Taken", "Size")
+COL_NAME, COL_FOLDER, COL_KIND, COL_WHY, COL_TAKEN, COL_SIZE = range(len(COLUMNS))
 STAGE_WORDS = {
     "hashes": "Step 1 of 4: exact, same-pixel and hash-level copies",
     "calibrating": "Step 2 of 4: tuning the model to this library",
@@ -96,11 +98,11 @@ def taken_text(info: Any) -> tuple[str, str]:
         if text[4:5] == ":" and text[7:8] == ":":  # EXIF "2021:07:04 18:30:05"
             text = text[:10].replace(":", "-") + text[10:]
         text = text.replace("T", " ", 1)[:16]  # ISO "2021-07-04T18:30:05" -> "2021-07-04 18:30"
-        return text, f"taken {capture} (from the file's EXIF data)"
+        return text.replace(" ", "\n", 1), f"taken {capture} (from the file's EXIF data)"
     mtime = float(getattr(info, "mtime", 0) or 0)
     if mtime > 0:
         stamp = _dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
-        return stamp, f"no date taken in the file; last modified {stamp}"
+        return stamp.replace(" ", "\n"), f"no date taken in the file; last modified {stamp}"
     return "", "no date known"
 
 
@@ -233,9 +235,8 @@ class DuplicatesPanel(QWidget):
         widths = ((COL_NAME, ICON_SIDE + 30 + fm.horizontalAdvance("n01440764_tench.JPEG")),
                   (COL_FOLDER, fm.horizontalAdvance("Camera Roll 2024") + pad),
                   (COL_KIND, max(fmb.horizontalAdvance(w) for w in (*TIER_WORDS.values(), "Similar shots")) + pad),
-                  (COL_TAKEN, fm.horizontalAdvance("2026-12-31 23:59") + pad),
-                  (COL_SIZE, fm.horizontalAdvance("888.8 MB") + pad),
-                  (COL_PIXELS, fm.horizontalAdvance("88888 × 88888") + pad))
+                  (COL_TAKEN, fm.horizontalAdvance("2026-12-31") + pad),
+                  (COL_SIZE, fm.horizontalAdvance("88888 × 88888") + pad))
         for col, width in widths:
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
@@ -263,10 +264,14 @@ class DuplicatesPanel(QWidget):
         fixed = sum(w for col, w in self._natural.items() if col not in (COL_NAME, COL_FOLDER))
         room = width - fixed - self.MIN_WHY
         name, folder = self._natural[COL_NAME], self._natural[COL_FOLDER]
+        fm = self.tree.fontMetrics()
+        # never less than ~18 characters of a name and a short folder name: those tell the files apart
+        name_min = ICON_SIDE + 40 + fm.horizontalAdvance("n01440764_tench.JP")
+        folder_min = fm.horizontalAdvance("Pictures") + 16
         if room < name + folder:
             share = max(0, room)
-            folder = max(60, min(folder, share // 3))
-            name = max(ICON_SIDE + 60, share - folder)
+            folder = max(folder_min, min(folder, share // 3))
+            name = max(name_min, share - folder)
         else:  # a wide window: longer names and folders first, the reason keeps the rest
             extra = room - name - folder
             name += min(extra // 2, 260)
@@ -492,7 +497,7 @@ class DuplicatesPanel(QWidget):
         """A group's header row: one line across all columns ("Group 3: 2 files · Near-duplicate: the same
         picture re-saved, ..."), so the explanation is never squeezed into the Why column of a one-line row."""
         text = f"{title} · {kind}" + (f": {why}" if why else "")
-        top = QTreeWidgetItem([text, "", "", "", "", "", ""])
+        top = QTreeWidgetItem([text] + [""] * (len(COLUMNS) - 1))
         top.setData(0, HeaderKindRole, kind)
         top.setToolTip(0, text)
         self._bold(top)
@@ -547,9 +552,11 @@ class DuplicatesPanel(QWidget):
     def _file_item(self, info: Any, kind: str, why: str) -> QTreeWidgetItem:
         path = Path(info.path)
         dims = f"{info.width} × {info.height}" if info.width and info.height else ""
+        size = human_size(info.size) if info.size else ""
         taken, taken_tip = taken_text(info)
         item = QTreeWidgetItem([path.name, path.parent.name or str(path.parent), kind, why, taken,
-                                human_size(info.size) if info.size else "", dims])
+                                "\n".join(x for x in (dims, size) if x)])
+        item.setToolTip(COL_SIZE, f"{dims} pixels, {int(info.size or 0):,} bytes" if dims else f"{size}")
         for col in (COL_NAME, COL_FOLDER):
             item.setToolTip(col, str(path))  # the full path: names and folders are elided in the middle
         item.setToolTip(COL_WHY, why)
