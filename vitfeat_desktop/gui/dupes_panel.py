@@ -65,6 +65,7 @@ KeeperRole = Qt.ItemDataRole.UserRole + 2
 SizeRole = Qt.ItemDataRole.UserRole + 3
 HeaderKindRole = Qt.ItemDataRole.UserRole + 4
 ICON_SIDE = 56
+ROW_HEIGHT = ICON_SIDE + 12  # room for four lines of a wrapped reason beside the thumbnail
 # Rows are as tall as a thumbnail (three lines of text), so Taken (date / time) and Size (pixels / bytes) take two
 # lines each: that leaves the width to the names, folders and reasons, which is what tells files apart.
 COLUMNS = ("Photo", "Folder", "Kind", "Why", "Taken", "Size")
@@ -118,6 +119,7 @@ class DuplicatesPanel(QWidget):
         self._stale = True
         self._last_quick = 0.0
         self._quick_cost = 0.0  # seconds the last hash-level pass took while a scan was running
+        self._stage_floor = 0  # progress of stages before this one (index in STAGE_WORDS) is stale
         self._items_by_key: dict[str, list[QTreeWidgetItem]] = {}
         self._pending: list[tuple[str, int, Any]] = []
         self._checked_before: set[str] = set()
@@ -234,9 +236,10 @@ class DuplicatesPanel(QWidget):
         pad = 2 * self.tree.style().pixelMetric(self.tree.style().PixelMetric.PM_FocusFrameHMargin) + 16
         widths = ((COL_NAME, ICON_SIDE + 30 + fm.horizontalAdvance("n01440764_tench.JPEG")),
                   (COL_FOLDER, fm.horizontalAdvance("Camera Roll 2024") + pad),
-                  (COL_KIND, max(fmb.horizontalAdvance(w) for w in (*TIER_WORDS.values(), "Similar shots")) + pad),
+                  (COL_KIND, max(fmb.horizontalAdvance("KEEP"),
+                                 *(fm.horizontalAdvance(w) for w in (*TIER_WORDS.values(), "Similar shot"))) + pad),
                   (COL_TAKEN, fm.horizontalAdvance("2026-12-31") + pad),
-                  (COL_SIZE, fm.horizontalAdvance("88888 × 88888") + pad))
+                  (COL_SIZE, fm.horizontalAdvance("8888 × 8888") + pad))  # larger: elided, tooltip
         for col, width in widths:
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
@@ -266,7 +269,8 @@ class DuplicatesPanel(QWidget):
         name, folder = self._natural[COL_NAME], self._natural[COL_FOLDER]
         fm = self.tree.fontMetrics()
         # never less than ~18 characters of a name and a short folder name: those tell the files apart
-        name_min = ICON_SIDE + 40 + fm.horizontalAdvance("n01440764_tench.JP")
+        # the Photo cell holds the tree's indentation, the check box and the thumbnail before the name
+        name_min = ICON_SIDE + 70 + fm.horizontalAdvance("n01440764_tench.JP")
         folder_min = fm.horizontalAdvance("Pictures") + 16
         if room < name + folder:
             share = max(0, room)
@@ -301,6 +305,7 @@ class DuplicatesPanel(QWidget):
         elif self.finder is None:
             self.summary.setText("Looking for copies…")
         self._last_quick = time.monotonic()
+        self._stage_floor = 0
         self.win.runner.submit(jobs.build_duplicates_staged, self.win.library, key="dupes-build",
                                use_model=not scanning, pass_partial=True, on_partial=self._stage_ready,
                                on_progress=self._progress, on_result=self._built, on_error=self._error,
@@ -316,6 +321,9 @@ class DuplicatesPanel(QWidget):
             self.refresh()
 
     def _progress(self, rep: Any) -> None:
+        phase = str(getattr(rep, "phase", "") or "")
+        if phase in STAGE_WORDS and list(STAGE_WORDS).index(phase) < self._stage_floor:
+            return  # a late report of a stage whose answer is already shown
         self._show_stage_progress(str(getattr(rep, "phase", "") or ""), int(getattr(rep, "done", 0) or 0),
                                   getattr(rep, "total", None), str(getattr(rep, "message", "") or ""))
 
@@ -343,6 +351,7 @@ class DuplicatesPanel(QWidget):
         if not stage.final and stage.name in STAGE_WORDS:
             names = list(STAGE_WORDS)
             following = names[min(len(names) - 1, names.index(stage.name) + 1)]
+            self._stage_floor = names.index(following)
             if self.win.runner.is_running("scan"):
                 self.stage_label.setText("Exact and hash-level copies so far; the model's groups follow when "
                                          "indexing ends.")
@@ -566,7 +575,7 @@ class DuplicatesPanel(QWidget):
         item.setTextAlignment(COL_SIZE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         item.setData(0, PathRole, str(path))
         item.setData(0, SizeRole, int(info.size or 0))
-        item.setSizeHint(0, QSize(ICON_SIDE + 8, ICON_SIDE + 6))
+        item.setSizeHint(0, QSize(ICON_SIDE + 8, ROW_HEIGHT))
         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)  # only copies become checkable
         key = cache_key(path, info.content_hash)
         pm = self.loader.pixmap(key, path)
