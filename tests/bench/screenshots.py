@@ -84,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     parser.add_argument("--photos", type=int, default=300)
+    parser.add_argument("--only", choices=("all", "compare"), default="all",
+                        help="compare: only the Compare shots (no indexing; a minute instead of ten)")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         return relaunch_under_xvfb()
@@ -148,6 +150,45 @@ def main() -> int:
         window.resize(1280, 800)  # type: ignore[attr-defined]
         pump(0.3)
 
+    def compare_shots(window: object) -> None:
+        """An original, its half-size re-save, a crop and a turned copy, lined up on the original."""
+        turned = sorted((folder / "edits").glob("*_turned.jpg"))[0]
+        stem = turned.stem[: -len("_turned")]
+        originals = list(folder.glob(f"{stem}.*"))
+        panes = [originals[0], folder / "edits" / f"{stem}_small.jpg", folder / "edits" / f"{stem}_crop.jpg",
+                 turned]
+        window.compare(panes)  # type: ignore[attr-defined]
+        cmp = window.compare_panel  # type: ignore[attr-defined]
+        wait(lambda: all(img is not None for img in cmp.images) and all(a is not None for a in cmp.alignments[1:]),
+             120, "compare panes and alignments")
+        shots(window, "05-compare")
+        for w, h, suffix in sizes:  # zoomed in on the middle: the same detail at the same size in every pane
+            window.resize(w, h)  # type: ignore[attr-defined]
+            pump(0.6)
+            cmp.fit_all()
+            view = cmp.views[0]
+            view.set_scale(view.scale_factor() * 3)
+            cmp._follow(view)
+            pump(0.5)
+            shot(window, f"05-compare-zoomed{suffix}.png")
+        cmp.mode.setCurrentIndex(cmp.mode.findData("difference"))
+        window.resize(1280, 800)  # type: ignore[attr-defined]
+        pump(0.5)
+        cmp.fit_all()
+        pump(0.3)
+        shot(window, "05-compare-difference.png")
+        cmp.mode.setCurrentIndex(0)
+
+    if args.only == "compare":
+        window = build_window(folder=None, model=str(MODEL))
+        window.resize(1280, 800)
+        window.show()
+        wait(lambda: window.extractor is not None, 120, "the model")
+        compare_shots(window)
+        window.close()
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
+
     # first run: no model in the cache -> the download/import panel
     first = build_window(folder=None, model=None)
     first.resize(1280, 800)
@@ -206,32 +247,7 @@ def main() -> int:
     shot(window, "04-similar-shots.png")
     panel.mode.setCurrentIndex(0)
 
-    # compare: an original beside its half-size re-save, a crop and a turned copy, lined up on the original
-    turned = sorted((folder / "edits").glob("*_turned.jpg"))[0]
-    stem = turned.stem[: -len("_turned")]
-    originals = list(folder.glob(f"{stem}.*"))
-    panes = [originals[0], folder / "edits" / f"{stem}_small.jpg", folder / "edits" / f"{stem}_crop.jpg", turned]
-    window.compare(panes)
-    cmp = window.compare_panel
-    wait(lambda: all(img is not None for img in cmp.images) and all(a is not None for a in cmp.alignments[1:]),
-         120, "compare panes and alignments")
-    shots(window, "05-compare")
-    for w, h, suffix in sizes:  # zoomed in on the middle: the same detail at the same size in every pane
-        window.resize(w, h)
-        pump(0.6)
-        cmp.fit_all()
-        view = cmp.views[0]
-        view.set_scale(view.scale_factor() * 3)
-        cmp._follow(view)
-        pump(0.5)
-        shot(window, f"05-compare-zoomed{suffix}.png")
-    cmp.mode.setCurrentIndex(cmp.mode.findData("difference"))
-    window.resize(1280, 800)
-    pump(0.5)
-    cmp.fit_all()
-    pump(0.3)
-    shot(window, "05-compare-difference.png")
-    cmp.mode.setCurrentIndex(0)
+    compare_shots(window)
 
     # model manager
     window.show_model_manager()

@@ -406,8 +406,9 @@ class ComparePanel(QWidget):
             view.extra.setTransform(QTransform.fromScale(1.0 / factor, 1.0 / factor))
             view.extra.setVisible(True)
             view.item.setVisible(False)
-            self.captions[1].setText(f"Difference from {self.paths[0].name}:\nred where the pixels differ once "
-                                     "lined up (×4), blue where this photo does not cover the first")
+            self.captions[1].setText("Difference from the first photo\nred: pixels that differ once lined up (×4)"
+                                     "\nblue: not covered by this photo")
+            self.captions[1].setToolTip(f"{self.paths[1].name} against {self.paths[0].name}")
         elif mode == "flicker":
             view = self.views[0]
             view.extra.setPixmap(QPixmap.fromImage(self.images[1]))
@@ -422,6 +423,16 @@ class ComparePanel(QWidget):
         showing_second = view.extra.isVisible()
         view.extra.setVisible(not showing_second)
         view.item.setVisible(showing_second)
+
+    def resizeEvent(self, event: Any) -> None:
+        """A bigger window fits the photos to the bigger panes, unless the user has zoomed."""
+        super().resizeEvent(event)
+        if not self._user_zoomed:
+            QTimer.singleShot(0, self._refit)
+
+    def _refit(self) -> None:
+        if not self._user_zoomed:
+            self.fit_all()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_images(event):
