@@ -6,7 +6,12 @@ transformers reads the same here, but runs on ONNX Runtime without PyTorch.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# ONNX Runtime (1.32+) writes a device id and an event database under ~/.cache/Microsoft/DeveloperTools/ when
+# it is first imported, unless this is set before that import; the app promises to keep everything local.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 

@@ -56,6 +56,16 @@ def settings_path() -> Path:
     return data_dir() / "settings.json"
 
 
+def window_state_path() -> Path:
+    """Window geometry and dock layout (Qt's QSettings, INI format), kept beside settings.json.
+
+    Qt's default QSettings location is ``~/.config/<org>/<app>.conf`` (or the registry), outside ``VITFEAT_HOME``;
+    the GUI opens this file explicitly instead, so tests, self-tests and portable installs never touch the user's
+    real configuration.
+    """
+    return data_dir() / "window.ini"
+
+
 def offline() -> bool:
     """True when the user asked us never to touch the network (the hub's and transformers' variables too)."""
     truthy = {"1", "true", "yes", "on"}

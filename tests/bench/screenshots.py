@@ -2,10 +2,13 @@
 
 Runs the real main window under Xvfb (it re-launches itself with ``xvfb-run`` when no display is set) with the
 real DINOv2 model from ``../shared/models`` on a *copy* of ``../shared/data/photos`` (plus an exact copy, a resized
-re-save and a crop of a few photos, so the Duplicates view has something to show, and one broken file for the
-"skipped" link), and saves PNGs into ``docs/screenshots/`` at 1280x800 and one at 1920x1080.
+re-save, a crop and a turned copy of a few photos, so the Duplicates and Compare views have something to show,
+and one broken file for the "skipped" link), and saves PNGs into ``docs/screenshots/`` at 1280x800, the
+duplicates, compare and first-seconds views also at 1920x1080. With an X display (``DISPLAY``, e.g. an
+``Xvfb :42 -screen 0 1920x1080x24``) each shot is the real X window read back with ImageMagick's
+``import -window ID``; without ``import``, Qt's own ``grab()``.
 
-    .venv/bin/python tests/bench/screenshots.py [--out docs/screenshots] [--photos N]
+    DISPLAY=:42 QT_QPA_PLATFORM=xcb .venv/bin/python tests/bench/screenshots.py [--out docs/screenshots] [--photos N]
 
 Debian packages it needs: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0
 libxkbcommon-x11-0 libxcb-xinerama0 libxcb-shape0 libegl1 libgl1 fonts-dejavu-core.
@@ -57,6 +60,7 @@ def prepare_photos(target: Path, limit: int) -> Path:
                 w, h = rgb.size
                 rgb.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(edits / f"{src.stem}_crop.jpg",
                                                                              quality=90)
+                rgb.transpose(Image.Transpose.ROTATE_90).save(edits / f"{src.stem}_turned.jpg", quality=90)
     # bursts: two shots of one scene, the camera still, the subject moved and turned a little, the light
     # changed (similar shots, not duplicates)
     from PIL import ImageEnhance
@@ -80,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     parser.add_argument("--photos", type=int, default=300)
+    parser.add_argument("--only", choices=("all", "compare"), default="all",
+                        help="compare: only the Compare shots (no indexing; a minute instead of ten)")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         return relaunch_under_xvfb()
@@ -121,9 +127,67 @@ def main() -> int:
         pump(0.3)
 
     def shot(widget: object, name: str) -> None:
+        """The real X window as the X server has it (ImageMagick's import), else Qt's rendering of it."""
         path = out / name
-        widget.grab().save(str(path))  # type: ignore[attr-defined]
+        app.processEvents()
+        if os.environ.get("DISPLAY") and shutil.which("import") and app.platformName() == "xcb":
+            time.sleep(0.2)
+            subprocess.run(["import", "-window", str(int(widget.winId())), str(path)],  # type: ignore[attr-defined]
+                           check=True, timeout=60)
+        else:
+            widget.grab().save(str(path))  # type: ignore[attr-defined]
         print(f"saved {path}")
+
+    sizes = ((1280, 800, ""), (1920, 1080, "-1920x1080"))
+
+    def shots(window: object, name: str) -> None:
+        """The window at 1280x800 and at 1920x1080 (name.png and name-1920x1080.png)."""
+        for w, h, suffix in sizes:
+            window.resize(w, h)  # type: ignore[attr-defined]
+            pump(0.6)
+            settle_thumbs(window)
+            shot(window, f"{name}{suffix}.png")
+        window.resize(1280, 800)  # type: ignore[attr-defined]
+        pump(0.3)
+
+    def compare_shots(window: object) -> None:
+        """An original, its half-size re-save, a crop and a turned copy, lined up on the original."""
+        turned = sorted((folder / "edits").glob("*_turned.jpg"))[0]
+        stem = turned.stem[: -len("_turned")]
+        originals = list(folder.glob(f"{stem}.*"))
+        panes = [originals[0], folder / "edits" / f"{stem}_small.jpg", folder / "edits" / f"{stem}_crop.jpg",
+                 turned]
+        window.compare(panes)  # type: ignore[attr-defined]
+        cmp = window.compare_panel  # type: ignore[attr-defined]
+        wait(lambda: all(img is not None for img in cmp.images) and all(a is not None for a in cmp.alignments[1:]),
+             120, "compare panes and alignments")
+        shots(window, "05-compare")
+        for w, h, suffix in sizes:  # zoomed in on the middle: the same detail at the same size in every pane
+            window.resize(w, h)  # type: ignore[attr-defined]
+            pump(0.6)
+            cmp.fit_all()
+            view = cmp.views[0]
+            view.set_scale(view.scale_factor() * 3)
+            cmp._follow(view)
+            pump(0.5)
+            shot(window, f"05-compare-zoomed{suffix}.png")
+        cmp.mode.setCurrentIndex(cmp.mode.findData("difference"))
+        window.resize(1280, 800)  # type: ignore[attr-defined]
+        pump(0.5)
+        cmp.fit_all()
+        pump(0.3)
+        shot(window, "05-compare-difference.png")
+        cmp.mode.setCurrentIndex(0)
+
+    if args.only == "compare":
+        window = build_window(folder=None, model=str(MODEL))
+        window.resize(1280, 800)
+        window.show()
+        wait(lambda: window.extractor is not None, 120, "the model")
+        compare_shots(window)
+        window.close()
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     # first run: no model in the cache -> the download/import panel
     first = build_window(folder=None, model=None)
@@ -164,26 +228,26 @@ def main() -> int:
     settle_thumbs(window)
     shot(window, "02-similar.png")
 
-    # duplicates and similar shots
+    # duplicates: the first seconds (hash-level groups while the model's stages run), then the final groups
+    t_dupes = time.monotonic()
     window.show_duplicates()
     panel = window.dupes_panel
-    wait(lambda: panel.finder is not None and panel.tree.topLevelItemCount() > 0, 300, "duplicate groups")
+    wait(lambda: panel.stage is not None and panel.tree.topLevelItemCount() > 0, 120, "the first duplicate groups")
+    print(f"first duplicate groups after {time.monotonic() - t_dupes:.1f} s (stage {panel.stage})")
+    if panel.stage != "verified":
+        shots(window, "10-duplicates-first-seconds")
+    wait(lambda: panel.stage == "verified" and not window.runner.is_running("dupes-build")
+         and not window.runner.is_running("dupes-regroup"), 900, "the verified duplicate groups")
+    print(f"verified duplicate groups after {time.monotonic() - t_dupes:.1f} s")
     panel.auto_select()
-    settle_thumbs(window)
-    pump(0.5)
-    shot(window, "03-duplicates.png")
+    shots(window, "03-duplicates")
     panel.mode.setCurrentIndex(1)
     settle_thumbs(window)
     pump(0.5)
     shot(window, "04-similar-shots.png")
     panel.mode.setCurrentIndex(0)
 
-    # compare the first duplicate group
-    group = panel.groups[0]
-    window.compare([Path(p) for p in group.files[:3]])
-    wait(lambda: all(not v.item.pixmap().isNull() for v in window.compare_panel.views), 60, "compare panes")
-    pump(0.5)
-    shot(window, "05-compare.png")
+    compare_shots(window)
 
     # model manager
     window.show_model_manager()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_scan
+from conftest import answer_next_dialog, wait_scan
 from PySide6.QtCore import Qt
 
 pytestmark = pytest.mark.gui
@@ -17,13 +17,15 @@ pytestmark = pytest.mark.gui
 def open_dupes(qtbot: Any, window: Any) -> Any:
     panel = window.dupes_panel
     wait_scan(qtbot, window)
-    window.show_duplicates()
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.finder is not None and panel.tree.topLevelItemCount() > 0, timeout=30_000)
     return panel
 
 
 def test_groups_trash_and_undo(qtbot: Any, make_window: Any, photo_folder: Path, trash_home: Path,
-                               tmp_path: Path) -> None:
+                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vitfeat_desktop.gui import dupes_panel
+
     window = make_window(photo_folder)
     panel = open_dupes(qtbot, window)
     files = sorted(photo_folder.iterdir())
@@ -38,28 +40,31 @@ def test_groups_trash_and_undo(qtbot: Any, make_window: Any, photo_folder: Path,
     # the tree shows the keeper in bold with "KEEP", the copy with its tier and reason, only copies checkable
     rows = {panel.tree.topLevelItem(0).child(j).text(0): panel.tree.topLevelItem(0).child(j)
             for j in range(panel.tree.topLevelItem(0).childCount())}
-    kinds = {name: item.text(1) for name, item in rows.items()}
+    kinds = {name: item.text(2) for name, item in rows.items()}
     assert "KEEP" in kinds.values()
-    keeper_item = next(it for it in rows.values() if it.text(1) == "KEEP")
+    keeper_item = next(it for it in rows.values() if it.text(2) == "KEEP")
     assert not keeper_item.flags() & Qt.ItemFlag.ItemIsUserCheckable
     # similar shots never appear among duplicates
     dup_files = {p for g in panel.groups for p in g.files}
     assert not dup_files & {f.path for shots in panel.similar for f in shots}
 
-    # export before acting
-    csv_path = panel.export(str(tmp_path / "groups.csv"))
-    json_path = panel.export(str(tmp_path / "groups.json"))
-    assert csv_path is not None and json_path is not None
+    # export before acting: the Export… button, answered by the (patched) save dialog
+    csv_path, json_path = tmp_path / "groups.csv", tmp_path / "groups.json"
+    for target in (csv_path, json_path):
+        monkeypatch.setattr(dupes_panel.QFileDialog, "getSaveFileName", lambda *a, t=target, **k: (str(t), ""))
+        qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+        assert target.is_file()
     rows_csv = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert any(r["path"] == str(copy) and r["tier"] == "exact" for r in rows_csv)
     assert json.loads(json_path.read_text())["groups"][0]["keeper"]
 
     # auto-select checks copies only; trash them; the keeper stays
-    panel.auto_select()
+    qtbot.mouseClick(panel.auto_button, Qt.MouseButton.LeftButton)
     checked = set(panel.checked_paths())
     assert str(copy) in checked and all(g.keeper.path not in checked for g in panel.groups)
+    answer_next_dialog(qtbot, "Move to the Trash")
     with qtbot.waitSignal(window.action_done, timeout=30_000) as done:
-        panel.act("trash")
+        qtbot.mouseClick(panel.trash_button, Qt.MouseButton.LeftButton)
     result = done.args[0]
     assert {Path(s).name for s, _ in result.done} == {Path(p).name for p in checked}
     assert not copy.exists() and files[0].exists()
@@ -69,7 +74,7 @@ def test_groups_trash_and_undo(qtbot: Any, make_window: Any, photo_folder: Path,
 
     # undo puts every file back, byte-identical
     with qtbot.waitSignal(window.action_done, timeout=30_000) as undone:
-        window.undo()
+        qtbot.mouseClick(window.toolbar.widgetForAction(window.act_undo), Qt.MouseButton.LeftButton)
     assert set(undone.args[0].restored) == checked
     assert copy.exists() and copy.read_bytes() == files[0].read_bytes()
     qtbot.waitUntil(lambda: not window.runner.is_running("scan"), timeout=30_000)
@@ -93,8 +98,6 @@ def test_sensitivity_regroups_live_and_not_a_duplicate(qtbot: Any, make_window: 
     copy = str(photo_folder / f"zz_copy_of_{files[0].name}")
     item = next(it for it in panel._members() if it.data(0, Qt.ItemDataRole.UserRole + 1) == copy)
     panel.tree.setCurrentItem(item)
-    before = panel.finder
-    panel.mark_not_duplicate()
-    qtbot.waitUntil(lambda: panel.finder is not before, timeout=30_000)
+    qtbot.mouseClick(panel.not_dup_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.runner.is_running("dupes-regroup"), timeout=10_000)
     assert all(not (copy in g.files and str(files[0]) in g.files) for g in panel.groups)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_scan
+from conftest import answer_next_dialog, wait_scan
 from PySide6.QtCore import QItemSelectionModel, Qt, QUrl
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
@@ -74,14 +74,19 @@ def test_delete_trashes_and_undo_restores(qtbot: Any, make_window: Any, photo_fo
     press(qtbot, window.grid, Qt.Key.Key_Right)
     victim = window.library_model.item(1).path
     data = victim.read_bytes()
+    asked: list[str] = []
+    answer_next_dialog(qtbot, "Move to the Trash", seen=asked)
     with qtbot.waitSignal(window.action_done, timeout=30_000) as done:
         press(qtbot, window.grid, Qt.Key.Key_Delete)
+    assert "Move 1 photo (" in asked[0] and "kB) to the trash?" in asked[0]
     assert [Path(s) for s, _ in done.args[0].done] == [victim]
     assert not victim.exists()
     assert any(p.name == victim.name for p in (trash_home / "files").iterdir())  # in the trash, not deleted
     assert victim not in {it.path for it in window.library_model.items()}
     assert "Undo" in window.undo_label.text()
     qtbot.waitUntil(lambda: not window.runner.is_running("scan"), timeout=30_000)
+    window.activateWindow()  # the confirmation dialog had the focus; the window gets it back when it closes
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     with qtbot.waitSignal(window.action_done, timeout=30_000):
         press(qtbot, window.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert victim.read_bytes() == data
@@ -153,6 +158,7 @@ def test_context_menu_actions(qtbot: Any, make_window: Any, photo_folder: Path, 
     window.tabs.setCurrentIndex(0)
     actions = menu_for(qtbot, window, 2)
     assert window.selected_paths() == [target]
+    answer_next_dialog(qtbot, "Move to the Trash")
     with qtbot.waitSignal(window.action_done, timeout=30_000):
         actions["Move to Trash"].trigger()
     assert not target.exists() and any(p.name == target.name for p in (trash_home / "files").iterdir())

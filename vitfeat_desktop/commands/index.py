@@ -161,8 +161,24 @@ def run_similar(args: argparse.Namespace) -> int:
         raise VitfeatError(f"no indexed folder contains {image}; say which one to search with --in FOLDER")
     if not (library_dir(folder) / "catalog.sqlite").exists():
         raise VitfeatError(f"{folder} is not indexed yet; run: vitfeat index {folder}")
-    with Library.open(folder, model=args.model, quantized=not args.fp32) as library:
-        results = library.similar(image, k=args.k)
+    model, quantized = args.model, not args.fp32
+    with Library.open(folder, model=model, quantized=quantized) as library:
+        models = indexed_models(library)
+        mine = next((m for m in models if m["model_key"] == library.model_key), None)
+        if mine is None and args.model is None and len(models) == 1:
+            model, quantized = models[0]["model_id"], models[0]["variant"] != "fp32"
+        elif mine is None:
+            raise VitfeatError(_no_vectors_message(folder, args.model, library, models))
+        else:
+            results = library.similar(image, k=args.k)
+    if mine is None:  # the one model the library was indexed with (not the configured default)
+        print(f"vitfeat: {folder} was indexed with {model} ({'int8' if quantized else 'fp32'}); using it",
+              file=sys.stderr)
+        with Library.open(folder, model=model, quantized=quantized) as library:
+            if not any(m["model_key"] == library.model_key for m in indexed_models(library)):
+                raise VitfeatError(f"{folder} was indexed with {model}, whose weights have changed since; "
+                                   f"re-index it: vitfeat index {folder} --model {model}")
+            results = library.similar(image, k=args.k)
     if args.json:
         out = {"query": _display(str(image)),
                "results": [{"path": _display(r.path), "score": round(r.score, 6)} for r in results]}
@@ -172,3 +188,26 @@ def run_similar(args: argparse.Namespace) -> int:
     for r in results:
         print(f"{r.score:.4f}  {_display(r.path)}")
     return 0
+
+
+def indexed_models(library: Any) -> list[dict[str, Any]]:
+    """The models this library has vectors for, with how many files each embedded (most first)."""
+    out = []
+    for m in library.catalog.models():
+        count = len(library.catalog.has_vector_hashes(m["model_key"]))
+        if count:
+            out.append({**m, "count": count})
+    return sorted(out, key=lambda m: -m["count"])
+
+
+def _no_vectors_message(folder: Path, asked: str | None, library: Any, models: list[dict[str, Any]]) -> str:
+    """Why `similar` cannot search: no images for this model; which models the library does have."""
+    from vitfeat_desktop.core.library import default_model
+
+    wanted = asked if asked is not None else f"{default_model()} (the configured model)"
+    if not models:
+        return f"{folder} has no images indexed with any model yet; run: vitfeat index {folder}"
+    have = "; ".join(f"{m['model_id']} ({m['variant']}, {m['count']} images)" for m in models)
+    return (f"{folder} has no images indexed with {wanted}; it was indexed with: {have}. Choose one with "
+            f"--model ID|PATH (and --fp32 for an fp32 index), or index it with this model: vitfeat index {folder}"
+            + (f" --model {asked}" if asked is not None else ""))

@@ -255,6 +255,10 @@ class NotDuplicateMarks:
     def __len__(self) -> int:
         return len(self._pairs)
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """The stored pairs of keys (content hashes, or ``path:...``), sorted: what the GUI lists for unmarking."""
+        return sorted(self._pairs)
+
     def _save(self) -> None:
         self.version += 1
         config.write_json_atomic(self.path, {"pairs": sorted(list(p) for p in self._pairs)})

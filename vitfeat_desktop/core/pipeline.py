@@ -125,6 +125,7 @@ class FeatureExtractor:
         options.log_severity_level = 3
         providers = select_providers(self._requested_providers)
         try:
+            ort.disable_telemetry_events()  # no usage events from the session (the app stays local)
             session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
         except Exception as exc:
             raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc

@@ -114,7 +114,12 @@ class GridItem:
         if self.mtime:
             lines.append(_dt.datetime.fromtimestamp(self.date_value()).strftime("%Y-%m-%d %H:%M"))
         if self.score is not None:
-            lines.append(f"similarity {self.score:.3f}")
+            lines.append(f"similarity {self.score:.3f}" + (f": {self.extra['meaning']}" if self.extra.get("meaning")
+                                                           else ""))
+        if self.extra.get("copy"):
+            lines.append(str(self.extra["copy"]))
+        elif self.score is not None:
+            lines.append("not a copy of the query by the duplicate check")
         if self.caption:
             lines.append(self.caption)
         return "\n".join(lines)
@@ -317,7 +322,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
                          fm.elidedText(item.name, Qt.TextElideMode.ElideMiddle, text_rect.width()))
         second = None
         if item.score is not None:
-            second = f"{item.score:.3f}"
+            second = f"{item.score:.3f}" + (f" · {item.caption}" if item.caption else "")
         elif item.caption:
             second = item.caption
         if second:
@@ -391,8 +396,8 @@ class ImageGrid(QListView):
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+    """Decimal units, exactly as the CLI prints them (a model is "113.0 MB" in both, as on the hub's page)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"

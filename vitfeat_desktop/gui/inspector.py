@@ -180,7 +180,7 @@ class InspectorPanel(QWidget):
         self.save_button = QPushButton("Save features (.npy)…")
         self.save_button.setToolTip("Save the full last_hidden_state array as a NumPy file")
         self.copy_button.clicked.connect(self.copy_json)
-        self.save_button.clicked.connect(self.save_npy)
+        self.save_button.clicked.connect(lambda _checked=False: self.save_npy())  # not the checked flag
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +126,47 @@ def grid_items(lib: Any) -> list[Any]:
 class SimilarAnswer:
     results: list[Any]
     vector: np.ndarray  # the query's normalised pooled vector (the inspector's heatmap compares patches to it)
+    copies: dict[str, tuple[str, str]] = field(default_factory=dict)  # result path -> (tier, reason)
+    scale: np.ndarray | None = None  # the library's nearest-neighbour similarities, sorted (review.score_rank)
+    basis: str = ""  # what decided ``copies``: "verified" (the duplicates view's finder) or "hashes" (quick)
 
 
-def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, progress: Any = None,
+def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any = None, sensitivity: float = 0.5,
+                 scale: np.ndarray | None = None, progress: Any = None,
                  cancel: Callable[[], bool] | None = None) -> SimilarAnswer:
-    """The ``k`` most similar photos to a file (indexed or not) or a vector, and the query's vector."""
+    """The ``k`` most similar photos to a file (indexed or not) or a vector, and the query's vector; which
+    results are copies of the query by the duplicate check (``finder``, else a quick hash-level one), and the
+    library's score scale (``scale`` when the caller has it already)."""
     if isinstance(query, Path) and not query.is_file():
         raise VitfeatError(f"{query} is not a file")
     vector, self_id = lib.query_vector(query)
     if cancel is not None and cancel():
         raise Cancelled()
     results = [r for r in lib.similar(vector, k=k + 1) if self_id is None or r.file_id != self_id][:k]
-    return SimilarAnswer(results, np.asarray(vector, dtype=np.float32))
+    copies: dict[str, tuple[str, str]] = {}
+    basis = ""
+    if isinstance(query, Path) and self_id is not None and has_core("review"):
+        review = core_module("review")
+        basis = "verified" if finder is not None and getattr(finder, "has_vectors", False) else "hashes"
+        if finder is None:
+            finder = core_module("dupes").finder_for_library(lib, use_model=False, cancel=cancel)
+        copies = review.copies_of(finder, str(query), [str(r.path) for r in results], sensitivity)
+        if scale is None:
+            scale = review.neighbour_scale(lib)
+    return SimilarAnswer(results, np.asarray(vector, dtype=np.float32), copies, scale, basis)
+
+
+def preview_image(path: Path, side: int = 216) -> Any:
+    """A small upright preview of any file the index reads (HEIC, AVIF, RAW, EXIF-rotated JPEG), decoded by the
+    core's one decoder, as a QImage (worker thread; QImage, unlike QPixmap, may be made off the GUI thread)."""
+    from PySide6.QtGui import QImage
+
+    from vitfeat_desktop.core.images import open_image
+
+    pil = open_image(path, min_side=side)
+    pil.thumbnail((side, side))
+    data = pil.convert("RGB").tobytes("raw", "RGB")
+    return QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888).copy()
 
 
 def apply_file_action(action: str, paths: list[str], *, folder: str | None = None,
@@ -223,6 +252,19 @@ def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], boo
         raise Cancelled()
     return dupes.DuplicateFinder.build(files, vectors=vectors, knn=knn, references=references, marks=marks,
                                        progress=progress, cancel=cancel)
+
+
+def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callable[[Any], None] | None = None,
+                            progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
+    """The duplicates search in stages (``core/review.py``): each stage's finder goes to ``partial`` as soon as it
+    exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
+    dupes = core_module("dupes")
+    actions = core_module("actions")
+    review = core_module("review")
+    references = [str(p) for p in actions.reference_folders()]
+    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
+    return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
+                                      partial=partial, progress=progress, cancel=cancel)
 
 
 def regroup(finder: Any, sensitivity: float, *, progress: Any = None,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QItemSelectionModel, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
@@ -29,6 +30,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDockWidget,
@@ -54,11 +56,12 @@ from PySide6.QtWidgets import (
 from vitfeat_desktop import config
 from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.gui import jobs
-from vitfeat_desktop.gui.compare import ComparePanel, load_full
-from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel
+from vitfeat_desktop.gui.compare import ComparePanel, compare_alignment, load_full
+from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel, human_size
 from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
+from vitfeat_desktop.gui.text import for_window, plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader
 
 SETTINGS_LIBRARIES = "gui_libraries"
@@ -67,6 +70,7 @@ SETTINGS_ZOOM = "gui_thumb_size"
 SETTINGS_MODEL = "model"
 SETTINGS_FP32 = "model_fp32"
 SETTINGS_REFERENCES = "reference_folders"
+SETTINGS_CONFIRM_TRASH = "confirm_trash"
 
 
 def format_eta(seconds: float | None) -> str:
@@ -78,6 +82,16 @@ def format_eta(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s left"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+def moved_and_removed(before: list[GridItem], after: list[GridItem], removed: int) -> tuple[int, int]:
+    """Split the scan's "removed" count: a file whose path went away while its content (hash) is still in the
+    library under another path was moved or renamed, not removed."""
+    after_paths = {it.path for it in after}
+    after_hashes = {it.content_hash for it in after if it.content_hash}
+    gone = [it for it in before if it.path not in after_paths]
+    moved = sum(1 for it in gone if it.content_hash and it.content_hash in after_hashes)
+    return moved, max(0, max(removed, len(gone)) - moved)
 
 
 class SimilarPanel(QWidget):
@@ -105,12 +119,22 @@ class SimilarPanel(QWidget):
         self.query_path: Path | None = None
 
     def set_query(self, path: Path, image: Any = None) -> None:
+        """Show the query; its preview (``image``, decoded on a worker by the core's decoder, so HEIC, AVIF, RAW
+        and EXIF-rotated JPEGs look as they do everywhere else) may come later through :meth:`set_preview`."""
         self.query_path = path
-        pm = QPixmap(str(path)) if image is None else QPixmap.fromImage(image)
+        self.query_label.clear()
+        self.query_label.setText("…")
+        if image is not None:
+            self.set_preview(path, image)
+        self.query_caption.setText(f"{path.name}\nsearching…")
+
+    def set_preview(self, path: Path, image: Any) -> None:
+        if path != self.query_path:
+            return  # a newer query's preview is on its way
+        pm = QPixmap.fromImage(image)
         if not pm.isNull():
             pm = pm.scaled(216, 216, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.query_label.setPixmap(pm)
-        self.query_caption.setText(f"{path.name}\nsearching…")
 
 
 class MainWindow(QMainWindow):
@@ -150,6 +174,8 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._query_vector: Any = None
         self._fallback: tuple[Any, Any] | None = None
+        self._moved_sizes: dict[str, int] = {}  # sizes of the files an action is moving (for its summary)
+        self._score_scale: tuple[Any, np.ndarray] | None = None  # (library, its nearest-neighbour scale)
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(2000)
         self._live_timer.timeout.connect(self._live_refresh)
@@ -217,6 +243,8 @@ class MainWindow(QMainWindow):
 
         self.compare_panel = ComparePanel()
         self.compare_panel.load_requested.connect(self._load_compare_image)
+        self.compare_panel.align_requested.connect(self._align_compare_pane)
+        self.compare_panel.files_dropped.connect(self._compare_dropped)
         self.tabs.addTab(self.compare_panel, "Compare")
         self.tabs.currentChanged.connect(lambda _i: self._update_actions())
         self.setCentralWidget(self.tabs)
@@ -234,7 +262,7 @@ class MainWindow(QMainWindow):
         v.addWidget(self.library_list, 2)
         row = QHBoxLayout()
         add = QPushButton("Add folder…")
-        add.clicked.connect(self.choose_folder)
+        add.clicked.connect(lambda _checked=False: self.choose_folder())
         remove = QPushButton("Forget")
         remove.setToolTip("Remove the folder from this list (the photos are not touched)")
         remove.clicked.connect(self._forget_library)
@@ -250,7 +278,7 @@ class MainWindow(QMainWindow):
         v.addWidget(self.reference_list, 1)
         row2 = QHBoxLayout()
         add_ref = QPushButton("Add…")
-        add_ref.clicked.connect(self.add_reference_folder)
+        add_ref.clicked.connect(lambda _checked=False: self.add_reference_folder())  # not the checked flag
         rm_ref = QPushButton("Remove")
         rm_ref.clicked.connect(self._remove_reference_folder)
         row2.addWidget(add_ref)
@@ -403,8 +431,13 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.cancel_button)
         sb.addPermanentWidget(self.model_label)
 
+    @staticmethod
+    def window_settings() -> QSettings:
+        """Geometry and dock state, in an INI file under the data folder (never Qt's ~/.config default)."""
+        return QSettings(str(config.window_state_path()), QSettings.Format.IniFormat)
+
     def _restore_geometry(self) -> None:
-        qs = QSettings()
+        qs = self.window_settings()
         geom = qs.value("window/geometry")
         state = qs.value("window/state")
         if isinstance(geom, QByteArray) and not geom.isEmpty():
@@ -439,6 +472,8 @@ class MainWindow(QMainWindow):
             with contextlib.suppress(Exception):
                 old.close()
         self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
+        if self.status_label.text().startswith("A model is needed"):
+            self.status_label.setText("Ready")
         self.model_label.setToolTip(json.dumps(extractor.describe(), indent=1))
         self.setup_panel.set_missing(None)
         emit(self.model_ready, extractor)
@@ -617,6 +652,7 @@ class MainWindow(QMainWindow):
         if not self.runner.is_running("scan") or self.library is None:
             self._live_timer.stop()
             return
+        self.dupes_panel.scan_tick()
         if self.runner.is_running("live"):
             return
         lib = self.library
@@ -672,14 +708,16 @@ class MainWindow(QMainWindow):
         self._scan_finished_ui()
         self._close_fallback()  # the new model's index is complete
         self.last_report = outcome.report
+        before = self.library_model.items()
         self._fill_library(outcome.files, outcome.skipped)
         r = outcome.report
         secs = float(getattr(r, "seconds", 0) or 0)
         indexed = int(getattr(r, "indexed", 0) or 0)
+        moved, removed = moved_and_removed(before, self.library_model.items(), int(getattr(r, "removed", 0) or 0))
         rate = f" ({indexed / secs:.1f} images/s)" if indexed and secs > 0 else ""
         self.status_label.setText(
-            f"{self.library_model.rowCount():,} photos · {indexed:,} indexed{rate}, "
-            f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {int(getattr(r, 'removed', 0) or 0):,} removed "
+            f"{plural(self.library_model.rowCount(), 'photo')} · {indexed:,} indexed{rate}, "
+            f"{int(getattr(r, 'unchanged', 0) or 0):,} unchanged, {moved:,} moved or renamed, {removed:,} removed "
             f"in {secs:.1f} s")
         self.dupes_panel.library_changed()
         emit(self.scan_finished, r)
@@ -724,7 +762,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(dialog)
         text = QTextBrowser()
         if self.skipped:
-            rows = "".join(f"<tr><td>{_html(p)}</td><td>{_html(r)}</td></tr>" for p, r in self.skipped)
+            rows = "".join(f"<tr><td>{_html(p)}</td><td>{_html(for_window(r))}</td></tr>" for p, r in self.skipped)
             text.setHtml(f"<table cellpadding=3><tr><th align=left>File</th><th align=left>Why</th></tr>{rows}"
                          "</table>")
         else:
@@ -880,7 +918,8 @@ class MainWindow(QMainWindow):
             a.setEnabled(has_sel)
         self.act_similar.setEnabled(has_sel and has_lib)
         self.act_query_file.setEnabled(has_lib)
-        self.act_compare.setEnabled(has_sel)
+        in_dupes = self.tabs.currentWidget() is self.dupes_panel
+        self.act_compare.setEnabled(bool(self.dupes_panel.compare_paths()) if in_dupes else has_sel)
         self.act_rescan.setEnabled(has_lib and not scanning)
         self.act_dupes.setEnabled(has_lib)
         self.act_undo.setEnabled(True)
@@ -921,27 +960,63 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Open a folder first: similar photos are looked up in an indexed library.")
             return
         self.similar_panel.set_query(path)
+        self.runner.submit(jobs.preview_image, path, key="similar-preview", pass_callbacks=False,
+                           on_result=lambda img, p=path: self.similar_panel.set_preview(p, img),
+                           on_error=lambda msg: self.similar_panel.query_label.setText(for_window(msg)))
         self.tabs.setCurrentWidget(self.similar_panel)
         self.similar_model.set_items([])
-        self.runner.submit(jobs.find_similar, self.query_library(), path, key="similar",
-                           on_result=self._similar_done, on_error=self._similar_error)
+        lib = self.query_library()
+        scale = self._score_scale[1] if self._score_scale is not None and self._score_scale[0] is lib else None
+        self.runner.submit(jobs.find_similar, lib, path, key="similar", finder=self.dupes_panel.finder,
+                           sensitivity=self.dupes_panel.sensitivity(), scale=scale,
+                           on_result=lambda ans, lib=lib: self._similar_done(ans, lib),
+                           on_error=self._similar_error)
         self._query_vector = None
         if self.extractor is not None:
             self.inspect(path)
 
-    def _similar_done(self, answer: jobs.SimilarAnswer) -> None:
+    def _similar_done(self, answer: jobs.SimilarAnswer, lib: Any = None) -> None:
+        from vitfeat_desktop.core import review
+        from vitfeat_desktop.gui.dupes_panel import TIER_WORDS
+
         items = []
         query = self.similar_panel.query_path
         self._query_vector = answer.vector
+        scale = answer.scale if answer.scale is not None else np.zeros(0, dtype=np.float32)
+        if answer.scale is not None and lib is not None:
+            self._score_scale = (lib, answer.scale)
         for r in answer.results:
             item = GridItem.from_path(Path(r.path))
             item.score = float(r.score)
             item.file_id = getattr(r, "file_id", None)
+            rank = review.score_rank(scale, item.score)
+            meaning = f"closer than {100 * rank:.0f} % of this library's nearest neighbours" \
+                if rank is not None else ""
+            copy = answer.copies.get(str(r.path))
+            if copy is not None:
+                item.badge = TIER_WORDS.get(copy[0], copy[0])
+                item.extra["copy"] = f"{item.badge} of the query: {copy[1]}"
+            # "top 4 %": closer than 96 % of the library's nearest-neighbour pairs (only said of the upper half)
+            item.caption = f"top {max(1, round(100 * (1 - rank)))} %" if rank is not None and rank >= 0.5 else None
+            item.extra["meaning"] = meaning
             items.append(item)
         self.similar_model.set_items(items)
         if query is not None:
-            self.similar_panel.query_caption.setText(f"{query.name}\n{len(items)} most similar photos, best first. "
-                                                     "Score: cosine similarity (1 = identical features).")
+            text = f"{query.name}\n{plural(len(items), 'most similar photo')}, best first."
+            copies = sum(1 for it in items if it.badge)
+            how = "by the duplicate check" if answer.basis == "verified" else \
+                "by the hash-level check (Find Duplicates also finds crops and edits)"
+            if copies:
+                text += f" {copies} {'is a copy' if copies == 1 else 'are copies'} of the query {how} (badge: tier)."
+            elif answer.basis:
+                text += f" None is a copy of the query {how}."
+            if len(scale):
+                text += (f" Score: cosine similarity of the model's features. Here half of the photos' nearest "
+                         f"neighbours score above {float(np.median(scale)):.2f} and one in ten above "
+                         f"{float(np.quantile(scale, 0.9)):.2f}: a high score alone means a look-alike.")
+            else:
+                text += " Score: cosine similarity of the model's features (1 = identical features)."
+            self.similar_panel.query_caption.setText(text)
         emit(self.similar_ready, items)
 
     def _similar_error(self, message: str) -> None:
@@ -973,6 +1048,11 @@ class MainWindow(QMainWindow):
         emit(self.inspection_ready, ins)
 
     def compare_selected(self) -> None:
+        if self.tabs.currentWidget() is self.dupes_panel:
+            paths = self.dupes_panel.compare_paths()
+            if paths:
+                self.compare(paths)
+            return
         paths = self.selected_paths()[:4]
         if self.tabs.currentWidget() is self.similar_panel and self.similar_panel.query_path is not None \
                 and len(paths) == 1:
@@ -983,6 +1063,17 @@ class MainWindow(QMainWindow):
     def compare(self, paths: list[Path]) -> None:
         self.compare_panel.set_paths(paths)
         self.tabs.setCurrentWidget(self.compare_panel)
+
+    def _align_compare_pane(self, index: int, first: str, path: str) -> None:
+        self.runner.submit(compare_alignment, first, path, key=f"compare-align{index}", pass_callbacks=False,
+                           on_result=lambda al, i=index: self.compare_panel.set_alignment(i, al),
+                           on_error=lambda _msg: None)  # unaligned panes stay scaled to the first photo's size
+
+    def _compare_dropped(self, paths: list[Path]) -> None:
+        """Photos dropped on the Compare panes: two or more are compared; one joins the first photo shown."""
+        if len(paths) == 1 and self.compare_panel.paths and self.compare_panel.paths[0] != paths[0]:
+            paths = [self.compare_panel.paths[0], paths[0]]
+        self.compare(paths[:4])
 
     def _load_compare_image(self, index: int, path: str) -> None:
         self.runner.submit(load_full, Path(path), key=f"compare{index}", pass_callbacks=False,
@@ -998,6 +1089,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(dialog)
         panel = ComparePanel()
         panel.hint.setText("Scroll to zoom, drag to pan. Space or Esc closes.")
+        panel.mode.setVisible(False)  # one photo: nothing to line up or flicker
         panel.load_requested.connect(lambda i, p: self.runner.submit(
             load_full, Path(p), key="preview", pass_callbacks=False,
             on_result=lambda res: panel.set_image(i, res[0], res[1]),
@@ -1057,12 +1149,45 @@ class MainWindow(QMainWindow):
                                                       str(self.library_folder or Path.home()))
             if not folder:
                 return
+        if action in ("trash", "quarantine") and not self.confirm_removal(action, paths):
+            return
         roots = [str(self.library_folder)] if self.library_folder else []
         verb = {"trash": "Moving to the trash", "quarantine": "Quarantining", "move": "Moving", "copy": "Copying"}
         self.status_label.setText(f"{verb[action]} {len(paths)} photos…")
+        for p in paths:
+            with contextlib.suppress(OSError):
+                self._moved_sizes[str(p)] = p.stat().st_size
         self.runner.submit(jobs.apply_file_action, action, [str(p) for p in paths], folder=folder,
                            photo_roots=roots, keepers=keepers, key="action",
                            on_result=self._action_done, on_error=self._job_error)
+
+    def confirm_removal(self, action: str, paths: list[Path]) -> bool:
+        """Ask once, with the count and total size, before photos go to the trash or the quarantine; "Don't ask
+        again" is remembered in the settings (Undo still puts every file back)."""
+        if config.load_settings().get(SETTINGS_CONFIRM_TRASH) is False:
+            return True
+        total = 0
+        for p in paths:
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        where = "the trash" if action == "trash" else "vitfeat's quarantine folder"
+        box = QMessageBox(QMessageBox.Icon.Question, "Move photos?",
+                          f"Move {plural(len(paths), 'photo')} ({human_size(total)}) to {where}?", parent=self)
+        box.setInformativeText("Nothing is deleted: Undo (Ctrl+Z) puts every file back where it was.")
+        ok = box.addButton("Move to the Trash" if action == "trash" else "Quarantine",
+                           QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(ok)
+        again = QCheckBox("Don't ask again")
+        box.setCheckBox(again)
+        self.confirm_box = box
+        box.exec()
+        if box.clickedButton() is not ok:
+            self.status_label.setText("Nothing was moved.")
+            return False
+        if again.isChecked():
+            config.save_settings({SETTINGS_CONFIRM_TRASH: False})
+        return True
 
     def _action_done(self, result: Any) -> None:
         done = [Path(s) for s, _ in result.done]
@@ -1071,12 +1196,19 @@ class MainWindow(QMainWindow):
             self.similar_model.remove_paths(done)
             self.dupes_panel.files_removed(done)
         self.last_journal = result.journal_id
-        verb = {"trash": "moved to the trash", "quarantine": "quarantined", "move": "moved", "copy": "copied"}
-        text = f"{len(done)} photos {verb.get(result.action, result.action)}"
+        verb = {"trash": "to the trash", "quarantine": "to the quarantine folder", "move": "", "copy": ""}
+        total = sum(self._moved_sizes.pop(str(p), 0) for p in done)
+        action = "Copied" if result.action == "copy" else "Moved"
+        where = verb.get(result.action, "")
+        if result.action in ("move", "copy") and getattr(result, "done", None):
+            where = f"to {Path(result.done[0][1]).parent}" if result.done[0][1] else ""
+        text = f"{action} {plural(len(done), 'file')}" + (f" ({human_size(total)})" if total else "") + \
+            (f" {where}" if where else "")
         if result.failed:
-            text += f"; {len(result.failed)} not: {result.failed[0][1]}"
+            text += f"; {len(result.failed)} not: {for_window(result.failed[0][1])}"
         self.status_label.setText(text + ".")
         self.undo_label.setText('<a href="#undo">Undo</a>')
+        self.dupes_panel.action_finished(text + ".", undoable=bool(done))
         emit(self.action_done, result)
         if result.action != "copy" and self.library is not None and done:
             self.rescan()
@@ -1093,6 +1225,7 @@ class MainWindow(QMainWindow):
         if result.failed:
             text += f"; {len(result.failed)} could not be restored: {result.failed[0][1]}"
         self.status_label.setText(text + ".")
+        self.dupes_panel.action_finished(text + ".", undoable=False)
         emit(self.action_done, result)
         if self.library is not None:
             self.rescan()
@@ -1123,6 +1256,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------------
     def _job_error(self, message: str) -> None:
+        message = for_window(message)
         self.status_label.setText(message)
         emit(self.job_failed, message)
 
@@ -1136,9 +1270,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save geometry, cancel every job and drain the pool (at most ~2 s), then close the library."""
         self._closing = True
-        qs = QSettings()
+        qs = self.window_settings()
         qs.setValue("window/geometry", self.saveGeometry())
         qs.setValue("window/state", self.saveState())
+        qs.sync()
         self.runner.shutdown(timeout=2.0)
         self._close_fallback()
         if self.library is not None:

@@ -35,6 +35,7 @@ from vitfeat_desktop import config
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
+from vitfeat_desktop.gui.text import for_window
 
 
 def download_job(model_id: str, variant: str, *, progress: Any = None, cancel: Any = None) -> str:
@@ -130,7 +131,7 @@ class ModelSetupPanel(QWidget):
         self.import_button = QPushButton("Import from a folder or file…")
         self.import_button.setToolTip("Use a model you already have: a folder in the Hugging Face layout, or an "
                                       ".onnx file next to its config.json and preprocessor_config.json")
-        self.import_button.clicked.connect(self.import_model)
+        self.import_button.clicked.connect(lambda _checked=False: self.import_model())  # not the checked flag
         row.addWidget(self.download_button)
         row.addWidget(self.import_button)
         row.addStretch(1)
@@ -157,7 +158,7 @@ class ModelSetupPanel(QWidget):
                      "computer (a Hugging Face model folder, or an .onnx file with its config files).")
         self.text.setText(intro)
         self.download_button.setEnabled(not offline)
-        self.detail.setText(f"<small>{message}</small>" if message else "")
+        self.detail.setText(f"<small>{for_window(message)}</small>" if message else "")
 
     def download(self) -> None:
         self._busy(True, f"Downloading {self.model.model_id}…")
@@ -192,7 +193,7 @@ class ModelSetupPanel(QWidget):
         emit(self.model_available, model_id)
 
     def _error(self, message: str) -> None:
-        self._busy(False, f"<b>Could not get the model:</b> {message}")
+        self._busy(False, f"<b>Could not get the model:</b> {for_window(message)}")
 
     def _cancelled(self) -> None:
         self._busy(False, "Download cancelled. Downloading again continues where it stopped.")
@@ -323,7 +324,7 @@ class ModelManagerDialog(QDialog):
         self.runner.submit(download_job, row["id"], self._variant(), key="model-download",
                            on_progress=lambda rep: _show_progress(self.progress, self.status, rep),
                            on_result=lambda _m: self._busy(False, "Download complete."),
-                           on_error=lambda m: self._busy(False, f"Download failed: {m}"),
+                           on_error=lambda m: self._busy(False, f"Download failed: {for_window(m)}"),
                            on_cancelled=lambda: self._busy(False, "Download cancelled; it resumes next time."))
 
     def import_model(self) -> None:
@@ -334,7 +335,7 @@ class ModelManagerDialog(QDialog):
         self.runner.submit(import_job, source, key="model-download",
                            on_progress=lambda rep: _show_progress(self.progress, self.status, rep),
                            on_result=lambda m: self._busy(False, f"Imported as {m}."),
-                           on_error=lambda m: self._busy(False, f"Import failed: {m}"))
+                           on_error=lambda m: self._busy(False, f"Import failed: {for_window(m)}"))
 
     def remove(self) -> None:
         row = self._selected()
