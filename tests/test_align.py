@@ -1,0 +1,58 @@
+"""core/align.py: the similarity fit maps a copy's pixels onto the original's (crop, scale, mirror, turn) and
+explains far fewer of a neighbouring frame's matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from vitfeat_desktop.core.align import FeatureCache, align_pair
+
+SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
+
+
+@pytest.fixture(scope="module")
+def frame() -> Path:
+    path = SCENES / "fountain" / "0004.jpg"
+    if not path.is_file():
+        pytest.skip("the shared scene frames are not available")
+    return path
+
+
+def test_crop_and_resize_maps_back_onto_the_original(frame: Path, tmp_path: Path) -> None:
+    image = Image.open(frame).convert("RGB")
+    image.crop((300, 200, 2700, 1800)).resize((960, 640)).save(tmp_path / "crop.jpg", quality=80)
+    al = align_pair(frame, tmp_path / "crop.jpg", cache=FeatureCache())
+    assert al is not None and not al.mirrored
+    # B pixel (x, y) was A pixel (300 + 2.5 x, 200 + 2.5 y)
+    np.testing.assert_allclose(al.map_points(np.array([[0, 0], [960, 640]])), [[300, 200], [2700, 1800]], atol=6)
+    assert al.scale == pytest.approx(2.5, rel=0.01) and abs(al.rotation_deg) < 0.2
+    assert al.inlier_ratio > 0.8 and al.coverage > 0.9
+
+
+def test_mirrored_and_turned_copies(frame: Path, tmp_path: Path) -> None:
+    image = Image.open(frame).convert("RGB").resize((1536, 1024))
+    ImageOps.mirror(image).save(tmp_path / "mirror.jpg", quality=85)
+    image.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.png")
+    cache = FeatureCache()
+    mirrored = align_pair(frame, tmp_path / "mirror.jpg", cache=cache)
+    assert mirrored is not None and mirrored.mirrored
+    np.testing.assert_allclose(mirrored.map_points(np.array([[0, 0]])), [[3072, 0]], atol=6)
+    turned = align_pair(frame, tmp_path / "turned.png", cache=cache)
+    assert turned is not None and not turned.mirrored
+    assert abs(abs(turned.rotation_deg) - 90) < 0.5 and turned.scale == pytest.approx(2.0, rel=0.01)
+    assert cache.computed == 4  # the original once, each copy once, the mirror's flipped features once
+
+
+def test_neighbouring_frame_fits_a_similarity_poorly(frame: Path) -> None:
+    al = align_pair(frame, frame.with_name("0005.jpg"), cache=FeatureCache())
+    assert al is not None
+    assert al.inlier_ratio < 0.6 and al.homography_inliers > 1.3 * al.inliers
+
+
+def test_unreadable_file_gives_none(frame: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    assert align_pair(frame, tmp_path / "broken.jpg", cache=FeatureCache()) is None
