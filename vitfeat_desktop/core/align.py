@@ -69,6 +69,11 @@ class Alignment:
     homography_inliers: int = 0
     coverage: float = 0.0
     residual_work: float = 0.0
+    tolerance_px: float = 0.0  # the inlier tolerance in A's full-resolution pixels
+
+    def inverse(self) -> np.ndarray:
+        """2x3 matrix mapping A's pixel coordinates into B's."""
+        return np.linalg.inv(np.vstack([self.matrix, [0.0, 0.0, 1.0]]))[:2]
 
     @property
     def inlier_ratio(self) -> float:
@@ -202,17 +207,24 @@ def match_features(fa: Features, fb: Features, *, mirrored: bool = False) -> Ali
     # working coordinates -> full resolution: A_full = Sa^-1 . M . Sb (. flip for a mirrored B)
     sa, sb = fa.work_scale, fb.work_scale
     lin = np.vstack([m, [0.0, 0.0, 1.0]])
-    to_b_work = np.diag([sb, sb, 1.0])
+    to_b_work = scale_matrix(sb)
     if mirrored:
-        # B's working copy was flipped: x_work' = W_work - x_work
-        to_b_work = np.array([[-1.0, 0.0, float(fb.work_size[0])], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ to_b_work
-    full = np.diag([1.0 / sa, 1.0 / sa, 1.0]) @ lin @ to_b_work
+        # B's working copy was flipped: pixel x became W - 1 - x
+        to_b_work = np.array([[-1.0, 0.0, fb.work_size[0] - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ to_b_work
+    full = np.linalg.inv(scale_matrix(sa)) @ lin @ to_b_work
     scale = float(np.hypot(m[0, 0], m[1, 0])) * sb / sa
     rotation = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
     residual_work = float(np.median(err[inl]))
     return Alignment(matrix=full[:2].astype(np.float64), mirrored=mirrored, inliers=int(inl.sum()),
                      matches=len(good), residual_px=residual_work / sa, scale=scale, rotation_deg=rotation,
-                     homography_inliers=h_inliers, coverage=coverage, residual_work=residual_work)
+                     homography_inliers=h_inliers, coverage=coverage, residual_work=residual_work,
+                     tolerance_px=RANSAC_PX / sa)
+
+
+def scale_matrix(s: float) -> np.ndarray:
+    """3x3 map from a picture's pixel coordinates to those of a copy resized by ``s`` (pixel centres at integer
+    coordinates, as OpenCV's keypoints and warps use them: x' = (x + 0.5) s - 0.5)."""
+    return np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _coverage(inlier_pts: np.ndarray, all_pts: np.ndarray, size: tuple[int, int], grid: int = 4) -> float:
@@ -260,3 +272,107 @@ def align_pair(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
         if fbm is not None:
             best = better(best, match_features(fa, fbm, mirrored=True))
     return best
+
+
+@dataclass(frozen=True)
+class Photometric:
+    """What is left after B is warped onto A and a global tone curve is fitted (grey thumbnails).
+
+    ``residual`` is the median absolute difference over the overlap relative to A's contrast there (noise level
+    for a copy: resampling and compression only); ``changed`` is the fraction of the overlap, in blocks, whose
+    difference stands far above that (a subject that moved, a person who walked in, a text overlay); ``overlap``
+    the fraction of A's frame that B covers.
+    """
+
+    residual: float
+    changed: float
+    overlap: float
+    local: float = 1.0  # median over textured blocks of the band-passed local correlation (1 = same pixels)
+    changed_local: float = 0.0  # fraction of textured blocks whose local correlation is below LOCAL_CHANGED
+
+
+PHOTO_BLOCKS = 12  # blocks along A's long side for the local-difference map
+PHOTO_BLOCK_FACTOR = 4.0  # a block "changed" when its difference is this many times the typical one
+LOCAL_CHANGED = 0.5
+
+
+def photometric(fa: Features, fb: Features, alignment: Alignment) -> Photometric | None:
+    """Warp B's thumbnail onto A's through ``alignment`` (``fb`` upright: the matrix includes any mirror), fit
+    A ~ poly2(B) over the overlap (brightness, contrast, gamma, B/W conversion) and measure what is left."""
+    import cv2
+
+    ha, wa = fa.thumb.shape
+    hb, wb = fb.thumb.shape
+    ta = wa / fa.size[0]  # thumbnail pixels per full-resolution pixel
+    tb = wb / fb.size[0]
+    full = np.vstack([alignment.matrix, [0.0, 0.0, 1.0]])
+    m = (scale_matrix(ta) @ full @ np.linalg.inv(scale_matrix(tb)))[:2]
+    b_on_a = cv2.warpAffine(fb.thumb, m, (wa, ha), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    cover = cv2.warpAffine(np.ones((hb, wb), np.uint8), m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)
+    mask: np.ndarray = np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8))) > 0
+    overlap = float(mask.mean())
+    if mask.sum() < 0.05 * mask.size or mask.sum() < 200:
+        return None
+    a = cv2.GaussianBlur(fa.thumb, (0, 0), 1.0)
+    b = cv2.GaussianBlur(b_on_a, (0, 0), 1.0)
+    x, y = b[mask].astype(np.float64), a[mask].astype(np.float64)
+    design = np.stack([x * x, x, np.ones_like(x)], axis=1) / np.array([255.0 * 255.0, 255.0, 1.0])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    fit = np.zeros_like(a, dtype=np.float64)
+    fit[mask] = design @ coef
+    diff = np.abs(a.astype(np.float64) - fit)
+    diff[~mask] = 0.0
+    contrast = float(np.std(y)) + 1.0
+    residual = float(np.median(diff[mask])) / contrast
+    # block map over A's frame; blocks at least 60 % inside the overlap count
+    bs = max(4, round(max(wa, ha) / PHOTO_BLOCKS))
+    rows, cols = ha // bs, wa // bs
+    if rows < 2 or cols < 2:
+        return Photometric(residual, 0.0, overlap)
+    local, changed_local = _local_correlation(fa.thumb, b_on_a, mask, bs, rows, cols)
+    d = diff[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+    n = mask[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+    inside = n >= 0.6 * bs * bs
+    if inside.sum() < 4:
+        return Photometric(residual, 0.0, overlap, local, changed_local)
+    block = d[inside] / n[inside] / contrast
+    typical = float(np.median(block))
+    changed = float(np.mean(block > PHOTO_BLOCK_FACTOR * max(typical, 0.01)))
+    return Photometric(residual, changed, overlap, local, changed_local)
+
+
+def _local_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bs: int, rows: int,
+                       cols: int) -> tuple[float, float]:
+    """Per-block correlation of the band-passed pictures, each block with its own gain and offset, so any tone,
+    colour or black-and-white edit (locally linear) keeps a copy's blocks near 1, while parallax or a moved
+    subject scrambles the fine structure where it happens. Blocks without texture in A say nothing and are left
+    out. Returns (median over textured blocks, fraction of them below LOCAL_CHANGED)."""
+    import cv2
+
+    def band(x: np.ndarray) -> np.ndarray:
+        return np.asarray(cv2.GaussianBlur(x, (0, 0), 0.8) - cv2.GaussianBlur(x, (0, 0), 3.0), dtype=np.float64)
+
+    pa, pb = band(a), band(b)
+    pa[~mask] = 0.0
+    pb[~mask] = 0.0
+    h, w = rows * bs, cols * bs
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        return x[:h, :w].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+
+    n = blocks(mask.astype(np.float64))
+    inside = n >= 0.6 * bs * bs
+    sab, saa, sbb = blocks(pa * pb), blocks(pa * pa), blocks(pb * pb)
+    sa_, sb_ = blocks(pa), blocks(pb)
+    nn = np.maximum(n, 1.0)
+    cov = sab - sa_ * sb_ / nn
+    va = saa - sa_ * sa_ / nn
+    vb = sbb - sb_ * sb_ / nn
+    if not inside.any():
+        return 1.0, 0.0
+    energy = va[inside] / nn[inside]
+    textured = inside & (va / nn > max(1.0, 0.1 * float(np.median(energy))))
+    if textured.sum() < 4:
+        return 1.0, 0.0
+    ncc = cov[textured] / np.sqrt(np.maximum(va[textured] * vb[textured], 1e-9))
+    return float(np.median(ncc)), float(np.mean(ncc < LOCAL_CHANGED))
