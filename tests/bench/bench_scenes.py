@@ -326,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                         "build_cpu_s": round(c_build, 1), "pairs_ncc_verified": verifier.pairs_scored}
     geo = getattr(verifier, "geometry", None)  # None: a checkout from before geometric verification
     if geo is not None:
-        report["timing"].update(pairs_checked_geometrically=geo.pairs_checked, files_with_features=geo.cache.computed,
-                                match_cpu_ms_per_pair=round(1000 * geo.seconds / max(1, geo.pairs_checked), 1))
+        from bench_dupes import geometry_cost
+
+        report["timing"]["geometry"] = geometry_cost(geo, len(paths))
     for s in (0.0, 0.5, 1.0):
         groups = finder.groups(s)
         pred = set()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ N_FEATURES = 1000
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PX = 3.0  # inlier tolerance at the working size (0.4 % of the long side)
 MIN_MATCHES = 12  # fewer ratio-test matches than this and the pair says nothing either way
+HOMOGRAPHY_MIN_MATCHES = 30  # = verify.SCENE_INLIERS: a homography over fewer matches cannot show one scene
 THUMB_SIDE = 256  # long side of the grey thumbnail kept for the photometric check
 CACHE_FILES = 2048  # ~1000 x 32 bytes of descriptors + 8 kB of points + a 64 kB thumbnail each: ~200 MB at most
 
@@ -146,6 +148,7 @@ class FeatureCache:
         self._lock = threading.Lock()
         self._loader = loader or _default_loader
         self.computed = 0
+        self.seconds = 0.0  # CPU seconds (this process's threads) spent decoding and computing features
 
     @staticmethod
     def key_of(path: str | os.PathLike[str]) -> str:
@@ -162,6 +165,7 @@ class FeatureCache:
             if k in self._items:
                 self._items.move_to_end(k)
                 return self._items[k]
+        start = time.thread_time()
         try:
             image, full = self._loader(Path(path))
             feats: Features | None = compute_features(image, full, mirror=mirror)
@@ -169,6 +173,7 @@ class FeatureCache:
             feats = None
         with self._lock:
             self.computed += 1
+            self.seconds += time.thread_time() - start
             self._items[k] = feats
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -201,8 +206,10 @@ def match_features(fa: Features, fb: Features, *, mirrored: bool = False) -> Ali
     if inl.sum() < 3:
         return None
     err = np.linalg.norm(pb.astype(np.float64) @ m[:, :2].T + m[:, 2] - pa, axis=1)
-    h, hmask = cv2.findHomography(pb, pa, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
-    h_inliers = int(hmask.sum()) if h is not None and hmask is not None else 0
+    h_inliers = 0
+    if len(good) >= HOMOGRAPHY_MIN_MATCHES:  # fewer matches cannot show a scene; the fit is the costly part
+        h, hmask = cv2.findHomography(pb, pa, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
+        h_inliers = int(hmask.sum()) if h is not None and hmask is not None else 0
     coverage = _coverage(pb[inl], pb, fb.work_size)
     # working coordinates -> full resolution: A_full = Sa^-1 . M . Sb (. flip for a mirrored B)
     sa, sb = fa.work_scale, fb.work_scale

@@ -275,7 +275,11 @@ def near_pairs(t: Thresholds, sensitivity: float, *, exact: np.ndarray, same_pix
     if cos is not None:
         with np.errstate(invalid="ignore"):
             other |= (cos >= cos_cut) | aligned_copies(align, cos, related, align_cut, cos_cut, t)
-    return exact | same_pixels | geo.copies(sensitivity) | (other & ~geo.decided())
+    # A pair whose pHashes agree within hash_hi bits but where no feature match was found at all is a failure of
+    # the matcher (a low-texture picture under a large overlay, say), not evidence: such pairs keep the hash's word.
+    # Another capture of one scene does align (it is "aligned", not "unrelated"), so this never lets one through.
+    decided = geo.decided() & ~((geo.kind == GEO_UNRELATED) & (hash_dist <= t.hash_hi))
+    return exact | same_pixels | geo.copies(sensitivity) | (other & ~decided)
 
 
 def _lerp(at0: float, at_half: float, at1: float, s: float) -> float:
@@ -610,6 +614,13 @@ class DuplicateFinder:
         pairs = _unique_pairs(candidate_sets)
         evidence = _Evidence(files, unit, ph, has_hash, thresholds, verifier, pixel_digest, reporter, cancel)
         evidence.add(pairs, verify_pairs, closure=False)
+        # Files of one scene (a walk-around, a burst and its exports) link to each other geometrically; an export
+        # the embedding places far from its own frame (a 4:5 portrait crop of a landscape frame) is still within
+        # two such links of it, so those pairs are checked too (geometry alone, whatever the embedding says).
+        if unit is not None and evidence.geometry is not None:
+            scene_pairs = _scene_closure_pairs(n, evidence, unit)
+            if scene_pairs.size:
+                evidence.add(scene_pairs, {(int(x), int(y)) for x, y in scene_pairs}, closure=False, geometry_only=True)
         # Close each component found at the loosest setting, so every keeper/member pair has its own evidence
         # (grouping asks "does this file match the keeper", and the keeper may not be among its neighbours).
         loose = evidence.near_loose()
@@ -896,7 +907,8 @@ class _Evidence:
         self.geo = Geometry.empty()
         self.geometry = verifier if hasattr(verifier, "check") else None
 
-    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]], *, closure: bool) -> None:
+    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]], *, closure: bool,
+            geometry_only: bool = False) -> None:
         """Evidence for ``pairs``; those in ``verify`` may be checked by the verifier. ``closure``: the pairs
         join files already linked through a third one, so the verifier also tries turned/mirrored alignments and
         the pooled-vector floor is waived (a rotated copy has a low embedding similarity to anything)."""
@@ -944,14 +956,16 @@ class _Evidence:
                 grey = ~exact & ~same_pixels & (hdist > self.t.hash_hi) & floor & ~(cos >= self.t.cos_accept_hi)
                 # geometry for every pair that is or may be a copy or a similar shot, hash-level ones included
                 # (two frames of a burst can be a few pHash bits apart)
-                maybe = ~exact & ~same_pixels & ((hdist <= self.t.hash_lo) | floor)
+                maybe = ~exact & ~same_pixels & ((hdist <= self.t.hash_lo) | floor | geometry_only)
             if self.geometry is not None:
                 geo_todo = [int(p) for p in np.nonzero(maybe)[0]
                             if hdist[p] <= self.t.hash_lo or (int(a[p]), int(b[p])) in verify]
-                mirror = [bool(related[p]) or int(transform[p]) >= 4 for p in geo_todo]
+                # a mirror is tried when the hash says the copy is mirrored, or the pair is linked through one
+                mirror = [bool(related[p]) or (int(transform[p]) >= 4 and hdist[p] <= self.t.hash_lo)
+                          for p in geo_todo]
                 geo.fill(geo_todo, self._check_many(pairs, geo_todo, mirror))
             # the pixel-correlation verifier only where geometry cannot judge (flat or tiny pictures)
-            grey &= geo.kind <= GEO_UNKNOWN
+            grey &= (geo.kind <= GEO_UNKNOWN) & (not geometry_only)
             todo = [int(p) for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             jobs = [(files[int(a[q])], files[int(b[q])], bool(related[q])) for q in todo]
             for q, score in zip(todo, self._verify_many(jobs), strict=True):
@@ -974,7 +988,7 @@ class _Evidence:
         if self.geometry is not None:
             unchecked = rows[(self.geo.kind[rows] == GEO_UNCHECKED) & ~self.exact[rows] & ~self.same_pixels[rows]]
             flips = [int(self.pairs[q, 0]) in self.turned or int(self.pairs[q, 1]) in self.turned
-                     or int(self.transform[q]) >= 4 for q in unchecked.tolist()]
+                     or (int(self.transform[q]) >= 4 and self.hdist[q] <= self.t.hash_lo) for q in unchecked.tolist()]
             self.geo.fill(unchecked.tolist(), self._check_many(self.pairs, unchecked.tolist(), flips))
             rows = rows[self.geo.kind[rows] <= GEO_UNKNOWN]
         with np.errstate(invalid="ignore"):
@@ -1043,6 +1057,30 @@ class _Evidence:
         return near_pairs(self.t, 1.0, exact=self.exact, same_pixels=self.same_pixels, hash_dist=self.hdist,
                           align=self.align, cos=self.cos if self.unit is not None else None, related=self.related,
                           geo=self.geo)
+
+
+SCENE_CLOSURE = 6  # pairs per file added through two geometric links (most alike by embedding first)
+
+
+def _scene_closure_pairs(n: int, evidence: _Evidence, unit: np.ndarray, cap: int = SCENE_CLOSURE) -> np.ndarray:
+    """Pairs (i<j) not yet known, two geometric links apart (same scene or copy, at the loosest setting), the
+    ``cap`` most alike by embedding per file. Files without a geometric link add nothing, so in a library of
+    distinct pictures this costs nothing."""
+    linked = evidence.geo.scene | evidence.geo.copies(1.0)
+    adjacency: dict[int, set[int]] = defaultdict(set)
+    for a, b in evidence.pairs[linked].tolist():
+        adjacency[a].add(b)
+        adjacency[b].add(a)
+    known = {(int(x), int(y)) for x, y in evidence.pairs.tolist()}
+    out: set[tuple[int, int]] = set()
+    for x, first in adjacency.items():
+        if len(first) > MAX_COMPONENT:
+            continue
+        reach = set().union(*(adjacency[y] for y in first if len(adjacency[y]) <= MAX_COMPONENT)) - first - {x}
+        fresh = [y for y in reach if (min(x, y), max(x, y)) not in known]
+        fresh.sort(key=lambda y: -float(unit[x] @ unit[y]))
+        out.update((min(x, y), max(x, y)) for y in fresh[:cap])
+    return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 
 def _component_pairs(n: int, edges: np.ndarray, rank: np.ndarray, keepers: int = 2) -> np.ndarray:
