@@ -13,11 +13,19 @@ How a pair of files becomes "one picture":
   alone is a poor copy detector (different photos of one subject score as high as a crop), so a pair whose
   embedding similarity is only in the grey zone is confirmed by aligning the two pictures' pixels (see
   ``verify.py``, which also says why patch tokens were measured and not used).
-* ``similar``: close in embedding space but not a copy (same scene, a burst). Returned separately by
-  :meth:`DuplicateFinder.similar_groups`, never mixed into duplicate groups.
+  Every such candidate (not exact/same-pixels) is also checked geometrically (``align.py``, ``verify.py``): ORB
+  features, a RANSAC similarity fit, B warped onto A and a tone fit. Where both files have enough features that
+  check alone decides, because another shot of the same scene (a burst, a step to the side) shares the hash
+  and the embedding of a copy but not its pixels.
+* ``similar``: another capture of one scene (many points on one homography, or close in embedding and layout
+  where geometry cannot judge), not a copy. Returned separately by :meth:`DuplicateFinder.similar_groups`,
+  never mixed into duplicate groups, never offered for removal.
 
-All cuts come from a :class:`Thresholds` object that ``calibrate.py`` fits to the model on the user's own
-library; a sensitivity in [0, 1] (0.5 = calibrated) moves every cut together.
+The embedding and hash cuts come from a :class:`Thresholds` object that ``calibrate.py`` fits to the model on the
+user's own library; the geometric copy test is model-independent (measured cuts in ``verify.py``), so pairs it
+can judge do not depend on when or on what the library was calibrated. A sensitivity in [0, 1] (0.5 =
+calibrated) moves the cuts together, but the loose half never goes past the calibrated embedding/hash cuts: it
+only loosens the geometric copy test, within the measured gap between copies and other captures.
 
 Grouping never chains: pairs are joined into components, then each component is split around keepers: the best
 keeper takes every file that matches *it* directly, and the rest start a new group. All pair evidence is
@@ -851,9 +859,14 @@ def same_capture_reason(check: Any, keeper_is_a: bool = True) -> str:
             how.append("border or added canvas")
     if not how:
         how.append("same framing")
-    return (f"same capture: maps onto the keeper by {' + '.join(how)}, {al.inliers} of {al.matches} matched "
+    text = (f"same capture: maps onto the keeper by {' + '.join(how)}, {al.inliers} of {al.matches} matched "
             f"points agree within {tol:.1f} px; pixels agree after a tone fit (local correlation "
             f"{check.local:.2f})")
+    if check.photo is not None and check.photo.changed_local >= 0.1:
+        # An overlay and a subject that moved on a fixed frame (a tripod burst) both change a few areas; the
+        # measured copies reach 0.1-0.35 of such areas (overlays, borders), so this is said, not decided.
+        text += f"; {check.photo.changed_local:.0%} of the picture differs (an overlay, or something that moved)"
+    return text
 
 
 def _what_differs(check: Any) -> str:
