@@ -38,13 +38,13 @@ from vitfeat_desktop.core.images import open_image_with_info
 
 WORK_SIDE = 768  # long side of the grey working copy the features are found on (pixels)
 MIN_WORK_SIDE = 480  # smaller pictures are enlarged to this: ORB needs ~31-pixel patches around each keypoint
-N_FEATURES = 1000
+N_FEATURES = 500  # 1000 separated the same pairs (bench_scenes --study) at 2.6x the matching cost
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PX = 3.0  # inlier tolerance at the working size (0.4 % of the long side)
 MIN_MATCHES = 12  # fewer ratio-test matches than this and the pair says nothing either way
-HOMOGRAPHY_MIN_MATCHES = 30  # = verify.SCENE_INLIERS: a homography over fewer matches cannot show one scene
+HOMOGRAPHY_MIN_MATCHES = 20  # = verify.SCENE_INLIERS: a homography over fewer matches cannot show one scene
 THUMB_SIDE = 256  # long side of the grey thumbnail kept for the photometric check
-CACHE_FILES = 2048  # ~1000 x 32 bytes of descriptors + 8 kB of points + a 64 kB thumbnail each: ~200 MB at most
+CACHE_FILES = 2048  # 500 x 32 bytes of descriptors + 4 kB of points + a 256 kB float thumbnail each: ~0.6 GB at most
 
 Loader = Callable[[Path], tuple[Image.Image, tuple[int, int]]]
 
