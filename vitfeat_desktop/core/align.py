@@ -44,7 +44,7 @@ RANSAC_PX = 3.0  # inlier tolerance at the working size (0.4 % of the long side)
 MIN_MATCHES = 12  # fewer ratio-test matches than this and the pair says nothing either way
 HOMOGRAPHY_MIN_MATCHES = 20  # = verify.SCENE_INLIERS: a homography over fewer matches cannot show one scene
 THUMB_SIDE = 256  # long side of the grey thumbnail kept for the photometric check
-CACHE_FILES = 2048  # 500 x 32 bytes of descriptors + 4 kB of points + a 256 kB float thumbnail each: ~0.6 GB at most
+CACHE_FILES = 2048  # 16 kB descriptors + 4 kB points + a 44 kB grey thumbnail each: ~130 MB at most
 
 Loader = Callable[[Path], tuple[Image.Image, tuple[int, int]]]
 
@@ -97,7 +97,7 @@ class Features:
     size: tuple[int, int]
     work_size: tuple[int, int]
     work_scale: float
-    thumb: np.ndarray  # grey float32, long side THUMB_SIDE, same framing as the working copy
+    thumb: np.ndarray  # grey uint8, long side THUMB_SIDE, same framing as the working copy
 
 
 def _default_loader(path: Path) -> tuple[Image.Image, tuple[int, int]]:
@@ -135,7 +135,7 @@ def compute_features(image: Image.Image, full_size: tuple[int, int] | None = Non
     ts = THUMB_SIDE / max(grey.size)
     thumb = grey.resize((max(4, round(grey.width * ts)), max(4, round(grey.height * ts))), Image.Resampling.BOX)
     return Features(points, descriptors, (int(full[0]), int(full[1])), grey.size, grey.width / full[0],
-                    np.asarray(thumb, dtype=np.float32))
+                    np.asarray(thumb, dtype=np.uint8))
 
 
 class FeatureCache:
@@ -308,19 +308,20 @@ def photometric(fa: Features, fb: Features, alignment: Alignment) -> Photometric
     A ~ poly2(B) over the overlap (brightness, contrast, gamma, B/W conversion) and measure what is left."""
     import cv2
 
-    ha, wa = fa.thumb.shape
-    hb, wb = fb.thumb.shape
+    thumb_a, thumb_b = fa.thumb.astype(np.float32), fb.thumb.astype(np.float32)
+    ha, wa = thumb_a.shape
+    hb, wb = thumb_b.shape
     ta = wa / fa.size[0]  # thumbnail pixels per full-resolution pixel
     tb = wb / fb.size[0]
     full = np.vstack([alignment.matrix, [0.0, 0.0, 1.0]])
     m = (scale_matrix(ta) @ full @ np.linalg.inv(scale_matrix(tb)))[:2]
-    b_on_a = cv2.warpAffine(fb.thumb, m, (wa, ha), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    b_on_a = cv2.warpAffine(thumb_b, m, (wa, ha), flags=cv2.INTER_LINEAR, borderValue=0.0)
     cover = cv2.warpAffine(np.ones((hb, wb), np.uint8), m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)
     mask: np.ndarray = np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8))) > 0
     overlap = float(mask.mean())
     if mask.sum() < 0.05 * mask.size or mask.sum() < 200:
         return None
-    a = cv2.GaussianBlur(fa.thumb, (0, 0), 1.0)
+    a = cv2.GaussianBlur(thumb_a, (0, 0), 1.0)
     b = cv2.GaussianBlur(b_on_a, (0, 0), 1.0)
     x, y = b[mask].astype(np.float64), a[mask].astype(np.float64)
     design = np.stack([x * x, x, np.ones_like(x)], axis=1) / np.array([255.0 * 255.0, 255.0, 1.0])
@@ -336,7 +337,7 @@ def photometric(fa: Features, fb: Features, alignment: Alignment) -> Photometric
     rows, cols = ha // bs, wa // bs
     if rows < 2 or cols < 2:
         return Photometric(residual, 0.0, overlap)
-    local, changed_local = _local_correlation(fa.thumb, b_on_a, mask, bs, rows, cols)
+    local, changed_local = _local_correlation(thumb_a, b_on_a, mask, bs, rows, cols)
     d = diff[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
     n = mask[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
     inside = n >= 0.6 * bs * bs
