@@ -13,7 +13,9 @@ pairs (two different frames of one scene called duplicates), and similar-shot se
 scenes. Also the verification's cost per pair.
 
 Usage: PYTHONPATH=. /work/venv/bin/python tests/bench/bench_scenes.py [--lib /tmp/vf-scenes-lib] [--rebuild]
-       [--no-photos] [--json out.json] [--study out.json]
+       [--no-photos] [--json out.json]
+       ... --study rows.json [--lib /tmp/vf-dupes-lib --study-vectors /tmp/.vf-dupes-lib-vectors-int8.npz]
+       (the per-pair evidence verify.py's cuts were read from)
 """
 
 from __future__ import annotations
@@ -277,6 +279,64 @@ def phash_baseline(paths: list[Path], manifest: dict, names: list[str]) -> dict:
     return out
 
 
+def study(lib: Path, out: Path, vectors: Path | None = None, limit: int = 1500) -> None:
+    """The distributions verify.py's cuts come from: geometric and photometric evidence (align.py) for copy pairs
+    and for pairs that are not copies, written as JSON rows. On a bench_scenes library: every pair of two files
+    of one scene (a frame and its exports are copies, any two frames are not). On a make_dupes_library library
+    (``vectors``: its bench_dupes vector cache): every edited copy against its original, and each file's three
+    nearest different pictures by embedding."""
+    from vitfeat_desktop.core.align import FeatureCache, better, match_features, photometric
+
+    manifest = json.loads((lib / "manifest.json").read_text())["files"]
+    names = sorted(manifest)
+    pairs: list[tuple[str, str, bool, str]] = []
+    if vectors is None:
+        files = [n for n in names if manifest[n]["group"] is not None]
+        for a, b in itertools.combinations(files, 2):
+            if manifest[a]["scene"] == manifest[b]["scene"]:
+                pairs.append((a, b, manifest[a]["group"] == manifest[b]["group"],
+                              manifest[a]["edit"] + "|" + manifest[b]["edit"]))
+    else:
+        from vitfeat_desktop.core.dupes import center_vectors
+
+        unit = center_vectors(np.load(vectors)["vectors"])
+        original = {manifest[n]["group"]: n for n in names if manifest[n]["edit"] == "original"}
+        pairs += [(original[manifest[n]["group"]], n, True, manifest[n]["edit"]) for n in names
+                  if manifest[n]["edit"] not in ("original", "distractor")]
+        sims = unit @ unit.T
+        for i, n in enumerate(names):
+            others = [j for j in np.argsort(-sims[i])[1:10] if manifest[names[j]]["group"] is None
+                      or manifest[names[j]]["group"] != manifest[n]["group"]][:3]
+            pairs += [(n, names[j], False, f"neighbour {sims[i, j]:.2f}") for j in others if i < j]
+        random.Random(0).shuffle(pairs)
+        pairs = pairs[:limit]
+    cache = FeatureCache(size=100_000)
+    rows = []
+    for a, b, same, kind in pairs:
+        fa, fb = cache.get(lib / a), cache.get(lib / b)
+        al = match_features(fa, fb) if fa and fb else None
+        if fa and (al is None or al.inlier_ratio < 0.5):
+            fbm = cache.get(lib / b, mirror=True)
+            if fbm is not None:
+                al = better(al, match_features(fa, fbm, mirrored=True))
+        ph = photometric(fa, fb, al) if al and fa and fb else None
+        row: dict = {"a": a, "b": b, "same": same, "kind": kind}
+        if al is not None:
+            row.update(inliers=al.inliers, matches=al.matches, homography_inliers=al.homography_inliers,
+                       residual_work=round(al.residual_work, 3), scale=round(al.scale, 3), mirrored=al.mirrored)
+        if ph is not None:
+            row.update(residual=round(ph.residual, 4), local=round(ph.local, 4),
+                       changed_local=round(ph.changed_local, 4), overlap=round(ph.overlap, 3))
+        rows.append(row)
+    out.write_text(json.dumps(rows))
+    for same in (True, False):
+        got = [r for r in rows if r["same"] == same and "residual" in r]
+        if got:
+            res, loc = np.array([r["residual"] for r in got]), np.array([r["local"] for r in got])
+            print(("copies" if same else "not copies"), len(got), f"residual {res.min():.3f}-{res.max():.3f}",
+                  f"local {loc.min():.3f}-{loc.max():.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lib", type=Path, default=Path("/tmp/vf-scenes-lib"))
@@ -284,7 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-photos", action="store_true", help="leave the 300 unrelated photos out (faster)")
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--study", type=Path, help="write the per-pair evidence of --lib's pairs here and stop")
+    parser.add_argument("--study-vectors", type=Path,
+                        help="with --study on a make_dupes_library library: its bench_dupes vector cache (.npz)")
     args = parser.parse_args(argv)
+    if args.study is not None:
+        if args.study_vectors is None and (args.rebuild or not (args.lib / "manifest.json").is_file()):
+            build(args.lib, photos=not args.no_photos)
+        study(args.lib, args.study, args.study_vectors)
+        return 0
     from vitfeat_desktop.core.calibrate import calibrate
     from vitfeat_desktop.core.dupes import DuplicateFinder
     from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
