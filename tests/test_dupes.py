@@ -11,8 +11,10 @@ import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
 from vitfeat_desktop.core.dupes import (
+    GEO_ALIGNED,
     DuplicateFinder,
     FileInfo,
+    Geometry,
     NotDuplicateMarks,
     Thresholds,
     brute_knn,
@@ -107,9 +109,30 @@ def test_chain_without_keeper_link_starts_a_new_group() -> None:
 
 
 def test_sensitivity_moves_the_cut_without_reading_files() -> None:
-    finder = _finder(2, [(0, 1)], [0.915])
+    # pair 0-1 aligned geometrically with a tone residual between the calibrated and the loose copy limits
+    geo = Geometry(kind=np.array([GEO_ALIGNED], dtype=np.int8), residual=np.array([0.13]), local=np.array([0.6]),
+                   scene=np.array([True]), checks={})
+    finder = _finder(2, [(0, 1)], [0.5], geometry=geo)
     assert finder.groups(0.0) == [] and finder.groups(0.5) == []
     assert len(finder.groups(1.0)) == 1
+
+
+def test_loose_end_never_groups_on_the_embedding_alone() -> None:
+    # issue 12: at the loose end a pooled-vector similarity just under the calibrated cut (a mushroom and a pizza)
+    # must not make a duplicate; the loose half of the slider only loosens the copy test of aligned pixels
+    finder = _finder(2, [(0, 1)], [0.915])
+    assert all(finder.groups(s) == [] for s in (0.0, 0.5, 0.75, 1.0))
+    assert len(_finder(2, [(0, 1)], [0.94]).groups(1.0)) == 1  # over the calibrated cut it still counts
+
+
+def test_geometry_overrides_hash_and_embedding() -> None:
+    # two frames of a burst: pHash 4 bits apart and cosine 0.99, but the pixels do not map onto each other
+    geo = Geometry(kind=np.array([GEO_ALIGNED], dtype=np.int8), residual=np.array([0.3]), local=np.array([0.4]),
+                   scene=np.array([True]), checks={})
+    finder = _finder(2, [(0, 1)], [0.99], geometry=geo)
+    finder.hash_dist[:] = 4
+    assert all(finder.groups(s) == [] for s in (0.0, 0.5, 1.0))
+    assert [[f.id for f in s] for s in finder.similar_groups()] == [[0, 1]]
 
 
 def test_not_a_duplicate_marks_are_stored_and_respected(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from vitfeat_desktop.core.calibrate import calibrate  # noqa: E402
 from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo, Thresholds  # noqa: E402
 from vitfeat_desktop.core.images import open_image  # noqa: E402
 from vitfeat_desktop.core.phash import image_hashes  # noqa: E402
-from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score  # noqa: E402
+from vitfeat_desktop.core.verify import AlignmentVerifier, GeometricVerifier, alignment_score  # noqa: E402
 
 MODEL = REPO.parent / "shared" / "models" / "dinov2-small-imgfocus"
 QUICK_MIN_SIDE = 64
@@ -243,6 +243,21 @@ def patch_study(paths: list[Path], ext: object, truth: dict[int, int | None], in
             "different_mutual_nn_q99": q(neg, 0.99), "different_mutual_nn_max": q(neg, 1.0)}
 
 
+def geometry_cost(geo: GeometricVerifier, n_files: int, at: int = 100_000, cores: int = 2) -> dict:
+    """CPU cost of geometric verification, per file (decode + ORB) and per pair (matching, RANSAC, tone fit),
+    and the extrapolation to ``at`` files on ``cores`` cores (pairs and feature files grow with the library:
+    candidates are a bounded number of neighbours per file)."""
+    cache = geo.cache
+    files, pairs = int(cache.computed), int(geo.pairs_checked)
+    per_file = cache.seconds / max(1, files)
+    per_pair = float(geo.seconds) / max(1, pairs)
+    scale = at / max(1, n_files)
+    total = scale * (files * per_file + pairs * per_pair)
+    return {"files_with_features": files, "pairs_checked": pairs, "feature_cpu_ms_per_file": round(1000 * per_file, 1),
+            "match_cpu_ms_per_pair": round(1000 * per_pair, 1),
+            f"extrapolated_minutes_at_{at}_files_{cores}_cores": round(total / cores / 60, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lib", type=Path, default=Path("/tmp/vf-dupes-lib"))
@@ -318,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     finder = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=verifier)
     report["timing"]["build_with_verification_s"] = round(time.perf_counter() - t0, 1)
     report["timing"]["pairs_verified"] = verifier.pairs_scored
+    geo = getattr(verifier, "geometry", None)
+    if geo is not None:  # geometric verification (align.py): per-file features once, then per-pair matching
+        report["timing"]["geometry"] = geometry_cost(geo, len(paths))
     for s in (0.3, 0.5, 0.7):
         t0 = time.perf_counter()
         groups = finder.groups(s)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,12 +38,13 @@ from vitfeat_desktop.core.images import open_image_with_info
 
 WORK_SIDE = 768  # long side of the grey working copy the features are found on (pixels)
 MIN_WORK_SIDE = 480  # smaller pictures are enlarged to this: ORB needs ~31-pixel patches around each keypoint
-N_FEATURES = 1000
+N_FEATURES = 500  # 1000 separated the same pairs (bench_scenes --study) at 2.6x the matching cost
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PX = 3.0  # inlier tolerance at the working size (0.4 % of the long side)
 MIN_MATCHES = 12  # fewer ratio-test matches than this and the pair says nothing either way
+HOMOGRAPHY_MIN_MATCHES = 20  # = verify.SCENE_INLIERS: a homography over fewer matches cannot show one scene
 THUMB_SIDE = 256  # long side of the grey thumbnail kept for the photometric check
-CACHE_FILES = 2048  # ~1000 x 32 bytes of descriptors + 8 kB of points + a 64 kB thumbnail each: ~200 MB at most
+CACHE_FILES = 2048  # 16 kB descriptors + 4 kB points + a 44 kB grey thumbnail each: ~130 MB at most
 
 Loader = Callable[[Path], tuple[Image.Image, tuple[int, int]]]
 
@@ -69,6 +71,11 @@ class Alignment:
     homography_inliers: int = 0
     coverage: float = 0.0
     residual_work: float = 0.0
+    tolerance_px: float = 0.0  # the inlier tolerance in A's full-resolution pixels
+
+    def inverse(self) -> np.ndarray:
+        """2x3 matrix mapping A's pixel coordinates into B's."""
+        return np.linalg.inv(np.vstack([self.matrix, [0.0, 0.0, 1.0]]))[:2]
 
     @property
     def inlier_ratio(self) -> float:
@@ -90,7 +97,7 @@ class Features:
     size: tuple[int, int]
     work_size: tuple[int, int]
     work_scale: float
-    thumb: np.ndarray  # grey float32, long side THUMB_SIDE, same framing as the working copy
+    thumb: np.ndarray  # grey uint8, long side THUMB_SIDE, same framing as the working copy
 
 
 def _default_loader(path: Path) -> tuple[Image.Image, tuple[int, int]]:
@@ -128,7 +135,7 @@ def compute_features(image: Image.Image, full_size: tuple[int, int] | None = Non
     ts = THUMB_SIDE / max(grey.size)
     thumb = grey.resize((max(4, round(grey.width * ts)), max(4, round(grey.height * ts))), Image.Resampling.BOX)
     return Features(points, descriptors, (int(full[0]), int(full[1])), grey.size, grey.width / full[0],
-                    np.asarray(thumb, dtype=np.float32))
+                    np.asarray(thumb, dtype=np.uint8))
 
 
 class FeatureCache:
@@ -141,6 +148,7 @@ class FeatureCache:
         self._lock = threading.Lock()
         self._loader = loader or _default_loader
         self.computed = 0
+        self.seconds = 0.0  # CPU seconds (this process's threads) spent decoding and computing features
 
     @staticmethod
     def key_of(path: str | os.PathLike[str]) -> str:
@@ -157,6 +165,7 @@ class FeatureCache:
             if k in self._items:
                 self._items.move_to_end(k)
                 return self._items[k]
+        start = time.thread_time()
         try:
             image, full = self._loader(Path(path))
             feats: Features | None = compute_features(image, full, mirror=mirror)
@@ -164,6 +173,7 @@ class FeatureCache:
             feats = None
         with self._lock:
             self.computed += 1
+            self.seconds += time.thread_time() - start
             self._items[k] = feats
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -196,23 +206,32 @@ def match_features(fa: Features, fb: Features, *, mirrored: bool = False) -> Ali
     if inl.sum() < 3:
         return None
     err = np.linalg.norm(pb.astype(np.float64) @ m[:, :2].T + m[:, 2] - pa, axis=1)
-    h, hmask = cv2.findHomography(pb, pa, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
-    h_inliers = int(hmask.sum()) if h is not None and hmask is not None else 0
+    h_inliers = 0
+    if len(good) >= HOMOGRAPHY_MIN_MATCHES:  # fewer matches cannot show a scene; the fit is the costly part
+        h, hmask = cv2.findHomography(pb, pa, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
+        h_inliers = int(hmask.sum()) if h is not None and hmask is not None else 0
     coverage = _coverage(pb[inl], pb, fb.work_size)
     # working coordinates -> full resolution: A_full = Sa^-1 . M . Sb (. flip for a mirrored B)
     sa, sb = fa.work_scale, fb.work_scale
     lin = np.vstack([m, [0.0, 0.0, 1.0]])
-    to_b_work = np.diag([sb, sb, 1.0])
+    to_b_work = scale_matrix(sb)
     if mirrored:
-        # B's working copy was flipped: x_work' = W_work - x_work
-        to_b_work = np.array([[-1.0, 0.0, float(fb.work_size[0])], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ to_b_work
-    full = np.diag([1.0 / sa, 1.0 / sa, 1.0]) @ lin @ to_b_work
+        # B's working copy was flipped: pixel x became W - 1 - x
+        to_b_work = np.array([[-1.0, 0.0, fb.work_size[0] - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ to_b_work
+    full = np.linalg.inv(scale_matrix(sa)) @ lin @ to_b_work
     scale = float(np.hypot(m[0, 0], m[1, 0])) * sb / sa
     rotation = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
     residual_work = float(np.median(err[inl]))
     return Alignment(matrix=full[:2].astype(np.float64), mirrored=mirrored, inliers=int(inl.sum()),
                      matches=len(good), residual_px=residual_work / sa, scale=scale, rotation_deg=rotation,
-                     homography_inliers=h_inliers, coverage=coverage, residual_work=residual_work)
+                     homography_inliers=h_inliers, coverage=coverage, residual_work=residual_work,
+                     tolerance_px=RANSAC_PX / sa)
+
+
+def scale_matrix(s: float) -> np.ndarray:
+    """3x3 map from a picture's pixel coordinates to those of a copy resized by ``s`` (pixel centres at integer
+    coordinates, as OpenCV's keypoints and warps use them: x' = (x + 0.5) s - 0.5)."""
+    return np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _coverage(inlier_pts: np.ndarray, all_pts: np.ndarray, size: tuple[int, int], grid: int = 4) -> float:
@@ -260,3 +279,108 @@ def align_pair(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
         if fbm is not None:
             best = better(best, match_features(fa, fbm, mirrored=True))
     return best
+
+
+@dataclass(frozen=True)
+class Photometric:
+    """What is left after B is warped onto A and a global tone curve is fitted (grey thumbnails).
+
+    ``residual`` is the median absolute difference over the overlap relative to A's contrast there (noise level
+    for a copy: resampling and compression only); ``changed`` is the fraction of the overlap, in blocks, whose
+    difference stands far above that (a subject that moved, a person who walked in, a text overlay); ``overlap``
+    the fraction of A's frame that B covers.
+    """
+
+    residual: float
+    changed: float
+    overlap: float
+    local: float = 1.0  # median over textured blocks of the band-passed local correlation (1 = same pixels)
+    changed_local: float = 0.0  # fraction of textured blocks whose local correlation is below LOCAL_CHANGED
+
+
+PHOTO_BLOCKS = 12  # blocks along A's long side for the local-difference map
+PHOTO_BLOCK_FACTOR = 4.0  # a block "changed" when its difference is this many times the typical one
+LOCAL_CHANGED = 0.5
+
+
+def photometric(fa: Features, fb: Features, alignment: Alignment) -> Photometric | None:
+    """Warp B's thumbnail onto A's through ``alignment`` (``fb`` upright: the matrix includes any mirror), fit
+    A ~ poly2(B) over the overlap (brightness, contrast, gamma, B/W conversion) and measure what is left."""
+    import cv2
+
+    thumb_a, thumb_b = fa.thumb.astype(np.float32), fb.thumb.astype(np.float32)
+    ha, wa = thumb_a.shape
+    hb, wb = thumb_b.shape
+    ta = wa / fa.size[0]  # thumbnail pixels per full-resolution pixel
+    tb = wb / fb.size[0]
+    full = np.vstack([alignment.matrix, [0.0, 0.0, 1.0]])
+    m = (scale_matrix(ta) @ full @ np.linalg.inv(scale_matrix(tb)))[:2]
+    b_on_a = cv2.warpAffine(thumb_b, m, (wa, ha), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    cover = cv2.warpAffine(np.ones((hb, wb), np.uint8), m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)
+    mask: np.ndarray = np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8))) > 0
+    overlap = float(mask.mean())
+    if mask.sum() < 0.05 * mask.size or mask.sum() < 200:
+        return None
+    a = cv2.GaussianBlur(thumb_a, (0, 0), 1.0)
+    b = cv2.GaussianBlur(b_on_a, (0, 0), 1.0)
+    x, y = b[mask].astype(np.float64), a[mask].astype(np.float64)
+    design = np.stack([x * x, x, np.ones_like(x)], axis=1) / np.array([255.0 * 255.0, 255.0, 1.0])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    fit = np.zeros_like(a, dtype=np.float64)
+    fit[mask] = design @ coef
+    diff = np.abs(a.astype(np.float64) - fit)
+    diff[~mask] = 0.0
+    contrast = float(np.std(y)) + 1.0
+    residual = float(np.median(diff[mask])) / contrast
+    # block map over A's frame; blocks at least 60 % inside the overlap count
+    bs = max(4, round(max(wa, ha) / PHOTO_BLOCKS))
+    rows, cols = ha // bs, wa // bs
+    if rows < 2 or cols < 2:
+        return Photometric(residual, 0.0, overlap)
+    local, changed_local = _local_correlation(thumb_a, b_on_a, mask, bs, rows, cols)
+    d = diff[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+    n = mask[: rows * bs, : cols * bs].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+    inside = n >= 0.6 * bs * bs
+    if inside.sum() < 4:
+        return Photometric(residual, 0.0, overlap, local, changed_local)
+    block = d[inside] / n[inside] / contrast
+    typical = float(np.median(block))
+    changed = float(np.mean(block > PHOTO_BLOCK_FACTOR * max(typical, 0.01)))
+    return Photometric(residual, changed, overlap, local, changed_local)
+
+
+def _local_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bs: int, rows: int,
+                       cols: int) -> tuple[float, float]:
+    """Per-block correlation of the band-passed pictures, each block with its own gain and offset, so any tone,
+    colour or black-and-white edit (locally linear) keeps a copy's blocks near 1, while parallax or a moved
+    subject scrambles the fine structure where it happens. Blocks without texture in A say nothing and are left
+    out. Returns (median over textured blocks, fraction of them below LOCAL_CHANGED)."""
+    import cv2
+
+    def band(x: np.ndarray) -> np.ndarray:
+        return np.asarray(cv2.GaussianBlur(x, (0, 0), 0.8) - cv2.GaussianBlur(x, (0, 0), 3.0), dtype=np.float64)
+
+    pa, pb = band(a), band(b)
+    pa[~mask] = 0.0
+    pb[~mask] = 0.0
+    h, w = rows * bs, cols * bs
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        return x[:h, :w].reshape(rows, bs, cols, bs).sum(axis=(1, 3))
+
+    n = blocks(mask.astype(np.float64))
+    inside = n >= 0.6 * bs * bs
+    sab, saa, sbb = blocks(pa * pb), blocks(pa * pa), blocks(pb * pb)
+    sa_, sb_ = blocks(pa), blocks(pb)
+    nn = np.maximum(n, 1.0)
+    cov = sab - sa_ * sb_ / nn
+    va = saa - sa_ * sa_ / nn
+    vb = sbb - sb_ * sb_ / nn
+    if not inside.any():
+        return 1.0, 0.0
+    energy = va[inside] / nn[inside]
+    textured = inside & (va / nn > max(1.0, 0.1 * float(np.median(energy))))
+    if textured.sum() < 4:
+        return 1.0, 0.0
+    ncc = cov[textured] / np.sqrt(np.maximum(va[textured] * vb[textured], 1e-9))
+    return float(np.median(ncc)), float(np.mean(ncc < LOCAL_CHANGED))

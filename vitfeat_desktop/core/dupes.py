@@ -13,11 +13,19 @@ How a pair of files becomes "one picture":
   alone is a poor copy detector (different photos of one subject score as high as a crop), so a pair whose
   embedding similarity is only in the grey zone is confirmed by aligning the two pictures' pixels (see
   ``verify.py``, which also says why patch tokens were measured and not used).
-* ``similar``: close in embedding space but not a copy (same scene, a burst). Returned separately by
-  :meth:`DuplicateFinder.similar_groups`, never mixed into duplicate groups.
+  Every such candidate (not exact/same-pixels) is also checked geometrically (``align.py``, ``verify.py``): ORB
+  features, a RANSAC similarity fit, B warped onto A and a tone fit. Where both files have enough features that
+  check alone decides, because another shot of the same scene (a burst, a step to the side) shares the hash
+  and the embedding of a copy but not its pixels.
+* ``similar``: another capture of one scene (many points on one homography, or close in embedding and layout
+  where geometry cannot judge), not a copy. Returned separately by :meth:`DuplicateFinder.similar_groups`,
+  never mixed into duplicate groups, never offered for removal.
 
-All cuts come from a :class:`Thresholds` object that ``calibrate.py`` fits to the model on the user's own
-library; a sensitivity in [0, 1] (0.5 = calibrated) moves every cut together.
+The embedding and hash cuts come from a :class:`Thresholds` object that ``calibrate.py`` fits to the model on the
+user's own library; the geometric copy test is model-independent (measured cuts in ``verify.py``), so pairs it
+can judge do not depend on when or on what the library was calibrated. A sensitivity in [0, 1] (0.5 =
+calibrated) moves the cuts together, but the loose half never goes past the calibrated embedding/hash cuts: it
+only loosens the geometric copy test, within the measured gap between copies and other captures.
 
 Grouping never chains: pairs are joined into components, then each component is split around keepers: the best
 keeper takes every file that matches *it* directly, and the rest start a new group. All pair evidence is
@@ -200,6 +208,86 @@ def aligned_copies(align: np.ndarray, cos: np.ndarray, related: np.ndarray, alig
         strong = (align >= align_cut + ALIGN_STRONG_MARGIN) & (cos >= t.verify_min)
         weak = (align >= align_cut) & (cos >= (t.verify_min + cos_cut) / 2)
         return strong | weak | ((align >= align_cut) & related)
+
+
+GEO_UNCHECKED, GEO_UNKNOWN, GEO_UNRELATED, GEO_ALIGNED = 0, 1, 2, 3
+_GEO_KINDS = {"unknown": GEO_UNKNOWN, "unrelated": GEO_UNRELATED, "aligned": GEO_ALIGNED}
+
+
+@dataclass
+class Geometry:
+    """Per-pair geometric evidence (``verify.PairCheck``) as arrays, so regrouping stays array operations.
+
+    ``kind``: GEO_UNCHECKED (no check ran), GEO_UNKNOWN (too few features or too small to tell), GEO_UNRELATED
+    (enough features, nothing consistent matches), GEO_ALIGNED (a similarity fit; ``residual``/``local`` say
+    whether the pixels are one capture's); ``scene``: enough matches for one scene; ``checks`` keeps the full
+    evidence for the reasons, by pair row.
+    """
+
+    kind: np.ndarray
+    residual: np.ndarray
+    local: np.ndarray
+    scene: np.ndarray
+    checks: dict[int, Any]
+
+    @classmethod
+    def unchecked(cls, n: int) -> Geometry:
+        return cls(np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool), {})
+
+    @classmethod
+    def empty(cls) -> Geometry:
+        return cls.unchecked(0)
+
+    def fill(self, rows: Sequence[int], checks: Sequence[Any]) -> None:
+        for q, check in zip(rows, checks, strict=True):
+            if check is None:
+                self.kind[q] = GEO_UNKNOWN
+                continue
+            self.kind[q] = _GEO_KINDS.get(check.kind, GEO_UNKNOWN)
+            self.residual[q], self.local[q] = check.residual, check.local
+            self.scene[q] = bool(check.same_scene)
+            self.checks[int(q)] = check
+
+    def concat(self, other: Geometry) -> Geometry:
+        offset = len(self.kind)
+        return Geometry(np.concatenate([self.kind, other.kind]), np.concatenate([self.residual, other.residual]),
+                        np.concatenate([self.local, other.local]), np.concatenate([self.scene, other.scene]),
+                        {**self.checks, **{offset + k: v for k, v in other.checks.items()}})
+
+    def copies(self, sensitivity: float) -> np.ndarray:
+        """Pairs geometry calls one capture at ``sensitivity``."""
+        from vitfeat_desktop.core.verify import copy_test
+
+        return (self.kind == GEO_ALIGNED) & copy_test(self.residual, self.local, sensitivity)
+
+    def decided(self) -> np.ndarray:
+        """Pairs geometry can judge: its verdict replaces the hash, embedding and pixel-correlation evidence."""
+        return self.kind >= GEO_UNRELATED
+
+
+def near_pairs(t: Thresholds, sensitivity: float, *, exact: np.ndarray, same_pixels: np.ndarray,
+               hash_dist: np.ndarray, align: np.ndarray, cos: np.ndarray | None, related: np.ndarray,
+               geo: Geometry) -> np.ndarray:
+    """Which pairs are copies of one capture at ``sensitivity``.
+
+    Where geometry could judge (enough features on both files), it decides alone: a pair is a copy when B's
+    pixels map onto A's under a similarity and agree after a tone fit, and never otherwise, however alike the
+    hashes or embeddings (two frames of a burst share both). Elsewhere (flat or tiny pictures) the hash, the
+    pooled vector and the pixel correlation decide as before, but never more loosely than calibrated: the
+    slider's loose half only loosens the geometric copy test, within the gap measured between copies and
+    other captures, so no setting groups different pictures (a mushroom with a pizza at cos 0.90).
+    """
+    cos_cut, align_cut, hash_cut = t.at(sensitivity)
+    cos_cut, align_cut, hash_cut = max(cos_cut, t.cos_accept), max(align_cut, t.align_cut), min(hash_cut, t.hash_cut)
+    other = hash_copies(hash_dist, align, hash_cut, t)
+    if cos is not None:
+        with np.errstate(invalid="ignore"):
+            other |= (cos >= cos_cut) | aligned_copies(align, cos, related, align_cut, cos_cut, t)
+    # A pair whose pHashes agree within hash_hi bits but where no feature match was found at all is a failure of
+    # the matcher (a low-texture picture under a large overlay, say), not evidence: such pairs keep the hash's word.
+    # Another capture of one scene does align (it is "aligned", not "unrelated"), so this never lets one through.
+    decided = geo.decided() & ~((geo.kind == GEO_UNRELATED) & (hash_dist <= t.hash_hi))
+    return exact | same_pixels | geo.copies(sensitivity) | (other & ~decided)
 
 
 def _lerp(at0: float, at_half: float, at1: float, s: float) -> float:
@@ -445,6 +533,7 @@ class DuplicateFinder:
         marks: NotDuplicateMarks | None = None,
         has_vectors: bool = True,
         related: np.ndarray | None = None,
+        geometry: Geometry | None = None,
     ) -> None:
         self.files = list(files)
         self.pairs = pairs
@@ -456,6 +545,7 @@ class DuplicateFinder:
         self.related = related if related is not None else np.zeros(len(pairs), dtype=bool)
         self.exact = exact
         self.same_pixels = same_pixels
+        self.geo = geometry if geometry is not None else Geometry.unchecked(len(pairs))
         self.thresholds = thresholds
         self.references = [Path(os.path.abspath(r)) for r in references]
         self.marks = marks
@@ -536,6 +626,13 @@ class DuplicateFinder:
         pairs = _unique_pairs(candidate_sets)
         evidence = _Evidence(files, unit, ph, has_hash, thresholds, verifier, pixel_digest, reporter, cancel)
         evidence.add(pairs, verify_pairs, closure=False)
+        # Files of one scene (a walk-around, a burst and its exports) link to each other geometrically; an export
+        # the embedding places far from its own frame (a 4:5 portrait crop of a landscape frame) is still within
+        # two such links of it, so those pairs are checked too (geometry alone, whatever the embedding says).
+        if unit is not None and evidence.geometry is not None:
+            scene_pairs = _scene_closure_pairs(n, evidence, unit)
+            if scene_pairs.size:
+                evidence.add(scene_pairs, {(int(x), int(y)) for x, y in scene_pairs}, closure=False, geometry_only=True)
         # Close each component found at the loosest setting, so every keeper/member pair has its own evidence
         # (grouping asks "does this file match the keeper", and the keeper may not be among its neighbours).
         loose = evidence.near_loose()
@@ -552,7 +649,7 @@ class DuplicateFinder:
         reporter.update(len(evidence.pairs), force=True)
         return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
                    align=evidence.align, exact=evidence.exact, same_pixels=evidence.same_pixels,
-                   related=evidence.related,
+                   related=evidence.related, geometry=evidence.geo,
                    thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
                    has_vectors=unit is not None)
 
@@ -561,12 +658,9 @@ class DuplicateFinder:
         """Which stored pairs are copies of one picture at this sensitivity (array ops only)."""
         if self.marks is not None and self.marks.version != self._marks_version:
             self.refresh_marks()
-        cos_cut, align_cut, hash_cut = self.thresholds.at(sensitivity)
-        near = self.exact | self.same_pixels | hash_copies(self.hash_dist, self.align, hash_cut, self.thresholds)
-        if self.has_vectors:
-            near |= self.cos >= cos_cut
-            with np.errstate(invalid="ignore"):
-                near |= aligned_copies(self.align, self.cos, self.related, align_cut, cos_cut, self.thresholds)
+        near = near_pairs(self.thresholds, sensitivity, exact=self.exact, same_pixels=self.same_pixels,
+                          hash_dist=self.hash_dist, align=self.align, cos=self.cos if self.has_vectors else None,
+                          related=self.related, geo=self.geo)
         return near & ~self._marked
 
     def pair_reason(self, p: int) -> tuple[str, str, float]:
@@ -575,6 +669,11 @@ class DuplicateFinder:
             return "exact", "same bytes (identical content hash)", 1.0
         if self.same_pixels[p]:
             return "same-pixels", "identical pixels after decoding (metadata or lossless re-save)", 1.0
+        check = self.geo.checks.get(p)
+        if check is not None and self.geo.kind[p] == GEO_ALIGNED and check.alignment is not None:
+            a, b = (int(x) for x in self.pairs[p])
+            keeper_is_a = self._rank[a] <= self._rank[b]
+            return "near-duplicate", same_capture_reason(check, keeper_is_a), float(check.local)
         h = int(self.hash_dist[p])
         turned = _TRANSFORM_NAMES[int(self.transform[p])]
         parts = []
@@ -646,35 +745,76 @@ class DuplicateFinder:
         return DuplicateGroup(kinfo, tuple(members), tier)
 
     def similar_groups(self, sensitivity: float = 0.5) -> list[SimilarSet]:
-        """Similar shots (same scene, bursts): close in embedding space, not copies, never in a duplicate group."""
+        """Similar shots: different captures of one scene (a burst, a walk-around, brackets), never duplicates.
+
+        Where geometry could judge a pair, it is a similar shot when enough matched points agree with one
+        perspective change (the same scene) but the pixels are not one capture's; elsewhere (flat or tiny
+        pictures) when the embedding and the layout (pHash <= 20 bits) agree. Duplicate groups take part through
+        their keeper: a set lists pictures, each once, and evidence from any copy counts for its keeper.
+        """
         if not self.has_vectors:
             return []
-        in_dupes = {id(m.info) for g in self.groups(sensitivity) for m in g.members}
+        index_of = {id(f): i for i, f in enumerate(self.files)}
+        picture = list(range(len(self.files)))
+        for g in self.groups(sensitivity):
+            k = index_of[id(g.keeper)]
+            for m in g.members:
+                picture[index_of[id(m.info)]] = k
         cut = self.thresholds.similar_cut - (float(sensitivity) - 0.5) * 0.1
         near = self.near_mask(sensitivity)
-        # Shots of one scene share its layout, which the perceptual hash sees: two photos of different things
-        # that only the embedding calls alike (a model's "hub" pictures are close to many others) are not a set
-        # of similar shots. Unrelated pictures are ~32 of 64 bits apart; <= 20 happens by chance for ~1 % of pairs.
-        edges = np.nonzero((self.cos >= cut) & ~near & (self.hash_dist <= SIMILAR_SHOT_HASH_BITS))[0]
-        # Star groups around the best-ranked file, not connected components: a chain of look-alikes (a dog, a
+        decided = self.geo.decided()
+        with np.errstate(invalid="ignore"):
+            by_geometry = decided & self.geo.scene & (self.cos >= self.thresholds.verify_min)
+            # Shots of one scene share its layout, which the perceptual hash sees: two photos of different things
+            # that only the embedding calls alike (a model's "hub" pictures) are not similar shots. Unrelated
+            # pictures are ~32 of 64 bits apart; <= 20 happens by chance for ~1 % of pairs.
+            by_embedding = ~decided & (self.cos >= cut) & (self.hash_dist <= SIMILAR_SHOT_HASH_BITS)
+        edges = np.nonzero((by_geometry | by_embedding) & ~near)[0]
+        # Star groups around the best-ranked picture, not connected components: a chain of look-alikes (a dog, a
         # dog on grass, a lawn, a football pitch) must not become one "set of similar shots".
-        neighbours: dict[int, set[int]] = {}
+        neighbours: dict[int, dict[int, int]] = {}
         for p in edges.tolist():
-            a, b = (int(x) for x in self.pairs[p])
-            if id(self.files[a]) in in_dupes or id(self.files[b]) in in_dupes:
+            a, b = (picture[int(x)] for x in self.pairs[p])
+            if a == b:
                 continue
-            neighbours.setdefault(a, set()).add(b)
-            neighbours.setdefault(b, set()).add(a)
+            for x, y in ((a, b), (b, a)):
+                best = neighbours.setdefault(x, {}).get(y)
+                if best is None or self._evidence_strength(p) > self._evidence_strength(best):
+                    neighbours[x][y] = p
         taken: set[int] = set()
         out: list[SimilarSet] = []
         for anchor in sorted(neighbours, key=lambda x: self._rank[x]):
             if anchor in taken:
                 continue
-            members = [anchor, *sorted((x for x in neighbours[anchor] if x not in taken), key=lambda x: self._rank[x])]
-            if len(members) > 1:
-                taken.update(members)
-                out.append(SimilarSet(tuple(self.files[x] for x in members)))
+            others = sorted((x for x in neighbours[anchor] if x not in taken), key=lambda x: self._rank[x])
+            if others:
+                taken.update([anchor, *others])
+                reason = self._similar_reason([neighbours[anchor][x] for x in others])
+                out.append(SimilarSet(tuple(self.files[x] for x in [anchor, *others]), reason))
         return out
+
+    def _evidence_strength(self, p: int) -> int:
+        check = self.geo.checks.get(p)
+        al = getattr(check, "alignment", None)
+        return 0 if al is None else max(al.inliers, al.homography_inliers)
+
+    def _similar_reason(self, rows: list[int]) -> str:
+        """What differs between the set's anchor and its other shots, in words, where it can be told."""
+        what: dict[str, int] = {}
+        points: list[int] = []
+        for p in rows:
+            check = self.geo.checks.get(p)
+            label = _what_differs(check)
+            what[label] = what.get(label, 0) + 1
+            if check is not None and check.alignment is not None:
+                points.append(max(check.alignment.homography_inliers, check.alignment.inliers))
+        n = len(rows) + 1
+        parts = [f"{label} ({count})" if len(rows) > 1 else label for label, count in what.items()]
+        text = f"{n} shots of one scene, not copies: " + ", ".join(parts)
+        if points:
+            lo, hi = min(points), max(points)
+            text += f"; {lo if lo == hi else f'{lo}-{hi}'} matched points agree with one view of the scene"
+        return text
 
     def plan(self, sensitivity: float = 0.5) -> list[dict[str, str]]:
         """The removal plan (what an action would move, and the keeper it relies on), for export before acting."""
@@ -683,6 +823,71 @@ class DuplicateFinder:
             for m in g.removable:
                 rows.append({"path": m.info.path, "keeper": g.keeper.path, "tier": m.tier, "reason": m.reason})
         return rows
+
+
+def same_capture_reason(check: Any, keeper_is_a: bool = True) -> str:
+    """A geometric copy's reason in a photographer's words: how the copy maps onto the keeper and how many of
+    the matched points agree, e.g. "same capture: maps onto the keeper by scale 0.33 + crop, 412 of 430 matched
+    points agree within 1.2 px". ``check`` maps B onto A; ``keeper_is_a`` says which one is kept."""
+    al = check.alignment
+    w_a, h_a = check.size_a
+    w_b, h_b = check.size_b
+    if keeper_is_a:
+        m, (kw, kh), (cw, ch), scale, tol = al.matrix, (w_a, h_a), (w_b, h_b), al.scale, al.tolerance_px
+    else:
+        m, (kw, kh), (cw, ch) = al.inverse(), (w_b, h_b), (w_a, h_a)
+        scale = 1.0 / al.scale if al.scale else 0.0
+        tol = al.tolerance_px / al.scale if al.scale else 0.0
+    how: list[str] = []
+    if abs(scale - 1.0) > 0.02:
+        how.append(f"scale {scale:.2f}")
+    rotation = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    if al.mirrored:
+        how.append("mirrored")
+        rotation = float(np.degrees(np.arctan2(-m[1, 0], -m[0, 0])))
+    quarter = round(rotation / 90.0) % 4
+    if quarter:
+        how.append(f"turned {quarter * 90}°")
+    tilt = rotation - 90.0 * round(rotation / 90.0)
+    if abs(tilt) >= 0.5:
+        how.append(f"straightened {abs(tilt):.1f}°")
+    if kw and kh and cw and ch:
+        corners = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float64) @ m[:, :2].T + m[:, 2]
+        x0, y0 = np.clip(corners.min(axis=0), 0, [kw, kh])
+        x1, y1 = np.clip(corners.max(axis=0), 0, [kw, kh])
+        inside = (x1 - x0) * (y1 - y0) / (kw * kh)  # the keeper's frame the copy covers (bounding box)
+        copy_area = abs(np.linalg.det(m[:, :2])) * cw * ch
+        if inside < 0.95:  # a crop of the keeper, or the keeper has a border the copy lacks
+            how.append(f"crop (covers {inside:.0%} of the keeper's frame)")
+        if copy_area > 1.05 * (x1 - x0) * (y1 - y0):
+            how.append("border or added canvas")
+    if not how:
+        how.append("same framing")
+    text = (f"same capture: maps onto the keeper by {' + '.join(how)}, {al.inliers} of {al.matches} matched "
+            f"points agree within {tol:.1f} px; pixels agree after a tone fit (local correlation "
+            f"{check.local:.2f})")
+    if check.photo is not None and check.photo.changed_local >= 0.1:
+        # An overlay and a subject that moved on a fixed frame (a tripod burst) both change a few areas; the
+        # measured copies reach 0.1-0.35 of such areas (overlays, borders), so this is said, not decided.
+        text += f"; {check.photo.changed_local:.0%} of the picture differs (an overlay, or something that moved)"
+    return text
+
+
+def _what_differs(check: Any) -> str:
+    """One pair's difference in words: the camera moved (a homography explains the matches much better than a
+    similarity, or few of them fit one), the subject moved (the frame fits, some blocks do not), or the light or
+    exposure changed (the frame and its structure fit, the tones do not follow one curve)."""
+    al = getattr(check, "alignment", None)
+    photo = getattr(check, "photo", None)
+    if al is None:
+        return "close in content and layout (embedding and perceptual hash)"
+    if al.homography_inliers >= 1.25 * al.inliers or al.inlier_ratio < 0.6 or photo is None:
+        return "viewpoint moved"
+    if photo.local >= 0.85 and photo.changed_local < 0.1:
+        return "light or exposure differs"
+    if photo.changed_local >= 0.05:
+        return "subject moved"
+    return "slightly different moment or viewpoint"
 
 
 def _unique_pairs(sets: Sequence[np.ndarray]) -> np.ndarray:
@@ -716,8 +921,11 @@ class _Evidence:
         self.same_pixels = np.zeros(0, dtype=bool)
         self.align = np.zeros(0, dtype=np.float32)
         self.related = np.zeros(0, dtype=bool)
+        self.geo = Geometry.empty()
+        self.geometry = verifier if hasattr(verifier, "check") else None
 
-    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]], *, closure: bool) -> None:
+    def add(self, pairs: np.ndarray, verify: set[tuple[int, int]], *, closure: bool,
+            geometry_only: bool = False) -> None:
         """Evidence for ``pairs``; those in ``verify`` may be checked by the verifier. ``closure``: the pairs
         join files already linked through a third one, so the verifier also tries turned/mirrored alignments and
         the pooled-vector floor is waived (a rotated copy has a low embedding similarity to anything)."""
@@ -755,6 +963,7 @@ class _Evidence:
         self.turned = {f for f, (upright, turned) in self._links.items() if turned > upright}
         align = np.full(len(pairs), np.nan, dtype=np.float32)
         related = np.zeros(len(pairs), dtype=bool)
+        geo = Geometry.unchecked(len(pairs))
         if self.verifier is not None and self.unit is not None:
             with np.errstate(invalid="ignore"):
                 if closure:
@@ -762,6 +971,18 @@ class _Evidence:
                 floor = related | (cos >= self.t.verify_min)
                 # verify whatever is not a copy at the strictest setting, so every sensitivity has its evidence
                 grey = ~exact & ~same_pixels & (hdist > self.t.hash_hi) & floor & ~(cos >= self.t.cos_accept_hi)
+                # geometry for every pair that is or may be a copy or a similar shot, hash-level ones included
+                # (two frames of a burst can be a few pHash bits apart)
+                maybe = ~exact & ~same_pixels & ((hdist <= self.t.hash_lo) | floor | geometry_only)
+            if self.geometry is not None:
+                geo_todo = [int(p) for p in np.nonzero(maybe)[0]
+                            if hdist[p] <= self.t.hash_lo or (int(a[p]), int(b[p])) in verify]
+                # a mirror is tried when the hash says the copy is mirrored, or the pair is linked through one
+                mirror = [bool(related[p]) or (int(transform[p]) >= 4 and hdist[p] <= self.t.hash_lo)
+                          for p in geo_todo]
+                geo.fill(geo_todo, self._check_many(pairs, geo_todo, mirror))
+            # the pixel-correlation verifier only where geometry cannot judge (flat or tiny pictures)
+            grey &= (geo.kind <= GEO_UNKNOWN) & (not geometry_only)
             todo = [int(p) for p in np.nonzero(grey)[0] if (int(a[p]), int(b[p])) in verify]
             jobs = [(files[int(a[q])], files[int(b[q])], bool(related[q])) for q in todo]
             for q, score in zip(todo, self._verify_many(jobs), strict=True):
@@ -774,12 +995,19 @@ class _Evidence:
         self.same_pixels = np.concatenate([self.same_pixels, same_pixels])
         self.align = np.concatenate([self.align, align])
         self.related = np.concatenate([self.related, related])
+        self.geo = self.geo.concat(geo)
 
     def reverify(self, rows: np.ndarray) -> None:
         """Check stored keeper/member pairs that are not settled yet; pairs with a file that is a turned or mirrored
         copy (by its hash) may align after turning and need no embedding floor (turning ruins the embedding)."""
         if self.verifier is None or self.unit is None or not len(rows):
             return
+        if self.geometry is not None:
+            unchecked = rows[(self.geo.kind[rows] == GEO_UNCHECKED) & ~self.exact[rows] & ~self.same_pixels[rows]]
+            flips = [int(self.pairs[q, 0]) in self.turned or int(self.pairs[q, 1]) in self.turned
+                     or (int(self.transform[q]) >= 4 and self.hdist[q] <= self.t.hash_lo) for q in unchecked.tolist()]
+            self.geo.fill(unchecked.tolist(), self._check_many(self.pairs, unchecked.tolist(), flips))
+            rows = rows[self.geo.kind[rows] <= GEO_UNKNOWN]
         with np.errstate(invalid="ignore"):
             settled = self.exact[rows] | self.same_pixels[rows] | (self.hdist[rows] <= self.t.hash_hi) | (
                 self.cos[rows] >= self.t.cos_accept_hi) | (self.align[rows] >= self.t.align_hi) | self.related[rows]
@@ -797,6 +1025,27 @@ class _Evidence:
             if score is not None:
                 self.align[q] = score if np.isnan(self.align[q]) else max(float(self.align[q]), score)
             self.related[q] = bool(turn)
+
+    def _check_many(self, pairs: np.ndarray, rows: list[int], mirror: list[bool]) -> list[Any]:
+        """Geometric checks of ``pairs[rows]`` (B = the second file onto A = the first) on a few threads (decode,
+        ORB and matching release the GIL); each file's features are computed once, by the verifier's cache."""
+        geometry = self.geometry
+        assert geometry is not None
+        files = self.files
+
+        def one(job: tuple[int, bool]) -> Any:
+            q, flip = job
+            return geometry.check(files[int(pairs[q, 0])], files[int(pairs[q, 1])], mirror=flip)
+
+        jobs = list(zip(rows, mirror, strict=True))
+        self.reporter.restart("verifying", total=len(jobs))
+        out: list[Any] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+            for start in range(0, len(jobs), 64):
+                check_cancel(self.cancel)
+                out.extend(pool.map(one, jobs[start:start + 64]))
+                self.reporter.update(len(out))
+        return out
 
     def _verify_many(self, jobs: list[tuple[FileInfo, FileInfo, bool]]) -> list[float | None]:
         """Run the verifier over (a, b, turned) jobs on a few threads (decoding, resizing and the FFTs release
@@ -822,13 +1071,33 @@ class _Evidence:
 
     def near_loose(self) -> np.ndarray:
         """Pairs that are copies at the loosest sensitivity (used to close components)."""
-        cos_cut, align_cut, hash_cut = self.t.at(1.0)
-        near = self.exact | self.same_pixels | hash_copies(self.hdist, self.align, hash_cut, self.t)
-        if self.unit is not None:
-            with np.errstate(invalid="ignore"):
-                near |= (self.cos >= cos_cut) | aligned_copies(self.align, self.cos, self.related, align_cut, cos_cut,
-                                                               self.t)
-        return near
+        return near_pairs(self.t, 1.0, exact=self.exact, same_pixels=self.same_pixels, hash_dist=self.hdist,
+                          align=self.align, cos=self.cos if self.unit is not None else None, related=self.related,
+                          geo=self.geo)
+
+
+SCENE_CLOSURE = 6  # pairs per file added through two geometric links (most alike by embedding first)
+
+
+def _scene_closure_pairs(n: int, evidence: _Evidence, unit: np.ndarray, cap: int = SCENE_CLOSURE) -> np.ndarray:
+    """Pairs (i<j) not yet known, two geometric links apart (same scene or copy, at the loosest setting), the
+    ``cap`` most alike by embedding per file. Files without a geometric link add nothing, so in a library of
+    distinct pictures this costs nothing."""
+    linked = evidence.geo.scene | evidence.geo.copies(1.0)
+    adjacency: dict[int, set[int]] = defaultdict(set)
+    for a, b in evidence.pairs[linked].tolist():
+        adjacency[a].add(b)
+        adjacency[b].add(a)
+    known = {(int(x), int(y)) for x, y in evidence.pairs.tolist()}
+    out: set[tuple[int, int]] = set()
+    for x, first in adjacency.items():
+        if len(first) > MAX_COMPONENT:
+            continue
+        reach = set().union(*(adjacency[y] for y in first if len(adjacency[y]) <= MAX_COMPONENT)) - first - {x}
+        fresh = [y for y in reach if (min(x, y), max(x, y)) not in known]
+        fresh.sort(key=lambda y: -float(unit[x] @ unit[y]))
+        out.update((min(x, y), max(x, y)) for y in fresh[:cap])
+    return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
 
 
 def _component_pairs(n: int, edges: np.ndarray, rank: np.ndarray, keepers: int = 2) -> np.ndarray:
@@ -960,21 +1229,44 @@ class CachedVerifier:
     (or after a rescan that changed a few files) verifies only the new pairs. Kept in the data dir per library;
     a file without a content hash is never cached."""
 
-    VERSION = 3  # 2: band-pass alignment scores (verify.py); 3: minimum template size
+    VERSION = 4  # 2: band-pass alignment scores (verify.py); 3: minimum template size; 4: geometric checks
 
     def __init__(self, inner: Any, path: Path) -> None:
         self.inner = inner
         self.path = path
         self.supports_dihedral = getattr(inner, "supports_dihedral", False)
         self._scores: dict[str, float] = {}
+        self._checks: dict[str, dict[str, Any]] = {}
         self._dirty = False
         self.hits = 0
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") == self.VERSION:
                 self._scores = {str(k): float(v) for k, v in data.get("scores", {}).items()}
+                self._checks = {str(k): dict(v) for k, v in data.get("checks", {}).items()}
         except (OSError, ValueError, TypeError, AttributeError):
-            self._scores = {}
+            self._scores, self._checks = {}, {}
+        if hasattr(inner, "check"):
+            self.check = self._check
+
+    def _check(self, a: FileInfo, b: FileInfo, *, mirror: bool = False) -> Any:
+        """The inner verifier's geometric check, remembered by the two files' content hashes (in order: the
+        alignment maps ``b`` onto ``a``)."""
+        from vitfeat_desktop.core.verify import PairCheck
+
+        key = f"{a.content_hash}>{b.content_hash}:{int(mirror)}" if a.content_hash and b.content_hash else None
+        if key is not None and key in self._checks:
+            try:
+                result = PairCheck.from_dict(self._checks[key])
+                self.hits += 1
+                return result
+            except (KeyError, TypeError, ValueError):
+                pass
+        result = self.inner.check(a, b, mirror=mirror)
+        if key is not None and result is not None:
+            self._checks[key] = result.to_dict()
+            self._dirty = True
+        return result
 
     @staticmethod
     def path_for(library_folder: str | os.PathLike[str]) -> Path:
@@ -997,5 +1289,6 @@ class CachedVerifier:
 
     def save(self) -> None:
         if self._dirty:
-            config.write_json_atomic(self.path, {"version": self.VERSION, "scores": self._scores})
+            config.write_json_atomic(self.path, {"version": self.VERSION, "scores": self._scores,
+                                                 "checks": self._checks})
             self._dirty = False
