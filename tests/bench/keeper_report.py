@@ -6,7 +6,8 @@ original was not in the group at all, and the confusion by edit type: which edit
 original, and how often. ``bench_dupes.py`` calls it on its real groups.
 
 Run alone it scores the keeper rules on the ground-truth groups of a library built by ``make_dupes_library.py``
-(every file of one original in one group; no model needed, so it is quick to iterate on), old rules vs new:
+(every file of one original in one group; no model needed, so it is quick to iterate on) and on every
+(copy, original) pair alone, the rules before issue 11 vs now:
 
     python tests/bench/keeper_report.py /tmp/vf-dupes-lib [--originals 60] [--rebuild]
 """
@@ -140,10 +141,25 @@ def main(argv: list[str] | None = None) -> int:
         static.append(_Group(members, best, keeper_reason(members[best], members[other])))
         k, reason = judge.choose(members)
         new.append(_Group(members, k, reason))
+    # every copy alone with its original: the strict test (a two-file group has no majority to lean on)
+    pairs, pairs_before = [], []
+    for members in by_group.values():
+        original = next(m for m in members if truth[m.path][1] == "original")
+        for copy in members:
+            if copy is original:
+                continue
+            two = [copy, original]
+            k, reason = judge.choose(two)
+            pairs.append(_Group(two, k, reason))
+            before = min(range(2), key=lambda i: rules_before_issue_11(two[i]))
+            pairs_before.append(_Group(two, before, "rules before issue 11"))
     seconds = time.perf_counter() - t0
     report = {"rules_before_issue_11": keeper_report(old, truth, label="rules before issue 11"),
               "static_rules": keeper_report(static, truth, label="static rules only (no pixels read)"),
               "with_pixel_evidence": keeper_report(new, truth, label="with pixel evidence"),
+              "pairs_rules_before_issue_11": keeper_report(pairs_before, truth, label="pairs, rules before"),
+              "pairs_with_pixel_evidence": keeper_report(pairs, truth, label="pairs (each copy alone with its "
+                                                                             "original), with pixel evidence"),
               "judge_seconds": round(seconds, 2), "files": len(infos)}
     print(f"pixel evidence for {len(infos)} files took {seconds:.1f} s")
     reasons = Counter(g.members[0].reason.split("(")[0].split(":")[0:2][-1].strip() for g in new)

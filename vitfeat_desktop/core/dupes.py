@@ -523,11 +523,17 @@ class DuplicateFinder:
             evidence.reverify(np.array(again, dtype=np.int64))
             evidence.add(new, {(int(x), int(y)) for x, y in new}, closure=True)
         reporter.update(len(evidence.pairs), force=True)
-        return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
-                   align=evidence.align, exact=evidence.exact, same_pixels=evidence.same_pixels,
-                   related=evidence.related,
-                   thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
-                   has_vectors=unit is not None, choices=choices)
+        finder = cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist,
+                     transform=evidence.transform, align=evidence.align, exact=evidence.exact,
+                     same_pixels=evidence.same_pixels, related=evidence.related, thresholds=thresholds,
+                     references=[Path(r) for r in references], marks=marks, has_vectors=unit is not None,
+                     choices=choices)
+        # Keeper evidence (keeper.py) for every file that is in a group at some sensitivity, read here, in
+        # parallel, so that regrouping stays a matter of arrays and cached verdicts.
+        in_groups = sorted({int(x) for x in finder.pairs[finder.near_mask(1.0)].ravel()})
+        finder.judge.prefetch([files[i] for i in in_groups], reporter=reporter, cancel=cancel)
+        finder.groups(0.5)
+        return finder
 
     # -- deciding -------------------------------------------------------------------------------------------
     def near_mask(self, sensitivity: float = 0.5) -> np.ndarray:

@@ -35,6 +35,7 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from PIL import Image, ImageFilter
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import ImageReadError
 from vitfeat_desktop.core.images import RAW_EXTENSIONS, open_image
+from vitfeat_desktop.core.progress import CancelFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
     from vitfeat_desktop.core.dupes import FileInfo
@@ -66,6 +68,7 @@ DETAIL_RATIO = 0.14  # energy above the smaller file's resolution over its own t
 SIZE_STEP = 1.2  # pixel-count ratio that counts as "a different resolution"
 GRAY_CHROMA = 3.0  # mean |R-G|,|G-B| of a grey picture (JPEG chroma noise)
 COLOUR_CHROMA = 8.0  # ... and of a picture with real colour
+GRAY_EXACT = 1.0  # R = G = B (a conversion to grey); a nearly grey photo with a colour cast still has 3 or more
 FRAME_TOLERANCE = 12  # grey levels a frame may vary by (JPEG ringing) and still count as uniform
 FRAME_MIN = 0.02  # a frame must cover at least this share of the picture
 ASPECT_TOLERANCE = 0.04
@@ -256,6 +259,16 @@ def _frame(rgb: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int, 
     left, right = int(cols[0]), w - 1 - int(cols[-1])
     if (h - top - bottom) * (w - left - right) < 0.2 * h * w:  # a portrait photo pillarboxed to 16:9: 26 %
         return (0, 0, 0, 0), (0, 0, 0)
+    # A border or letterbox is symmetric (an editor pads, a player centres); a photo's own dark or white edge
+    # (a night sky, a studio background) is on one side, or uneven.
+    # Sides under 3 % are the picture's own edge or JPEG ringing, not a frame.
+    top, bottom = (v if v >= 0.03 * h else 0 for v in (top, bottom))
+    left, right = (v if v >= 0.03 * w else 0 for v in (left, right))
+
+    def even(x: int, y: int) -> bool:
+        return abs(x - y) <= max(2, 0.3 * max(x, y))
+    if not (even(top, bottom) and even(left, right)):
+        return (0, 0, 0, 0), (0, 0, 0)
     return (top, bottom, left, right), (int(colour[0]), int(colour[1]), int(colour[2]))
 
 
@@ -289,9 +302,10 @@ def _inside_matches(framed: _Small, other: _Small) -> bool:
     target = _gray(other.rgb)
     if inner.size < 64 or target.size < 64:
         return False
-    resized = np.asarray(Image.fromarray(inner, mode="F").resize((target.shape[1], target.shape[0]),
-                                                                  Image.Resampling.BILINEAR), dtype=np.float32)
-    return _correlation(resized, target) >= FRAME_CONTENT
+    side = (64, max(8, round(64 * target.shape[0] / target.shape[1])))  # coarse: the two were resized differently
+    resized = np.asarray(Image.fromarray(inner, mode="F").resize(side, Image.Resampling.BOX), dtype=np.float32)
+    coarse = np.asarray(Image.fromarray(target, mode="F").resize(side, Image.Resampling.BOX), dtype=np.float32)
+    return _correlation(resized, coarse) >= FRAME_CONTENT
 
 
 def _overlay(a: _Small, b: _Small) -> int | None:
@@ -301,12 +315,21 @@ def _overlay(a: _Small, b: _Small) -> int | None:
     if a.rgb.shape != b.rgb.shape:
         return None
     ga, gb = _gray(a.rgb), _gray(b.rgb)
-    x = np.stack([ga.ravel(), np.ones(ga.size, dtype=np.float32)], axis=1)
-    coef, *_ = np.linalg.lstsq(x, gb.ravel(), rcond=None)
-    residual = np.abs(gb - (coef[0] * ga + coef[1]))
+    g = ga.ravel() / 255.0
+    x = np.stack([g, g * g, np.ones(ga.size, dtype=np.float32)], axis=1)  # a tone curve, not only a line
+    y = gb.ravel()
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    # fit again without the worst 15 %: the overlay itself must not bend the brightness/contrast match
+    keep = np.abs(y - x @ coef) <= np.quantile(np.abs(y - x @ coef), 0.85)
+    coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+    residual = np.abs(y - x @ coef).reshape(gb.shape)
     mask = residual > OVERLAY_LEVEL
     share = float(mask.mean())
     if not (0.0005 < share < OVERLAY_MAX_SHARE) or float(np.median(residual)) > 3.0:
+        return None
+    # an overlay sits in one place (a line of text, a logo); a colour edit's clipped highlights are everywhere
+    rows, cols = mask.sum(axis=1), mask.sum(axis=0)
+    if _span(rows, 0.8) > 0.35 * len(rows) and _span(cols, 0.8) > 0.35 * len(cols):
         return None
     grown = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
 
@@ -314,12 +337,24 @@ def _overlay(a: _Small, b: _Small) -> int | None:
         gy, gx = np.gradient(g)
         return float(((gx * gx + gy * gy) * grown).sum())
 
-    ea, eb = edges(ga), edges(coef[0] * gb)  # b's edges in a's contrast units
+    slope = float(np.median(coef[0] + 2 * coef[1] * g)) / 255.0  # d(b)/d(a): b's edges in a's contrast units
+    ea, eb = edges(ga), edges(gb / max(slope, 1e-3))
     if eb > OVERLAY_EDGES * ea:
         return 1
     if ea > OVERLAY_EDGES * eb:
         return 0
     return None
+
+
+def _span(counts: np.ndarray, share: float) -> int:
+    """Length of the shortest run of consecutive entries holding ``share`` of the total."""
+    total = float(counts.sum())
+    if total <= 0:
+        return len(counts)
+    cum = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
+    need = share * total
+    ends = np.searchsorted(cum, cum[:-1] + need, side="left")
+    return int((ends - np.arange(len(counts))).min())
 
 
 def colour_signature(small: _Small) -> np.ndarray:
@@ -385,7 +420,7 @@ OVERLAY_LEVEL = 25.0  # grey levels by which an overlay differs from the picture
 OVERLAY_MAX_SHARE = 0.12  # an overlay covers a small part of the picture
 OVERLAY_EDGES = 1.3  # the file with this much more edge energy where the two differ carries the overlay
 COLOUR_OFF = 8.0  # mean level (or 12 % of the contrast) by which a colour-edited copy differs from the group
-FRAME_CONTENT = 0.8  # a framed copy's inside must correlate this well with the other picture
+FRAME_CONTENT = 0.5  # a framed copy's inside must correlate this well with the other picture (64 pixels wide)
 
 
 def _transpose(image: Image.Image, t: int) -> Image.Image:
@@ -567,6 +602,24 @@ class KeeperJudge:
             return _reencode_match(self._loader(src.path).convert("RGB"), dst.path)
         return self._memo(f"reproduces:{dst.path}\0{dst.size}\0{dst.mtime}", src, compute)
 
+    def prefetch(self, files: Sequence[FileInfo], *, reporter: Reporter | None = None,
+                 cancel: CancelFn | None = None) -> None:
+        """Measure the per-file facts of ``files`` on a few threads (decoding releases the GIL)."""
+        def one(info: FileInfo) -> None:
+            self.small(info)
+            self.header(info)
+            self.grid(info)
+
+        if reporter is not None:
+            reporter.restart("choosing keepers", total=len(files))
+        workers = max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(files), 64):
+                check_cancel(cancel)
+                list(pool.map(one, files[start:start + 64]))
+                if reporter is not None:
+                    reporter.update(min(len(files), start + 64))
+
     # -- one pair -----------------------------------------------------------------------------------------------
     def compare(self, a: FileInfo, b: FileInfo) -> Verdict | None:
         """Which of ``a``/``b`` the other was made from, with the reason; None without evidence."""
@@ -589,12 +642,13 @@ class KeeperJudge:
         sa, sb = self.small(a), self.small(b)
         if sa is not None and sb is not None:
             for k, (x, y) in enumerate(((sa, sb), (sb, sa))):
-                if x.chroma >= COLOUR_CHROMA and y.chroma <= GRAY_CHROMA:
+                if (x.chroma >= COLOUR_CHROMA and y.chroma <= GRAY_CHROMA) or (x.chroma >= GRAY_CHROMA
+                                                                                 and y.chroma <= GRAY_EXACT):
                     return Verdict(k, "colour original of a black-and-white copy", "grayscale")
             fa, fb = _frame_share(sa), _frame_share(sb)
             for k, (x, y, fx, fy) in enumerate(((sa, sb, fa, fb), (sb, sa, fb, fa))):
                 full = x.rgb.shape[1] / x.rgb.shape[0]
-                if fy >= FRAME_MIN and fy > fx + FRAME_MIN / 2 and min(
+                if fy >= FRAME_MIN and fy > max(fx + FRAME_MIN, 2 * fx) and min(
                         abs(_inner_aspect(y) / _inner_aspect(x) - 1), abs(_inner_aspect(y) / full - 1)
                 ) <= ASPECT_TOLERANCE and _inside_matches(y, x):
                     return Verdict(k, f"the other file {_frame_words(y)}", "border")
@@ -785,11 +839,6 @@ class KeeperJudge:
         candidates = [i for i in order if i not in turned and i not in recoloured] or order
         current = candidates[0]
         reason: str | None = None
-        if order[0] in turned and current != order[0]:
-            reason = f"the other file is {turned[order[0]]} against the rest of the group"
-        elif order[0] in recoloured and current != order[0]:
-            reason = "the other file's colours are edited (brightness, contrast or saturation differ from the " \
-                     "rest of the group)"
         seen = {current}
         for _round in range(3):
             changed = False
@@ -817,7 +866,12 @@ class KeeperJudge:
         # Say why not the file the plain facts would have kept (the biggest, usually), else the last decision.
         first = order[0] if order[0] != current else next(i for i in order if i != current)
         verdict = self.compare(files[current], files[first])
-        if verdict is not None and verdict.keeper == 0:
+        if first in turned:
+            reason = f"the other file is {turned[first]} against the rest of the group"
+        elif first in recoloured:
+            reason = "the other file's colours are edited (brightness, contrast or saturation differ from the " \
+                     "rest of the group)"
+        elif verdict is not None and verdict.keeper == 0:
             reason = verdict.reason
         elif reason is None:
             reason = keeper_reason(files[current], files[first])
