@@ -153,24 +153,28 @@ class KeeperChoices:
         return cls(config.data_dir() / "dupes" / f"keepers-{key}.json")
 
     @staticmethod
-    def _key(info: FileInfo) -> str:
-        return info.content_hash or f"path:{os.path.abspath(info.path)}"
+    def _keys(info: FileInfo) -> tuple[str, ...]:
+        path = f"path:{os.path.abspath(info.path)}"
+        return (info.content_hash, path) if info.content_hash else (path,)
 
     def choose(self, keeper: FileInfo, group: Sequence[FileInfo] = ()) -> None:
-        """Make ``keeper`` the keeper of its group; ``group``'s other members lose any earlier choice."""
+        """Make ``keeper`` the keeper of its group; ``group``'s other members lose any earlier choice. Among
+        exact copies (one content hash) the choice is kept by path."""
         for other in group:
-            self._chosen.discard(self._key(other))
-        self._chosen.add(self._key(keeper))
+            self._chosen.difference_update(self._keys(other))
+        twin = any(o.content_hash and o.content_hash == keeper.content_hash and o.path != keeper.path
+                   for o in group)
+        self._chosen.add(self._keys(keeper)[-1 if twin else 0])
         self._save()
 
     def clear(self, group: Sequence[FileInfo]) -> None:
         """Back to the automatic keeper for ``group``."""
         for info in group:
-            self._chosen.discard(self._key(info))
+            self._chosen.difference_update(self._keys(info))
         self._save()
 
     def is_chosen(self, info: FileInfo) -> bool:
-        return self._key(info) in self._chosen
+        return any(k in self._chosen for k in self._keys(info))
 
     def __len__(self) -> int:
         return len(self._chosen)

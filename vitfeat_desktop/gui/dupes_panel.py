@@ -114,6 +114,10 @@ class DuplicatesPanel(QWidget):
         self.not_dup_button.setToolTip("The highlighted photo is not a copy of its group's keeper: never group them "
                                        "again")
         self.not_dup_button.clicked.connect(self.mark_not_duplicate)
+        self.keep_button = QPushButton("Keep this one")
+        self.keep_button.setToolTip("Make the highlighted photo the keeper of its group (remembered for this "
+                                    "library)")
+        self.keep_button.clicked.connect(self.make_keeper)
         self.trash_button = QPushButton("Trash")
         self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)")
         self.trash_button.clicked.connect(lambda: self.act("trash"))
@@ -125,7 +129,7 @@ class DuplicatesPanel(QWidget):
         self.move_button.setToolTip("Organize: move the checked photos (e.g. a set of similar shots) into a folder "
                                     "you choose; undoable")
         self.move_button.clicked.connect(lambda: self.win.file_action("move", self.selected_paths()))
-        for w in (self.auto_button, self.clear_button, self.not_dup_button):
+        for w in (self.auto_button, self.clear_button, self.not_dup_button, self.keep_button):
             bar2.addWidget(w)
         bar2.addStretch(1)
         bar2.addWidget(self.move_button)
@@ -377,6 +381,7 @@ class DuplicatesPanel(QWidget):
         self.auto_button.setEnabled(bool(self.groups))
         sel = [it for it in self.tree.selectedItems() if it.data(0, PathRole)]
         self.not_dup_button.setEnabled(bool(sel) and self.mode.currentData() == "dupes")
+        self.keep_button.setEnabled(len(sel) == 1 and self.mode.currentData() == "dupes")
 
     def _selection_changed(self) -> None:
         self._update_buttons()
@@ -448,6 +453,24 @@ class DuplicatesPanel(QWidget):
         if count:
             self.summary.setText(f"Marked {count} photo(s) as not a duplicate; regrouping…")
             self.refresh()
+
+    def make_keeper(self) -> None:
+        """Make the highlighted photo the keeper of its group; the core stores the choice, so it sticks."""
+        sel = [it for it in self.tree.selectedItems() if it.data(0, PathRole)]
+        if self.finder is None or len(sel) != 1 or not hasattr(self.finder, "choose_keeper"):
+            return
+        path, keeper = sel[0].data(0, PathRole), sel[0].data(0, KeeperRole)
+        group = next((g for g in self.groups if g.keeper.path == keeper and path in g.files), None)
+        if group is None or path == keeper:
+            return
+        info = next(m.info for m in group.members if m.info.path == path)
+        try:
+            self.finder.choose_keeper(group, info)
+        except (ValueError, OSError) as exc:
+            self.summary.setText(f"Cannot keep {Path(path).name}: {exc}")
+            return
+        self.summary.setText(f"{Path(path).name} is now the keeper of its group")
+        self.regroup()
 
     def export(self, path: str | None = None) -> Path | None:
         """Save the current groups (at the current sensitivity) as CSV or JSON, chosen by the file suffix."""
