@@ -432,6 +432,7 @@ class DuplicateFinder:
         self.has_vectors = has_vectors
         self.choices = choices  # the user's keeper per group (keeper.py), None: automatic only
         self.judge = judge if judge is not None else KeeperJudge()  # pixel evidence, cached across regroups
+        self._keepers: dict[tuple[tuple[int, ...], int], tuple[int, str]] = {}  # group members -> keeper, reason
         self._keys = [keeper_key(f, self.references) for f in self.files]
         self._rank = np.empty(len(self.files), dtype=np.int64)
         self._rank[sorted(range(len(self.files)), key=self._keys.__getitem__)] = np.arange(len(self.files))
@@ -618,7 +619,10 @@ class DuplicateFinder:
         then decided by ``keeper.py`` from the members' pixels (the file the others were made from), the user's
         choice and reference folders. Each member keeps the evidence of its match to the first keeper."""
         nodes = [keeper, *taken]
-        k, why = self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
+        key = (tuple(nodes), self.choices.version if self.choices is not None else 0)
+        if key not in self._keepers:
+            self._keepers[key] = self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
+        k, why = self._keepers[key]
         chosen = nodes[k]
         kinfo = self.files[chosen]
         members = [Member(kinfo, "keeper", "kept: " + why, 1.0, _under(kinfo.path, self.references))]

@@ -79,7 +79,7 @@ ASPECT_TOLERANCE = 0.04
 
 
 def is_raw(info: FileInfo) -> bool:
-    return (info.format or "").upper() in RAW_FORMATS or Path(info.path).suffix.lower() in RAW_EXTENSIONS
+    return (info.format or "").upper() in RAW_FORMATS or os.path.splitext(info.path)[1].lower() in RAW_EXTENSIONS
 
 
 def has_camera(info: FileInfo) -> bool:
@@ -87,6 +87,8 @@ def has_camera(info: FileInfo) -> bool:
 
 
 def under(path: str, folders: Sequence[Path]) -> bool:
+    if not folders:
+        return False
     p = Path(os.path.abspath(path))
     return any(p == f or f in p.parents for f in folders)
 
