@@ -192,6 +192,37 @@ def test_raw_over_its_jpeg_export_even_upscaled(tmp_path: Path) -> None:
     assert min([export, raw], key=keeper_key) is raw  # also without pixels
 
 
+def _tiny_dng(path: Path, photo: Image.Image) -> Path:
+    """A real (if minimal) DNG: the photo's pixels as a 12-bit RGGB Bayer mosaic that LibRaw decodes."""
+    from PIL import TiffImagePlugin
+
+    rgb = np.asarray(photo, dtype=np.uint16)
+    h, w = (rgb.shape[0] // 2) * 2, (rgb.shape[1] // 2) * 2
+    rgb = rgb[:h, :w]
+    cfa = np.zeros((h, w), dtype=np.uint16)
+    cfa[0::2, 0::2], cfa[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+    cfa[1::2, 0::2], cfa[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+    ifd = TiffImagePlugin.ImageFileDirectory_v2()
+    for tag, value, kind in ((50706, bytes([1, 4, 0, 0]), 1), (262, 32803, 3), (33421, (2, 2), 3),
+                             (33422, bytes([0, 1, 1, 2]), 1), (50717, 4095, 3),
+                             (50721, (1, 0, 0, 0, 1, 0, 0, 0, 1), 10)):
+        ifd[tag] = value
+        ifd.tagtype[tag] = kind
+    ifd[50708], ifd[271], ifd[272] = "Test Camera", "Canon", "Canon EOS 5D"
+    Image.frombytes("I;16", (w, h), (cfa * 16).astype("<u2").tobytes()).save(path, format="TIFF", tiffinfo=ifd)
+    return path
+
+
+def test_dng_over_its_2x_upscaled_jpeg_export(tmp_path: Path, photo: Image.Image) -> None:
+    pytest.importorskip("rawpy")
+    raw = _tiny_dng(tmp_path / "IMG_0002.dng", photo)
+    export = _save(photo.resize((photo.width * 2, photo.height * 2), Image.Resampling.BICUBIC),
+                   tmp_path / "IMG_0002.jpg", quality=95)
+    name, reason = _keeper(export, raw)  # the issue's case: the JPEG was kept and the RAW listed for removal
+    assert name == "IMG_0002.dng"
+    assert reason == "RAW original; the other file is rendered from it"
+
+
 def test_never_by_name_identical_copies(tmp_path: Path, photo: Image.Image) -> None:
     original = _save(photo, tmp_path / "horse_cart.JPEG")
     copy = tmp_path / "horse_cart copy.JPEG"
