@@ -194,7 +194,7 @@ class KeeperChoices:
 class _Small:
     """A file's working image (longer side ~WORK_SIDE) and what it tells at a glance."""
 
-    rgb: np.ndarray  # float32 [h, w, 3]
+    rgb: np.ndarray  # uint8 [h, w, 3] (~230 KB; a bounded number are kept)
     chroma: float  # mean colour spread: ~0 for a grey picture
     frame: tuple[int, int, int, int]  # uniform rows/columns at top, bottom, left, right (working pixels)
     frame_colour: tuple[int, int, int]
@@ -365,7 +365,7 @@ def _span(counts: np.ndarray, share: float) -> int:
 
 def colour_signature(small: _Small) -> np.ndarray:
     """Mean and spread of each channel: a brightness, contrast or saturation edit moves them."""
-    rgb = small.rgb.reshape(-1, 3)
+    rgb = small.rgb.reshape(-1, 3).astype(np.float32)
     return np.concatenate([rgb.mean(axis=0), rgb.std(axis=0)])
 
 
@@ -502,10 +502,11 @@ class KeeperJudge:
     cannot be read give no evidence and the static rules decide.
     """
 
-    def __init__(self, loader: Loader | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, loader: Loader | None = None, cache_size: int = 512) -> None:
         self._loader: Loader = loader or open_image
         self._lock = threading.Lock()
-        self._small: OrderedDict[str, _Small | None] = OrderedDict()
+        # working images, least recently used dropped (groups are decided one at a time); scalar facts are kept
+        self._small: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._facts: dict[tuple[str, str], Any] = {}
         self._pairs: dict[tuple[str, str], Verdict | None] = {}
         self._cache_size = cache_size
@@ -513,15 +514,20 @@ class KeeperJudge:
     # -- per-file facts ---------------------------------------------------------------------------------------
     def _memo(self, kind: str, info: FileInfo, compute: Callable[[], Any]) -> Any:
         key = (kind, f"{info.path}\0{info.size}\0{info.mtime}")
+        store: dict[tuple[str, str], Any] = self._small if kind == "small" else self._facts
         with self._lock:
-            if key in self._facts:
-                return self._facts[key]
+            if key in store:
+                if kind == "small":
+                    self._small.move_to_end(key)
+                return store[key]
         try:
             value = compute()
         except (ImageReadError, OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError):
             value = None
         with self._lock:
-            self._facts[key] = value
+            store[key] = value
+            while len(self._small) > self._cache_size:
+                self._small.popitem(last=False)
         return value
 
     def small(self, info: FileInfo) -> _Small | None:
@@ -531,7 +537,7 @@ class KeeperJudge:
             rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
             chroma = float((np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])).mean() / 2)
             frame, colour = _frame(rgb)
-            return _Small(rgb, chroma, frame, colour)
+            return _Small(rgb.astype(np.uint8), chroma, frame, colour)
         return self._memo("small", info, compute)
 
     def header(self, info: FileInfo) -> tuple[str, float | None, str | None, bool] | None:
@@ -790,7 +796,8 @@ class KeeperJudge:
         if qa is None or qb is None or max(qa, qb) / max(min(qa, qb), 1e-6) < QUALITY_STEP:
             return None
         sa, sb = self.small(a), self.small(b)
-        if sa is None or sb is None or sa.rgb.shape != sb.rgb.shape or float(np.abs(sa.rgb - sb.rgb).mean()) > 3.0:
+        if sa is None or sb is None or sa.rgb.shape != sb.rgb.shape or float(
+                np.abs(sa.rgb.astype(np.int16) - sb.rgb).mean()) > 3.0:
             return None  # not the same pixels (an edit): the quality of the container says nothing
         fine, coarse = (0, 1) if qa < qb else (1, 0)
         gf, gc = grids[fine], grids[coarse]
