@@ -1,83 +1,292 @@
-"""Keeper rules: reference folder, resolution, RAW, file size, capture date; and the reason shown for each."""
+"""Keeper rules: the keeper of a group is the file the others were made from, with its reason in words.
+
+Each rule is checked on a real shared photo edited here (small, fast), plus the rules that need no pixels
+(reference folders, RAW, the user's choice, the never-by-name tie-break).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo, Thresholds, keeper_key, keeper_reason
+from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo, Thresholds
+from vitfeat_desktop.core.images import open_image_with_info
+from vitfeat_desktop.core.keeper import KeeperChoices, KeeperJudge, keeper_key, keeper_reason
+from vitfeat_desktop.core.phash import image_hashes
 
-
-def _info(i: int, path: str, **kw: object) -> FileInfo:
-    base = {"size": 1000, "width": 1000, "height": 800, "format": "JPEG", "capture_date": None}
-    base.update(kw)
-    return FileInfo(id=i, path=path, **base)  # type: ignore[arg-type]
-
-
-def _best(files: list[FileInfo], refs: list[Path] | None = None) -> FileInfo:
-    return min(files, key=lambda f: keeper_key(f, refs or []))
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 
 
-def test_highest_resolution_wins_over_everything_but_references() -> None:
-    small_raw_old = _info(0, "/p/a.dng", width=800, height=600, format="DNG", size=9_000_000,
-                          capture_date="2001-01-01")
-    big = _info(1, "/p/b.jpg", width=4000, height=3000, size=2_000_000)
-    assert _best([small_raw_old, big]) is big
-    assert "higher resolution (4000x3000 vs 800x600)" in keeper_reason(big, small_raw_old)
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    path = PHOTOS / "n01531178_goldfinch.JPEG"
+    if not path.is_file():
+        pytest.skip("shared photos are not available")
+    with Image.open(path) as opened:
+        return ImageOps.exif_transpose(opened).convert("RGB")
 
 
-def test_raw_over_jpeg_at_equal_resolution() -> None:
-    jpeg = _info(0, "/p/a.jpg", size=9_000_000)
-    raw = _info(1, "/p/a.cr2", format=None, size=100)  # RAW recognised by extension as well
-    assert _best([jpeg, raw]) is raw
-    assert keeper_reason(raw, jpeg) == "RAW file"
+def _save(img: Image.Image, path: Path, quality: int = 95, **kw: object) -> Path:
+    if path.suffix == ".png":
+        img.save(path, "PNG")
+    else:
+        img.save(path, "JPEG", quality=quality, **kw)  # type: ignore[arg-type]
+    return path
 
 
-def test_larger_file_then_oldest_capture_date() -> None:
-    small = _info(0, "/p/a.jpg", size=1000, capture_date="2000-01-01 10:00:00")
-    large = _info(1, "/p/b.jpg", size=5000, capture_date="2020-01-01 10:00:00")
-    assert _best([small, large]) is large
-    assert "larger file" in keeper_reason(large, small)
-    old = _info(2, "/p/c.jpg", capture_date="2005-06-01 10:00:00")
-    new = _info(3, "/p/d.jpg", capture_date="2019-06-01 10:00:00")
-    undated = _info(4, "/p/e.jpg")
-    assert _best([new, undated, old]) is old
-    assert "older capture date" in keeper_reason(old, new)
+def _info(path: Path, i: int = 0) -> FileInfo:
+    image, facts = open_image_with_info(path, min_side=64)
+    st = path.stat()
+    return FileInfo(id=i, path=str(path), size=st.st_size, width=facts.get("width"), height=facts.get("height"),
+                    format=facts.get("format"), capture_date=facts.get("capture_date"), camera=facts.get("camera"),
+                    orientation=facts.get("orientation"), hashes=image_hashes(image), mtime=st.st_mtime)
 
 
-def test_reference_folder_is_always_keeper(tmp_path: Path) -> None:
-    ref = tmp_path / "archive"
-    in_ref = _info(0, str(ref / "small.jpg"), width=100, height=80, size=10)
-    best_otherwise = _info(1, str(tmp_path / "big.dng"), width=9000, height=6000, format="DNG", size=10**8)
-    assert _best([best_otherwise, in_ref], [ref]) is in_ref
-    assert keeper_reason(in_ref, best_otherwise, [ref]) == "in a reference folder"
+def _keeper(*paths: Path) -> tuple[str, str]:
+    files = [_info(p, i) for i, p in enumerate(paths)]
+    k, reason = KeeperJudge().choose(files)
+    return Path(files[k].path).name, reason
 
 
-def _finder(files: list[FileInfo], pairs: list[tuple[int, int]], cos: list[float], **kw: object) -> DuplicateFinder:
+def test_upscale_loses_to_its_source(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg")
+    up = photo.resize((photo.width * 2, photo.height * 2), Image.Resampling.BICUBIC)
+    upscaled = _save(up, tmp_path / "upscaled.jpg", quality=95)
+    name, reason = _keeper(upscaled, original)
+    assert name == "original.jpg"
+    assert reason == "the other file is this picture upscaled 2x: no extra detail"
+
+
+def test_genuinely_sharper_file_wins_over_its_downscale(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=80)
+    half = _save(photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.LANCZOS),
+                 tmp_path / "half.jpg", quality=98)
+    name, reason = _keeper(half, original)
+    assert name == "original.jpg"
+    assert reason.startswith(f"higher resolution with real detail ({photo.width}x{photo.height})")
+
+
+def test_border_and_letterbox_are_additions(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg")
+    bordered = _save(ImageOps.expand(photo, border=30, fill=(255, 255, 255)), tmp_path / "bordered.jpg")
+    assert _keeper(bordered, original) == ("original.jpg", "the other file adds a white border")
+    canvas = Image.new("RGB", (photo.width, round(photo.width * 9 / 16) + 200), (0, 0, 0))
+    canvas.paste(photo, (0, (canvas.height - photo.height) // 2))
+    boxed = _save(canvas, tmp_path / "boxed.jpg")
+    assert _keeper(boxed, original) == ("original.jpg", "the other file adds black letterbox bars")
+
+
+def test_colour_original_of_a_grayscale_copy(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=80)
+    gray = _save(ImageOps.grayscale(photo).convert("RGB"), tmp_path / "gray.jpg", quality=98)
+    assert _keeper(gray, original) == ("original.jpg", "colour original of a black-and-white copy")
+
+
+def test_png_resave_of_a_jpeg(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=90)
+    with Image.open(original) as opened:
+        png = _save(opened.convert("RGB"), tmp_path / "resaved.png")
+    assert png.stat().st_size > original.stat().st_size  # the old "larger file" rule kept the PNG
+    assert _keeper(png, original) == (
+        "original.jpg", "the other file is a lossless PNG re-save of this JPEG (identical pixels): no extra detail")
+
+
+def test_lossless_original_of_a_jpeg(tmp_path: Path, photo: Image.Image) -> None:
+    png = _save(photo, tmp_path / "master.png")
+    jpeg = _save(photo, tmp_path / "export.jpg", quality=90)
+    name, reason = _keeper(jpeg, png)
+    assert name == "master.png"
+    assert reason == "lossless original (PNG); the other file is a JPEG of it"
+
+
+def _decoded(path: Path) -> Image.Image:
+    with Image.open(path) as opened:
+        return opened.convert("RGB")
+
+
+def test_watermark_is_a_local_addition(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=92)
+    marked = _decoded(original)
+    draw = ImageDraw.Draw(marked)
+    try:
+        font = ImageFont.load_default(size=photo.height // 10)
+    except TypeError:  # old Pillow
+        font = ImageFont.load_default()
+    draw.text((21, photo.height * 2 // 3 + 1), "© My Photos 2024", fill=(0, 0, 0), font=font)
+    draw.text((20, photo.height * 2 // 3), "© My Photos 2024", fill=(255, 255, 255), font=font)
+    watermarked = _save(marked, tmp_path / "watermarked.jpg", quality=92)
+    assert _keeper(watermarked, original) == (
+        "original.jpg", "the other file adds a watermark or text (a local overlay on this picture)")
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (Image.Transpose.ROTATE_90, "the other file is this picture turned 90° and re-saved"),
+    (Image.Transpose.FLIP_LEFT_RIGHT, "the other file is this picture mirrored and re-saved"),
+])
+def test_turned_or_mirrored_resave(tmp_path: Path, photo: Image.Image, edit: Image.Transpose, words: str) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=95)
+    copy = _save(_decoded(original).transpose(edit), tmp_path / "copy.jpg", quality=85)
+    assert _keeper(copy, original) == ("original.jpg", words)
+
+
+def test_exif_orientation_copy(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    copy = _save(_decoded(original).transpose(Image.Transpose.ROTATE_90), tmp_path / "phone.jpg", quality=85,
+                 exif=exif.tobytes())
+    assert _keeper(copy, original) == (
+        "original.jpg", "the other file is this picture re-saved with its pixels turned (EXIF orientation)")
+
+
+def test_harder_recompression_and_higher_quality_resave(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=85)
+    harder = _save(_decoded(original), tmp_path / "small.jpg", quality=40)
+    assert _keeper(harder, original) == (
+        "original.jpg", "the other file is this picture recompressed harder (JPEG quality ~40 vs ~85)")
+    # the issue's case: a 2024 q95 re-save (bigger file, newer date) of a 2019 original
+    resave = _save(_decoded(original), tmp_path / "resave-2024.jpg", quality=95)
+    assert resave.stat().st_size > original.stat().st_size
+    assert _keeper(resave, original) == (
+        "original.jpg", "the other file is a re-save of this JPEG at a higher quality setting (~95 vs ~85): no "
+                        "extra detail")
+
+
+def test_camera_exif_over_an_export_of_the_same_pixels(tmp_path: Path, photo: Image.Image) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    exif[0x0110] = "Canon EOS 5D"
+    camera = _save(photo, tmp_path / "IMG_0001.jpg", quality=90, exif=exif.tobytes())
+    export = _save(_decoded(camera), tmp_path / "IMG_0001-export.jpg", quality=90)
+    name, reason = _keeper(export, camera)
+    assert name == "IMG_0001.jpg"
+    assert reason == "camera original (Canon EOS 5D); the other file has no camera data (an export)"
+
+
+def test_colour_edit_against_the_rest_of_the_group(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg", quality=85)
+    decoded = _decoded(original)
+    edited = ImageEnhance.Color(ImageEnhance.Brightness(decoded).enhance(1.25)).enhance(1.4)
+    colour = _save(edited, tmp_path / "colour.jpg", quality=98)  # the finest, biggest file of the group
+    others = [_save(decoded.resize((decoded.width // d, decoded.height // d), Image.Resampling.LANCZOS),
+                    tmp_path / f"small{d}.jpg", quality=90) for d in (2, 3, 4)]
+    name, reason = _keeper(colour, original, *others)
+    assert name == "original.jpg"
+    assert reason == ("colour.jpg's colours are edited (brightness, contrast or saturation differ from the rest of "
+                      "the group)")
+
+
+def test_raw_over_its_jpeg_export_even_upscaled(tmp_path: Path) -> None:
+    raw = FileInfo(id=0, path=str(tmp_path / "IMG_0001.dng"), size=25_000_000, width=6000, height=4000,
+                   format="RAW")
+    export = FileInfo(id=1, path=str(tmp_path / "IMG_0001.jpg"), size=9_000_000, width=12000, height=8000,
+                      format="JPEG", capture_date="2019-01-01 10:00:00")
+    k, reason = KeeperJudge().choose([export, raw])
+    assert k == 1
+    assert reason == "RAW original; the other file is rendered from it"
+    assert min([export, raw], key=keeper_key) is raw  # also without pixels
+
+
+def _tiny_dng(path: Path, photo: Image.Image) -> Path:
+    """A real (if minimal) DNG: the photo's pixels as a 12-bit RGGB Bayer mosaic that LibRaw decodes."""
+    from PIL import TiffImagePlugin
+
+    rgb = np.asarray(photo, dtype=np.uint16)
+    h, w = (rgb.shape[0] // 2) * 2, (rgb.shape[1] // 2) * 2
+    rgb = rgb[:h, :w]
+    cfa = np.zeros((h, w), dtype=np.uint16)
+    cfa[0::2, 0::2], cfa[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+    cfa[1::2, 0::2], cfa[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+    ifd = TiffImagePlugin.ImageFileDirectory_v2()
+    for tag, value, kind in ((50706, bytes([1, 4, 0, 0]), 1), (262, 32803, 3), (33421, (2, 2), 3),
+                             (33422, bytes([0, 1, 1, 2]), 1), (50717, 4095, 3),
+                             (50721, (1, 0, 0, 0, 1, 0, 0, 0, 1), 10)):
+        ifd[tag] = value
+        ifd.tagtype[tag] = kind
+    ifd[50708], ifd[271], ifd[272] = "Test Camera", "Canon", "Canon EOS 5D"
+    Image.frombytes("I;16", (w, h), (cfa * 16).astype("<u2").tobytes()).save(path, format="TIFF", tiffinfo=ifd)
+    return path
+
+
+def test_dng_over_its_2x_upscaled_jpeg_export(tmp_path: Path, photo: Image.Image) -> None:
+    pytest.importorskip("rawpy")
+    raw = _tiny_dng(tmp_path / "IMG_0002.dng", photo)
+    export = _save(photo.resize((photo.width * 2, photo.height * 2), Image.Resampling.BICUBIC),
+                   tmp_path / "IMG_0002.jpg", quality=95)
+    name, reason = _keeper(export, raw)  # the issue's case: the JPEG was kept and the RAW listed for removal
+    assert name == "IMG_0002.dng"
+    assert reason == "RAW original; the other file is rendered from it"
+
+
+def test_never_by_name_identical_copies(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "horse_cart.JPEG")
+    copy = tmp_path / "horse_cart copy.JPEG"
+    shutil.copyfile(original, copy)
+    stamp = original.stat().st_mtime
+    os.utime(copy, (stamp, stamp))
+    name, reason = _keeper(copy, original)
+    assert name == "horse_cart.JPEG"
+    assert reason == "otherwise equal: the shorter name (a copy's name adds to the original's)"
+    # an older file date decides before the name does
+    os.utime(copy, (stamp - 3600, stamp - 3600))
+    assert _keeper(copy, original) == ("horse_cart copy.JPEG", "older file date (otherwise equal)")
+
+
+def test_static_reasons_without_pixels(tmp_path: Path) -> None:
+    def fake(i: int, name: str, **kw: object) -> FileInfo:
+        base: dict[str, object] = {"size": 1000, "width": 1000, "height": 800, "format": "JPEG"}
+        base.update(kw)
+        return FileInfo(id=i, path=str(tmp_path / name), **base)  # type: ignore[arg-type]
+
+    big, small = fake(0, "b.jpg", width=4000, height=3000), fake(1, "a.jpg")
+    assert keeper_reason(big, small) == "higher resolution (4000x3000 vs 1000x800)"
+    assert keeper_reason(fake(2, "c.jpg", size=5000), small).startswith("larger file, less compressed")
+    old = fake(3, "d.jpg", capture_date="2005-06-01 10:00:00")
+    assert keeper_reason(old, fake(4, "e.jpg", capture_date="2019-06-01 10:00:00")) == \
+        "older capture date (2005-06-01 10:00:00)"
+    # files that cannot be read give no pixel evidence: the static order decides
+    assert KeeperJudge().choose([small, big]) == (1, "higher resolution (4000x3000 vs 1000x800)")
+
+
+def _finder(files: list[FileInfo], pairs: list[tuple[int, int]], **kw: object) -> DuplicateFinder:
     m = len(pairs)
-    return DuplicateFinder(files, np.array(pairs, dtype=np.int64), cos=np.array(cos, dtype=np.float32),
+    return DuplicateFinder(files, np.array(pairs, dtype=np.int64), cos=np.full(m, 0.99, dtype=np.float32),
                            hash_dist=np.full(m, 30), transform=np.zeros(m, dtype=np.int64),
                            align=np.full(m, np.nan, dtype=np.float32), exact=np.zeros(m, dtype=bool),
                            same_pixels=np.zeros(m, dtype=bool), thresholds=Thresholds(), **kw)  # type: ignore[arg-type]
 
 
-def test_groups_use_keeper_rules_and_protect_reference_members(tmp_path: Path) -> None:
-    ref = tmp_path / "ref"
-    files = [_info(0, str(tmp_path / "a.jpg"), width=2000, height=1500),
-             _info(1, str(tmp_path / "b.jpg"), width=4000, height=3000),
-             _info(2, str(ref / "c.jpg"), width=1000, height=750),
-             _info(3, str(ref / "d.jpg"), width=500, height=375)]
-    pairs = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
-    plain = _finder(files, pairs, [0.99] * 6).groups()
-    assert len(plain) == 1 and plain[0].keeper.path.endswith("b.jpg")
-    assert plain[0].members[0].tier == "keeper" and "higher resolution" in plain[0].members[0].reason
-    with_ref = _finder(files, pairs, [0.99] * 6, references=[ref]).groups()
-    group = with_ref[0]
-    assert group.keeper.path.endswith("c.jpg")
-    assert group.members[0].reason == "kept: in a reference folder"
-    # the other reference file is in the group but never offered for removal
-    removable = {Path(m.info.path).name for m in group.removable}
-    assert removable == {"a.jpg", "b.jpg"}
-    assert {r["path"] for r in _finder(files, pairs, [0.99] * 6, references=[ref]).plan()} == {
-        files[0].path, files[1].path}
+def test_group_keeper_from_pixels_reference_and_the_users_choice(tmp_path: Path, photo: Image.Image) -> None:
+    original = _save(photo, tmp_path / "original.jpg")
+    upscaled = _save(photo.resize((photo.width * 3, photo.height * 3), Image.Resampling.BICUBIC),
+                     tmp_path / "upscaled.jpg")
+    gray = _save(ImageOps.grayscale(photo).convert("RGB"), tmp_path / "gray.jpg")
+    files = [_info(p, i) for i, p in enumerate((original, upscaled, gray))]
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    group = _finder(files, pairs).groups()[0]
+    assert group.keeper.path == str(original)
+    assert group.members[0].reason == "kept: upscaled.jpg is this picture upscaled 3x: no extra detail"
+    assert {Path(m.info.path).name for m in group.removable} == {"upscaled.jpg", "gray.jpg"}
+    assert all(m.reason for m in group.members[1:])  # each copy keeps the evidence of its match
+
+    # a reference folder always wins, whatever the pixels say
+    assert _finder(files, pairs, references=[tmp_path]).groups()[0].members[0].reason == \
+        "kept: in a reference folder"
+
+    # the user's choice sticks: stored, and read back by the next search
+    store = tmp_path / "data" / "keepers.json"
+    finder = _finder(files, pairs, choices=KeeperChoices(store))
+    finder.choose_keeper(group, files[2])
+    assert finder.groups()[0].keeper.path == str(gray)
+    again = _finder(files, pairs, choices=KeeperChoices(store)).groups()[0]
+    assert again.keeper.path == str(gray) and again.members[0].reason == "kept: your choice"
+    # choosing another member replaces the earlier choice
+    finder.choose_keeper(again, files[1])
+    assert _finder(files, pairs, choices=KeeperChoices(store)).groups()[0].keeper.path == str(upscaled)
+    KeeperChoices(store).clear(files)
+    assert _finder(files, pairs, choices=KeeperChoices(store)).groups()[0].keeper.path == str(original)

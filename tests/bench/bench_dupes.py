@@ -344,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         result["groups"] = len(groups)
         result["regroup_s"] = round(elapsed, 4)
         report[f"vitfeat_sensitivity_{s}"] = result
+    from keeper_report import keeper_report  # issue 11: is each group's keeper the original?
+
+    report["keeper_at_0.5"] = keeper_report(finder.groups(0.5), {str(p): (truth[i], edits[i])
+                                                                 for i, p in enumerate(paths)})
     report["misses_at_0.5"] = misses(finder, finder.groups(0.5), truth, edits, index)
     report["false_links_at_0.5"] = false_links(finder, finder.groups(0.5), truth, edits, index)
     no_verify = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=None)

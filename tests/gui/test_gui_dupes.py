@@ -101,3 +101,26 @@ def test_sensitivity_regroups_live_and_not_a_duplicate(qtbot: Any, make_window: 
     qtbot.mouseClick(panel.not_dup_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.runner.is_running("dupes-regroup"), timeout=10_000)
     assert all(not (copy in g.files and str(files[0]) in g.files) for g in panel.groups)
+
+
+def test_keep_this_one_sticks(qtbot: Any, make_window: Any, photo_folder: Path) -> None:
+    window = make_window(photo_folder)
+    panel = open_dupes(qtbot, window)
+    files = sorted(photo_folder.iterdir())
+    copy = str(photo_folder / f"zz_copy_of_{files[0].name}")
+    group = next(g for g in panel.groups if copy in g.files)
+    assert group.keeper.path != copy
+    item = next(it for it in panel._members() if it.data(0, Qt.ItemDataRole.UserRole + 1) == copy)
+    panel.tree.setCurrentItem(item)
+    assert panel.keep_button.isEnabled()
+    qtbot.mouseClick(panel.keep_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(g.keeper.path == copy for g in panel.groups), timeout=30_000)
+    kept = next(g for g in panel.groups if g.keeper.path == copy)
+    assert kept.members[0].reason == "kept: your choice"
+    # a new search of the library (as after reopening it) keeps the choice
+    before = panel.finder
+    panel.refresh()
+    qtbot.waitUntil(lambda: panel.finder is not before, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.runner.is_running("dupes-regroup"), timeout=10_000)
+    qtbot.waitUntil(lambda: any(copy in g.files for g in panel.groups), timeout=10_000)
+    assert next(g for g in panel.groups if copy in g.files).keeper.path == copy

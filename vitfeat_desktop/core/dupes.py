@@ -48,7 +48,10 @@ from typing import Any
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.images import RAW_EXTENSIONS, open_image
+from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.core.keeper import RAW_FORMATS as RAW_FORMATS  # re-exported
+from vitfeat_desktop.core.keeper import KeeperChoices, KeeperJudge, is_raw, keeper_key
+from vitfeat_desktop.core.keeper import under as _under
 from vitfeat_desktop.core.phash import ImageHashes
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
@@ -56,7 +59,6 @@ TIERS = ("exact", "same-pixels", "near-duplicate", "similar")
 _TIER_RANK = {t: n for n, t in enumerate(TIERS)}
 _TRANSFORM_NAMES = ("", "rotated 90°", "rotated 180°", "rotated 270°", "mirrored", "mirrored and rotated 90°",
                     "mirrored and rotated 180°", "mirrored and rotated 270°")
-RAW_FORMATS = frozenset({"DNG", "CR2", "CR3", "NEF", "NRW", "ARW", "RAF", "ORF", "RW2", "PEF", "SRW", "RAW"})
 MAX_COMPONENT = 64  # a "component" bigger than this is a flat/dark-image cluster, not copies: pairs only
 
 
@@ -78,13 +80,16 @@ class FileInfo:
     content_hash: str | None = None
     hashes: ImageHashes | None = None
     mtime: float = 0.0
+    camera: str | None = None  # EXIF "Make Model" (the keeper prefers the camera's file over an export)
+    orientation: int | None = None  # EXIF orientation tag
 
     @classmethod
     def from_record(cls, record: Any) -> FileInfo:
         """From a catalogue ``FileRecord`` (or anything with the same attributes)."""
         return cls(id=int(record.id), path=str(record.path), size=int(record.size or 0), width=record.width,
                    height=record.height, format=record.format, capture_date=record.capture_date,
-                   content_hash=record.content_hash, hashes=record.hashes, mtime=float(record.mtime or 0.0))
+                   content_hash=record.content_hash, hashes=record.hashes, mtime=float(record.mtime or 0.0),
+                   camera=getattr(record, "camera", None), orientation=getattr(record, "orientation", None))
 
     @property
     def pixels(self) -> int:
@@ -92,40 +97,7 @@ class FileInfo:
 
     @property
     def is_raw(self) -> bool:
-        return (self.format or "").upper() in RAW_FORMATS or Path(self.path).suffix.lower() in RAW_EXTENSIONS
-
-
-def _under(path: str, folders: Sequence[Path]) -> bool:
-    p = Path(os.path.abspath(path))
-    return any(p == f or f in p.parents for f in folders)
-
-
-def keeper_key(info: FileInfo, references: Sequence[Path] = ()) -> tuple[Any, ...]:
-    """Sort key, best keeper first: reference folder, resolution, RAW over others, larger file, oldest, path."""
-    return (
-        0 if _under(info.path, references) else 1,
-        -info.pixels,
-        0 if info.is_raw else 1,
-        -info.size,
-        info.capture_date or "9999",  # no date sorts last: we cannot claim it is the original
-        info.mtime or float("inf"),
-        info.path,
-    )
-
-
-def keeper_reason(keeper: FileInfo, other: FileInfo, references: Sequence[Path] = ()) -> str:
-    """The first keeper rule that separates ``keeper`` from ``other``, in words for the user."""
-    if _under(keeper.path, references):
-        return "in a reference folder"
-    if keeper.pixels != other.pixels:
-        return f"higher resolution ({keeper.width}x{keeper.height} vs {other.width}x{other.height})"
-    if keeper.is_raw != other.is_raw:
-        return "RAW file"
-    if keeper.size != other.size:
-        return f"larger file, less compressed ({keeper.size:,} vs {other.size:,} bytes)"
-    if (keeper.capture_date or "9999") != (other.capture_date or "9999"):
-        return f"older capture date ({keeper.capture_date})"
-    return "first by name (otherwise equal)"
+        return is_raw(self)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -534,6 +506,8 @@ class DuplicateFinder:
         has_vectors: bool = True,
         related: np.ndarray | None = None,
         geometry: Geometry | None = None,
+        choices: KeeperChoices | None = None,
+        judge: KeeperJudge | None = None,
     ) -> None:
         self.files = list(files)
         self.pairs = pairs
@@ -550,6 +524,9 @@ class DuplicateFinder:
         self.references = [Path(os.path.abspath(r)) for r in references]
         self.marks = marks
         self.has_vectors = has_vectors
+        self.choices = choices  # the user's keeper per group (keeper.py), None: automatic only
+        self.judge = judge if judge is not None else KeeperJudge()  # pixel evidence, cached across regroups
+        self._keepers: dict[tuple[tuple[int, ...], int], tuple[int, str]] = {}  # group members -> keeper, reason
         self._keys = [keeper_key(f, self.references) for f in self.files]
         self._rank = np.empty(len(self.files), dtype=np.int64)
         self._rank[sorted(range(len(self.files)), key=self._keys.__getitem__)] = np.arange(len(self.files))
@@ -582,6 +559,7 @@ class DuplicateFinder:
         marks: NotDuplicateMarks | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        choices: KeeperChoices | None = None,
     ) -> DuplicateFinder:
         """Collect candidate pairs and their evidence; the only step that may read files.
 
@@ -647,11 +625,17 @@ class DuplicateFinder:
             evidence.reverify(np.array(again, dtype=np.int64))
             evidence.add(new, {(int(x), int(y)) for x, y in new}, closure=True)
         reporter.update(len(evidence.pairs), force=True)
-        return cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist, transform=evidence.transform,
-                   align=evidence.align, exact=evidence.exact, same_pixels=evidence.same_pixels,
-                   related=evidence.related, geometry=evidence.geo,
-                   thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
-                   has_vectors=unit is not None)
+        finder = cls(files, evidence.pairs, cos=evidence.cos, hash_dist=evidence.hdist,
+                     transform=evidence.transform, align=evidence.align, exact=evidence.exact,
+                     same_pixels=evidence.same_pixels, related=evidence.related, geometry=evidence.geo,
+                     thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
+                     has_vectors=unit is not None, choices=choices)
+        # Keeper evidence (keeper.py) for every file that is in a group at some sensitivity, read here, in
+        # parallel, so that regrouping stays a matter of arrays and cached verdicts.
+        in_groups = sorted({int(x) for x in finder.pairs[finder.near_mask(1.0)].ravel()})
+        finder.judge.prefetch([files[i] for i in in_groups], reporter=reporter, cancel=cancel)
+        finder.groups(0.5)
+        return finder
 
     # -- deciding -------------------------------------------------------------------------------------------
     def near_mask(self, sensitivity: float = 0.5) -> np.ndarray:
@@ -734,11 +718,21 @@ class DuplicateFinder:
         return out
 
     def _make_group(self, keeper: int, taken: list[int], links: dict[int, int]) -> DuplicateGroup:
-        kinfo = self.files[keeper]
-        members = [Member(kinfo, "keeper", "kept: " + keeper_reason(kinfo, self.files[taken[0]], self.references),
-                          1.0, _under(kinfo.path, self.references))]
-        for x in taken:
-            tier, reason, score = self.pair_reason(links[x])
+        """The group of ``keeper`` (best by the static rules) and the files that match it; the keeper itself is
+        then decided by ``keeper.py`` from the members' pixels (the file the others were made from), the user's
+        choice and reference folders. Each member keeps the evidence of its match to the first keeper."""
+        nodes = [keeper, *taken]
+        key = (tuple(nodes), self.choices.version if self.choices is not None else 0)
+        if key not in self._keepers:
+            self._keepers[key] = self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
+        k, why = self._keepers[key]
+        chosen = nodes[k]
+        kinfo = self.files[chosen]
+        members = [Member(kinfo, "keeper", "kept: " + why, 1.0, _under(kinfo.path, self.references))]
+        for x in nodes:
+            if x == chosen:
+                continue
+            tier, reason, score = self.pair_reason(links[chosen] if x == keeper else links[x])
             info = self.files[x]
             members.append(Member(info, tier, reason, score, _under(info.path, self.references)))
         tier = max((m.tier for m in members[1:]), key=lambda t: _TIER_RANK[t])
@@ -815,6 +809,12 @@ class DuplicateFinder:
             lo, hi = min(points), max(points)
             text += f"; {lo if lo == hi else f'{lo}-{hi}'} matched points agree with one view of the scene"
         return text
+
+    def choose_keeper(self, group: DuplicateGroup, info: FileInfo) -> None:
+        """Make ``info`` the keeper of ``group`` from now on (stored, so it sticks across regroups and runs)."""
+        if self.choices is None:
+            raise ValueError("this duplicate search has no place to store keeper choices")
+        self.choices.choose(info, [m.info for m in group.members])
 
     def plan(self, sensitivity: float = 0.5) -> list[dict[str, str]]:
         """The removal plan (what an action would move, and the keeper it relies on), for export before acting."""
@@ -1184,6 +1184,7 @@ def finder_for_library(
     records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
     files = [FileInfo.from_record(r) for r in records]
     marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
+    choices = KeeperChoices.for_library(lib.folder)
     vectors = knn = None
     thresholds: Thresholds | None = None
     mean = None
@@ -1218,7 +1219,7 @@ def finder_for_library(
     try:
         return DuplicateFinder.build(files, vectors=vectors, knn=knn, thresholds=thresholds, mean=mean,
                                      verifier=verifier, references=references, marks=marks, progress=progress,
-                                     cancel=cancel)
+                                     cancel=cancel, choices=choices)
     finally:
         if verifier is not None:
             verifier.save()

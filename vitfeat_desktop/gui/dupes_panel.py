@@ -178,6 +178,10 @@ class DuplicatesPanel(QWidget):
         self.not_dup_button.setToolTip("The highlighted photo is not a copy of its group's keeper: never group them "
                                        "again (Marks… lists and undoes this)")
         self.not_dup_button.clicked.connect(lambda _checked=False: self.mark_not_duplicate())
+        self.keep_button = QPushButton("Keep this one")
+        self.keep_button.setToolTip("Make the highlighted photo the keeper of its group (remembered for this "
+                                    "library)")
+        self.keep_button.clicked.connect(lambda _checked=False: self.make_keeper())
         self.trash_button = QPushButton("Trash")
         self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)"
                                      if config.trash_undo_supported() else
@@ -192,7 +196,8 @@ class DuplicatesPanel(QWidget):
         self.move_button.setToolTip("Organize: move the checked photos (e.g. a set of similar shots) into a folder "
                                     "you choose; undoable")
         self.move_button.clicked.connect(lambda _checked=False: self.win.file_action("move", self.selected_paths()))
-        for w in (self.auto_button, self.clear_button, self.compare_button, self.not_dup_button):
+        for w in (self.auto_button, self.clear_button, self.compare_button, self.not_dup_button,
+                  self.keep_button):
             bar2.addWidget(w)
         bar2.addStretch(1)
         bar2.addWidget(self.move_button)
@@ -699,6 +704,7 @@ class DuplicatesPanel(QWidget):
         sel = [it for it in self.tree.selectedItems() if it.data(0, PathRole)]
         self.not_dup_button.setEnabled(bool(sel) and self.finder is not None)
         self.compare_button.setEnabled(len(self.compare_paths()) >= 1 if self.tree.topLevelItemCount() else False)
+        self.keep_button.setEnabled(len(sel) == 1 and self.finder is not None and self.mode.currentData() == "dupes")
 
     def _selection_changed(self) -> None:
         self._update_buttons()
@@ -856,6 +862,24 @@ class DuplicatesPanel(QWidget):
         self.marks_dialog = dialog
         self.marks_list = listing
         self.unmark_button = unmark_button
+
+    def make_keeper(self) -> None:
+        """Make the highlighted photo the keeper of its group; the core stores the choice, so it sticks."""
+        sel = [it for it in self.tree.selectedItems() if it.data(0, PathRole)]
+        if self.finder is None or len(sel) != 1 or not hasattr(self.finder, "choose_keeper"):
+            return
+        path, keeper = sel[0].data(0, PathRole), sel[0].data(0, KeeperRole)
+        group = next((g for g in self.groups if g.keeper.path == keeper and path in g.files), None)
+        if group is None or path == keeper:
+            return
+        info = next(m.info for m in group.members if m.info.path == path)
+        try:
+            self.finder.choose_keeper(group, info)
+        except (ValueError, OSError) as exc:
+            self.summary.setText(f"Cannot keep {Path(path).name}: {exc}")
+            return
+        self.summary.setText(f"{Path(path).name} is now the keeper of its group")
+        self.regroup()
 
     def export(self, path: str | None = None) -> Path | None:
         """Save the current groups (at the current sensitivity) as CSV or JSON, chosen by the file suffix."""
