@@ -861,11 +861,10 @@ def same_capture_reason(check: Any, keeper_is_a: bool = True) -> str:
             how.append(f"crop (covers {inside:.0%} of the keeper's frame)")
         if copy_area > 1.05 * (x1 - x0) * (y1 - y0):
             how.append("border or added canvas")
-    if not how:
-        how.append("same framing")
-    text = (f"same capture: maps onto the keeper by {' + '.join(how)}, {al.inliers} of {al.matches} matched "
-            f"points agree within {tol:.1f} px; pixels agree after a tone fit (local correlation "
-            f"{check.local:.2f})")
+    mapping = f"maps onto the keeper by {' + '.join(how)}" if how else "same framing"
+    # Short enough for the review list's row (four lines of the Why column at 1280 px wide).
+    text = (f"same capture: {mapping}, {al.inliers} of {al.matches} matched points agree within {tol:.1f} px; "
+            f"pixels match after a tone fit (r {check.local:.2f})")
     if check.photo is not None and check.photo.changed_local >= 0.1:
         # An overlay and a subject that moved on a fixed frame (a tripod burst) both change a few areas; the
         # measured copies reach 0.1-0.35 of such areas (overlays, borders), so this is said, not decided.
