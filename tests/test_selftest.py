@@ -11,7 +11,7 @@ import pytest
 
 from vitfeat_desktop import selftest
 
-NATIVE_CHECKS = "python,onnxruntime,onnx,hnswlib,pillow,heic,raw,qt,model"
+NATIVE_CHECKS = "python,onnxruntime,onnx,hnswlib,opencv,pillow,heic,raw,qt,model"
 
 
 def _lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:

@@ -240,6 +240,28 @@ def check_hnswlib(ctx: Context) -> str:
     return f"build, save, load and query of 200 vectors ({hits}/20 self-hits)"
 
 
+def check_opencv(ctx: Context) -> str:
+    """OpenCV decides whether two files are one capture (core/align.py: ORB + RANSAC); a bundle missing its
+    native parts would only fail at the first duplicate search, so line a picture up with its resized crop."""
+    from PIL import Image
+
+    from vitfeat_desktop.core import align
+
+    rng = np.random.default_rng(1)
+    base = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    picture = Image.fromarray(base).resize((640, 480), Image.Resampling.BICUBIC)
+    a, b = ctx.workdir / "align_a.png", ctx.workdir / "align_b.png"
+    picture.save(a)
+    picture.crop((80, 60, 560, 420)).resize((320, 240), Image.Resampling.LANCZOS).save(b)
+    found = align.align_pair(a, b)
+    if found is None or abs(found.scale - 1.5) > 0.05:
+        raise CheckFailed("ORB + RANSAC could not line a picture up with its resized crop"
+                          + ("" if found is None else f" (scale {found.scale:.2f}, expected 1.50)"))
+    import cv2
+
+    return f"OpenCV {cv2.__version__}: a resized crop lined up (scale {found.scale:.2f}, {found.inliers} points)"
+
+
 def check_pillow(ctx: Context) -> str:
     from PIL import Image, features
 
@@ -514,6 +536,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], str]], ...] = (
     ("onnxruntime", check_onnxruntime),
     ("onnx", check_onnx),
     ("hnswlib", check_hnswlib),
+    ("opencv", check_opencv),
     ("pillow", check_pillow),
     ("heic", check_heic),
     ("raw", check_raw),
