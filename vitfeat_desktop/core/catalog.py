@@ -421,6 +421,28 @@ class Catalog:
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32)
         return ids, vectors
 
+    def live_vector_ids(self, model_key: str) -> np.ndarray:
+        """File ids of live files with a vector for ``model_key``, ascending (no vector is read)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.id FROM files f JOIN vectors v ON v.content_hash = f.content_hash AND v.model_key = ? "
+                "WHERE f.status = ? ORDER BY f.id", (model_key, STATUS_OK)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_of(self, model_key: str, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """``file_id -> vector`` for the given live files that have one for ``model_key``."""
+        ids = [int(i) for i in file_ids]
+        out: dict[int, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for fid, blob in self._conn.execute(
+                    "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
+                    f"AND v.model_key = ? WHERE f.status = ? AND f.id IN ({marks})", (model_key, STATUS_OK, *chunk)):
+                    out[int(fid)] = blob_to_vector(blob)
+        return out
+
     def rows_since(self, seq: int) -> list[tuple[int, str, str | None]]:
         """``(file_id, status, content_hash)`` of rows changed after ``seq``: what an index must replay."""
         with self._lock:

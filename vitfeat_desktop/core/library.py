@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
     from vitfeat_desktop.core.pipeline import FeatureExtractor
     from vitfeat_desktop.core.preprocess import Preprocessor
+
+log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.sqlite"
 LIBRARY_RECORD = "library.json"
@@ -111,6 +114,7 @@ class Library:
         self._closed = False
         self.index: VectorIndex | None = None
         self._index_loaded = False
+        self.repairs: list[str] = []  # what was found damaged and repaired since opening, one line each
         self._model_id, self._variant, fingerprint = self._identify()
         self.model_key = make_model_key(self._model_id, self._variant, fingerprint)
 
@@ -213,25 +217,64 @@ class Library:
         with self._lock:
             if self._index_loaded:
                 return self.index
+            saved = (self.index_dir / "index.json").exists()
             index = VectorIndex.load(self.index_dir, {"model_key": self.model_key})
             if index is not None and index.seq > self.catalog.seq:  # the catalogue was replaced or restored
                 index = None
-            if index is None:
-                if self.catalog.live_vectors(self.model_key, limit=1)[0].size:
-                    with self.catalog.transaction():
-                        ids, vectors = self.catalog.live_vectors(self.model_key)
-                        seq = self.catalog.seq
-                    index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
-                                               capacity=len(ids))
-                    index.rebuild(ids, vectors)
-                    index.seq = seq
-            else:
+            if index is not None:
                 self._sync(index)
+                problem = self._disagreement(index)
+                if problem is not None:
+                    index = None
+                    self._note(f"the similarity index of {self.folder} disagreed with the catalogue ({problem}); "
+                               "rebuilt it from the catalogue")
+            elif saved:
+                self._note(f"the similarity index of {self.folder} was damaged or unreadable; rebuilt it from "
+                           "the catalogue", logged=False)  # VectorIndex.load logged why
+            if index is None and self.catalog.live_vectors(self.model_key, limit=1)[0].size:
+                with self.catalog.transaction():
+                    ids, vectors = self.catalog.live_vectors(self.model_key)
+                    seq = self.catalog.seq
+                index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
+                                           capacity=len(ids))
+                index.rebuild(ids, vectors)
+                index.seq = seq
             if index is not None and index.dirty:
                 index.save(index.seq)
             self.index = index
             self._index_loaded = True
             return index
+
+    def _note(self, message: str, *, logged: bool = True) -> None:
+        """Something was repaired: kept for the caller to show (``repairs``) and logged."""
+        if logged:
+            log.warning("%s", message)
+        self.repairs.append(message)
+
+    def _disagreement(self, index: VectorIndex, sample: int = 32) -> str | None:
+        """Why ``index`` (already brought up to the catalogue's seq) must not be trusted, or None.
+
+        The checksum catches damage to the files; this catches an index that is intact but wrong for this
+        catalogue (another library's, or one restored from a backup): same labels as the catalogue's live
+        vectors, the right dimension, and a spread sample of stored vectors equal to the catalogue's.
+        """
+        with self.catalog.transaction():
+            ids = self.catalog.live_vector_ids(self.model_key)
+            picks = ids[np.unique(np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64))] \
+                if len(ids) else ids
+            found = self.catalog.vectors_of(self.model_key, picks.tolist())
+        if index.labels() != set(ids.tolist()):
+            return f"{len(index)} vectors, the catalogue {len(ids)}"
+        if not len(ids):
+            return None
+        dims = {v.shape[-1] for v in found.values()}
+        if dims != {index.dim}:
+            return f"dimension {index.dim}, the catalogue's vectors {sorted(dims)}"
+        stored = normalize_rows(index.get(picks.tolist()))
+        expected = normalize_rows(np.stack([found[int(i)] for i in picks]))
+        if not np.all(np.isfinite(stored)) or float(np.min(np.sum(stored * expected, axis=1))) < 0.999:
+            return "stored vectors differ from the catalogue's"
+        return None
 
     def _sync(self, index: VectorIndex) -> None:
         """Apply every catalogue row newer than ``index.seq`` (written by another process, or by a batch whose

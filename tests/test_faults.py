@@ -1,0 +1,82 @@
+"""Fault injection: damaged state, hostile files and crafted journals (issue 13), one case (or a few) per item.
+
+Each case reproduces what an attacker or an unlucky user did and checks the app neither crashes nor trusts
+what it should not, nor loses a photo. Native crashes are run in a subprocess so they fail the test, not
+the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitfeat_desktop.core.library import Library
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "vitfeat_desktop", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full, cwd=str(REPO))
+
+
+@pytest.fixture()
+def library(tmp_path: Path, photos: list[Path], tiny_vit: Path) -> Path:
+    root = tmp_path / "lib"
+    root.mkdir()
+    for p in photos[:24]:
+        shutil.copy2(p, root / p.name)
+    with Library.open(root, model=str(tiny_vit)) as lib:
+        lib.scan()
+    return root
+
+
+def _index_files(root: Path, tiny_vit: Path) -> tuple[Path, Path]:
+    with Library.open(root, model=str(tiny_vit)) as lib:
+        folder = lib.index_dir
+    record = json.loads((folder / "index.json").read_text())
+    return folder / "index.json", folder / record["file"]
+
+
+# -- 1. a damaged hnswlib index ------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["overwrite", "bitflips", "dim"])
+def test_damaged_index_is_rebuilt_not_a_crash(library: Path, tiny_vit: Path, damage: str) -> None:
+    record_path, graph = _index_files(library, tiny_vit)
+    query = sorted(library.iterdir())[5]
+    if damage == "overwrite":
+        data = bytearray(graph.read_bytes())
+        mid = len(data) // 2 - 2048
+        data[mid : mid + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+        graph.write_bytes(bytes(data))
+    elif damage == "bitflips":
+        data = bytearray(graph.read_bytes())
+        rng = np.random.default_rng(1)
+        for pos in rng.integers(0, len(data), 16):
+            data[int(pos)] ^= 1 << int(rng.integers(0, 8))
+        graph.write_bytes(bytes(data))
+    else:
+        record = json.loads(record_path.read_text())
+        record["dim"] = record["dim"] * 2
+        record_path.write_text(json.dumps(record))
+    for _ in range(2):  # the first run repairs; the second must not find anything wrong
+        done = _cli("similar", str(query), "--in", str(library), "--model", str(tiny_vit), "-k", "3", "--json")
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+        results = json.loads(done.stdout)["results"]
+        assert len(results) == 3
+    with Library.open(library, model=str(tiny_vit)) as lib:
+        index = lib.ensure_index_loaded()
+        assert index is not None and not lib.repairs
+        ids, vectors = lib.vectors()
+        labels, _sims = index.query(vectors, 1)
+        assert labels[:, 0].tolist() == ids.tolist()  # every file finds itself: the graph holds the right vectors
+    if damage == "dim":  # made ``dupes`` abort with "double free or corruption"
+        done = _cli("dupes", str(library), "--model", str(tiny_vit), "--json")
+        assert done.returncode == 0, done.stderr[-2000:]
