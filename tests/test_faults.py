@@ -80,3 +80,32 @@ def test_damaged_index_is_rebuilt_not_a_crash(library: Path, tiny_vit: Path, dam
     if damage == "dim":  # made ``dupes`` abort with "double free or corruption"
         done = _cli("dupes", str(library), "--model", str(tiny_vit), "--json")
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+# -- 2. a few hundred bytes that would take gigabytes ---------------------------------------------------------
+def _limited(limit_bytes: int) -> None:  # runs in the child before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+def test_elongated_png_is_skipped_with_a_reason_not_10_gb(tmp_path: Path, real_model: Path, tiny_vit: Path) -> None:
+    from PIL import Image
+
+    wide = tmp_path / "lib" / "wide.png"
+    wide.parent.mkdir()
+    Image.new("RGB", (60000, 4), (120, 30, 200)).save(wide, optimize=True)
+    assert wide.stat().st_size < 2000
+    # The real model's processor scales the shorter side to 256: 3.8 million x 256 pixels on the old code.
+    # Under a 2 GB address-space limit the old code dies of MemoryError; the new one refuses from the header.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "vitfeat_desktop", "extract", str(wide), "--model", str(real_model)],
+                          capture_output=True, text=True, timeout=120, env=env,
+                          preexec_fn=lambda: _limited(2 << 30))
+    assert done.returncode == 1, done.stderr[-1500:]
+    assert "too elongated" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    with Library.open(wide.parent, model=str(tiny_vit)) as lib:
+        report = lib.scan()
+    assert [s["path"] for s in report.skipped] == [str(wide)]
+    assert "too elongated" in report.skipped[0]["reason"]
