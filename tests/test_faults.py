@@ -109,3 +109,33 @@ def test_elongated_png_is_skipped_with_a_reason_not_10_gb(tmp_path: Path, real_m
         report = lib.scan()
     assert [s["path"] for s in report.skipped] == [str(wide)]
     assert "too elongated" in report.skipped[0]["reason"]
+
+
+# -- 3. symlinks and hard links are one file --------------------------------------------------------------
+def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[Path], trash_home: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy2(photos[0], root / "z_real.jpg")
+    (root / "a_link.jpg").symlink_to(root / "z_real.jpg")
+    shutil.copy2(photos[1], root / "h1.jpg")
+    os.link(root / "h1.jpg", root / "h2.jpg")
+    shutil.copy2(photos[2], root / "other.jpg")
+    shutil.copy2(photos[2], root / "other_copy.jpg")  # a real duplicate pair, so --trash has work to do
+    done = _cli("dupes", str(root), "--quick", "--json", "--trash", "--yes")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    grouped = [set(g["files"]) for g in out["groups"]]
+    assert grouped == [{str(root / "other.jpg"), str(root / "other_copy.jpg")}]
+    reasons = {s["path"]: s["reason"] for s in out["skipped"]}
+    link_reason = reasons[str(root / "a_link.jpg")]
+    assert "the same file as" in link_reason and "symbolic link" in link_reason
+    assert "hard link" in reasons[str(root / "h2.jpg")]
+    assert (root / "z_real.jpg").is_file() and (root / "a_link.jpg").resolve() == root / "z_real.jpg"
+    assert (root / "h1.jpg").is_file() and (root / "h2.jpg").is_file()
+    # And the action itself refuses a link of its own keeper, whoever planned it.
+    from vitfeat_desktop.core import actions
+
+    keepers = {str(root / "z_real.jpg"): str(root / "a_link.jpg")}
+    result = actions.apply_actions("trash", [root / "z_real.jpg"], keepers=keepers)
+    assert not result.done and "same file as its keeper" in result.failed[0][1]
+    assert (root / "z_real.jpg").is_file()

@@ -41,6 +41,7 @@ from urllib.parse import unquote
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.links import same_file
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 QUARANTINE_NAME = ".vitfeat-quarantine"
@@ -504,6 +505,9 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
                     raise VitfeatError(f"its keeper {keeper} is missing, so this copy is kept")
                 if keeper is not None and _resolve(Path(keeper)) == src:
                     raise ProtectedFileError("it is the keeper of its group")
+                if keeper is not None and same_file(keeper, src):
+                    raise ProtectedFileError(f"it is the same file as its keeper {keeper} (a symbolic or hard "
+                                             "link), not a copy; moving it would free nothing or break the link")
                 dest = _plan_dest(action, src, dest_root, photo_roots, journal.id)
                 _run_one(journal, n, action, src, dest)
                 result.done.append((str(src), journal.entries[n].dest))

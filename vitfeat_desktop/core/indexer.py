@@ -104,10 +104,41 @@ class Entry:
     size: int
     mtime_ns: int
     error: str | None = None
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file itself, links followed
+    symlink: bool = False
 
     @property
     def key(self) -> bytes:
         return encode_path(self.path)
+
+
+# The start of the reason given to a second name of a file already listed (a symlink to it, or a hard link).
+SAME_FILE_REASON = "the same file as "
+
+
+def _one_name_per_file(entries: list[Entry]) -> list[Entry]:
+    """Give every file one entry: a symlink and its target, or two hard links, are one file with two names.
+
+    Indexing both made them an "exact duplicate" pair: trashing the target while the link was kept left a
+    dangling link, and trashing one hard link frees nothing and removes a name the user made. The name that
+    stays is a real file rather than a symlink, then the first by path; the others are listed as skipped with
+    the reason (they come back by themselves on the next scan if that name goes).
+    """
+    by_file: dict[tuple[int, int], list[int]] = {}
+    for n, entry in enumerate(entries):
+        if entry.identity is not None and entry.error is None:
+            by_file.setdefault(entry.identity, []).append(n)
+    out = list(entries)
+    for positions in by_file.values():
+        if len(positions) < 2:
+            continue
+        names = sorted(positions, key=lambda n: (entries[n].symlink, entries[n].path))
+        main = entries[names[0]]
+        for n in names[1:]:
+            entry = entries[n]
+            kind = "a symbolic link to it" if entry.symlink else "a hard link of it"
+            out[n] = Entry(entry.path, -1, -1, f"{SAME_FILE_REASON}{main.path} ({kind}); listed once")
+    return out
 
 
 @dataclass
@@ -187,11 +218,16 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
                 continue
             if not _is_regular(st.st_mode):
                 continue  # a socket, a device ...
-            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns)))
+            try:
+                symlink = child.is_symlink()
+            except OSError:
+                symlink = False
+            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns),
+                                 identity=(int(st.st_dev), int(st.st_ino)), symlink=symlink))
         if on_entry is not None:
             on_entry(len(entries))
         stack.extend(reversed(subdirs))
-    return entries, skipped
+    return _one_name_per_file(entries), skipped
 
 
 def _is_regular(mode: int) -> bool:
@@ -285,7 +321,7 @@ class Scanner:
             seen.add(key)
             row = state.get(key)
             if entry.error is not None:
-                if row is None or row[3] != STATUS_ERROR or row[1] != -1:
+                if row is None or row[3] != STATUS_ERROR or row[1] != -1 or row[5] != entry.error:
                     error_rows.append(FileUpdate(key, -1, -1, STATUS_ERROR, error=entry.error))
                 continue
             if row is not None and row[1] == entry.size and row[2] == entry.mtime_ns:
@@ -307,10 +343,10 @@ class Scanner:
         vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
             with lib.writer_lock:
-                seq, _, gone = catalog.write_batch(error_rows, vanished=vanished)
+                seq, now_errors, gone = catalog.write_batch(error_rows, vanished=vanished)
                 self.report.removed = len(gone)
-                if self.embed:
-                    lib.index_apply(seq, [], None, gone)
+                if self.embed:  # a file that became unreadable (or a second name of another) leaves the index
+                    lib.index_apply(seq, [], None, gone + list(now_errors.values()))
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
