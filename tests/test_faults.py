@@ -139,3 +139,89 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
     result = actions.apply_actions("trash", [root / "z_real.jpg"], keepers=keepers)
     assert not result.done and "same file as its keeper" in result.failed[0][1]
     assert (root / "z_real.jpg").is_file()
+
+
+# -- 4. undo and recovery trust only what the journal proves ------------------------------------------------
+def _write_journal(records: list[dict[str, object]], *, sign: bool, name: str = "20260101-000000-deadbeef") -> Path:
+    """A journal as an attacker (``sign=False``) or this installation (``sign=True``, where it signs) writes it."""
+    from vitfeat_desktop import config
+    from vitfeat_desktop.core import actions
+
+    folder = config.trash_journal_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    lines = []
+    for record in records:
+        if sign and hasattr(actions, "_mac"):
+            record = {**record, "mac": actions._mac(path.stem, record)}
+        lines.append(json.dumps(record, sort_keys=True))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[Path], trash_home: Path) -> None:
+    from vitfeat_desktop.core import actions
+
+    untouched = tmp_path / "elsewhere" / "never_touched.jpg"
+    untouched.parent.mkdir()
+    shutil.copy2(photos[0], untouched)
+    unrelated = tmp_path / "elsewhere" / "notes.txt"
+    unrelated.write_text("keep me")
+    sha = _sha(untouched)
+    # Unsigned lines: undo would move a file the app never touched and "tidy" a trash record that is a user file.
+    _write_journal([
+        {"op": "begin", "action": "quarantine", "roots": [str(tmp_path / "lib")]},
+        {"op": "intent", "i": 0, "action": "quarantine", "src": str(tmp_path / "lib" / "x.jpg"),
+         "dest": str(untouched), "sha256": sha, "size": untouched.stat().st_size},
+        {"op": "done", "i": 0, "dest": str(untouched)},
+        {"op": "intent", "i": 1, "action": "trash", "src": str(tmp_path / "lib" / "y.jpg"), "dest": str(untouched),
+         "sha256": sha, "size": untouched.stat().st_size},
+        {"op": "done", "i": 1, "dest": str(untouched), "trash_info": str(unrelated)},
+        {"op": "end"},
+    ], sign=False)
+    with pytest.raises(actions.JournalError):
+        actions.undo()
+    assert untouched.is_file() and _sha(untouched) == sha and unrelated.read_text() == "keep me"
+    assert not (tmp_path / "lib").exists()
+    # Even an authentic journal is only believed inside the folders its action involved ("/etc/passwd").
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _write_journal([
+        {"op": "begin", "action": "quarantine", "folder": None, "roots": [str(lib)]},
+        {"op": "intent", "i": 0, "action": "quarantine", "src": str(lib / "passwd"), "dest": str(untouched),
+         "within": str(tmp_path / "q" / "20260101-000000-cafecafe"), "sha256": sha, "size": 1},
+        {"op": "done", "i": 0, "dest": str(untouched)},
+        {"op": "end"},
+    ], sign=True, name="20260101-000000-cafecafe")
+    outcome = actions.undo("20260101-000000-cafecafe")
+    assert not outcome.restored and outcome.failed
+    assert untouched.is_file() and not (lib / "passwd").exists()
+
+
+def test_recovery_never_deletes_the_real_photo(tmp_path: Path, photos: list[Path]) -> None:
+    """An unfinished move whose source is a symlink to its destination: both 'match', and the old recovery
+    deleted the destination, which was the only real file."""
+    from vitfeat_desktop.core import actions
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    jid = "20260101-000000-0badf00d"
+    within = tmp_path / "quarantine" / jid
+    real = within / "photo.jpg"
+    real.parent.mkdir(parents=True)
+    shutil.copy2(photos[3], real)
+    (lib / "photo.jpg").symlink_to(real)
+    sha = _sha(real)
+    _write_journal([
+        {"op": "begin", "action": "quarantine", "folder": None, "roots": [str(lib)]},
+        {"op": "intent", "i": 0, "action": "quarantine", "src": str(lib / "photo.jpg"), "dest": str(real),
+         "within": str(within), "sha256": sha, "size": real.stat().st_size},
+    ], sign=True, name=jid)
+    actions.recover()
+    assert real.is_file() and _sha(real) == sha

@@ -28,8 +28,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import hmac
 import json
+import logging
 import os
+import re
+import secrets
 import shutil
 import time
 import uuid
@@ -44,6 +48,8 @@ from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.links import same_file
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
+log = logging.getLogger(__name__)
+
 QUARANTINE_NAME = ".vitfeat-quarantine"
 PART_SUFFIX = ".vitfeat-part"
 ACTIONS = ("trash", "quarantine", "move", "copy")
@@ -56,6 +62,11 @@ class ProtectedFileError(VitfeatError):
 
 class JournalError(VitfeatError):
     """A journal is missing or cannot be read."""
+
+
+class JournalDamaged(JournalError):
+    """A journal that cannot be trusted: unreadable, empty, not authenticated by this installation's key, or
+    with lines that do not describe an action this app takes. Nothing in it is acted on."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -181,6 +192,77 @@ def quarantine_root_for(
 # journal
 
 
+KEY_NAME = "journal.key"
+_keys: dict[Path, bytes] = {}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _key_path() -> Path:
+    """The per-install key: in the data dir's ``keys`` folder, never next to the journals it signs."""
+    return config.data_dir() / "keys" / KEY_NAME
+
+
+def journal_key() -> bytes:
+    """This installation's secret for journal MACs, created (0600, 32 random bytes) on first use."""
+    path = _key_path()
+    key = _keys.get(path)
+    if key is not None:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(path.parent, 0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise JournalError(f"the journal key {path} is damaged; move it away to start a new one") from None
+    else:
+        key = secrets.token_bytes(32)
+        try:
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _keys[path] = key
+    return key
+
+
+def _mac(journal_id: str, record: dict[str, Any]) -> str:
+    """HMAC-SHA256 of one journal line (every field but ``mac``), bound to the journal's id so that lines cannot
+    be moved from one journal to another."""
+    body = json.dumps({k: v for k, v in record.items() if k != "mac"}, sort_keys=True)
+    return hmac.new(journal_key(), f"{journal_id}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def _check_record(record: Any) -> str | None:
+    """Why a (MAC-verified) line is not one this app writes, or None."""
+    if not isinstance(record, dict) or not isinstance(record.get("op"), str):
+        return "a line is not a journal record"
+    op = record["op"]
+    if op == "begin":
+        if record.get("action") not in ACTIONS or not isinstance(record.get("roots", []), list):
+            return "its header names no known action"
+        return None
+    if op in ("end", "undo-begin", "undo-end"):
+        return None
+    if not isinstance(record.get("i"), int) or isinstance(record.get("i"), bool):
+        return f"a {op!r} line has no step number"
+    if op == "intent":
+        ok = (record.get("action") in ACTIONS and isinstance(record.get("src"), str) and os.path.isabs(record["src"])
+              and (record.get("dest") is None or (isinstance(record["dest"], str) and os.path.isabs(record["dest"])))
+              and isinstance(record.get("sha256"), str) and _SHA256.match(record["sha256"]) is not None
+              and isinstance(record.get("size"), int) and record["size"] >= 0
+              and (record.get("within") is None or isinstance(record["within"], str)))
+        return None if ok else "an intent line is malformed"
+    if op in ("done", "failed", "rolled-back", "undone", "undo-failed"):
+        for name in ("dest", "trash_info", "error"):
+            if record.get(name) is not None and not isinstance(record[name], str):
+                return f"a {op!r} line has a malformed {name}"
+        return None
+    return f"unknown line {op!r}"
+
+
 class _ActiveLock:
     """An exclusive lock on ``<journal>.lock`` held while a batch or an undo runs, so that :func:`recover` in
     another process (the CLI while the GUI is moving files) never "settles" steps that are still in progress.
@@ -231,6 +313,7 @@ class Entry:
     state: str = "pending"  # pending | done | failed | rolled-back | undone | undo-failed
     trash_info: str | None = None  # freedesktop .trashinfo of a trashed file, to put it back
     error: str = ""
+    within: str | None = None  # the folder ``dest`` must lie in (quarantine/move/copy destination root)
 
 
 @dataclass
@@ -259,18 +342,45 @@ class Journal:
         journal._append(journal.header)
         return journal
 
+    @property
+    def roots(self) -> list[Path]:
+        """The folders the batch's sources were in (recorded in its header): nothing outside them is restored."""
+        return [Path(str(r)) for r in self.header.get("roots", [])]
+
     @classmethod
     def load(cls, path: Path) -> Journal:
+        """Read a journal, or raise :class:`JournalDamaged` (never act on a journal this install did not write).
+
+        Every line must carry this installation's MAC and describe a step this app takes; only a last line cut
+        short by a crash (its step was never started) is ignored.
+        """
         journal = cls(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            data = path.read_bytes()
         except OSError as exc:
             raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from exc
-        for line in lines:
+        try:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise JournalDamaged(f"journal {path.name} is not text") from None
+        if not lines:
+            raise JournalDamaged(f"journal {path.name} is empty (written on a full disk?)")
+        for n, line in enumerate(lines):
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a line cut short by a crash: the step it announced was never started
+                if n == len(lines) - 1 and not data.endswith(b"\n"):
+                    continue  # a line cut short by a crash: the step it announced was never started
+                raise JournalDamaged(f"journal {path.name} has an unreadable line {n + 1}") from None
+            mac = record.get("mac") if isinstance(record, dict) else None
+            if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(journal.id, record)):
+                raise JournalDamaged(f"journal {path.name} line {n + 1} is not authenticated by this installation "
+                                     "(edited, copied from elsewhere, or written by an older vitfeat)")
+            problem = _check_record(record)
+            if problem is not None:
+                raise JournalDamaged(f"journal {path.name}: {problem} (line {n + 1})")
+            if n == 0 and record.get("op") != "begin":
+                raise JournalDamaged(f"journal {path.name} does not start with its header")
             journal._apply(record)
         return journal
 
@@ -280,7 +390,7 @@ class Journal:
             self.header = record
         elif op == "intent":
             self.entries[record["i"]] = Entry(record["i"], record["action"], record["src"], record.get("dest"),
-                                              record["sha256"], record["size"])
+                                              record["sha256"], record["size"], within=record.get("within"))
         elif op in ("done", "failed", "rolled-back", "undone", "undo-failed"):
             entry = self.entries.get(record.get("i", -1))
             if entry is not None:
@@ -297,8 +407,9 @@ class Journal:
 
     def _append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        signed = {**record, "mac": _mac(self.id, record)}
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.write(json.dumps(signed, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -309,15 +420,48 @@ class Journal:
 
     def intent(self, entry: Entry) -> None:
         self.record("intent", i=entry.i, action=entry.action, src=entry.src, dest=entry.dest,
-                    sha256=entry.sha256, size=entry.size)
+                    sha256=entry.sha256, size=entry.size, within=entry.within)
+
+
+DAMAGED_DIR = "damaged"
 
 
 def list_journals() -> list[Journal]:
-    """All journals, oldest first."""
+    """All journals that can be trusted, oldest first.
+
+    A damaged or unauthenticated journal never blocks the others: it is moved to ``journal/damaged/`` with a
+    one-line warning (nothing in it is acted on; it stays readable there for the user) and the rest go on.
+    """
     folder = config.trash_journal_dir()
     if not folder.is_dir():
         return []
-    return [Journal.load(p) for p in sorted(folder.glob("*.jsonl"))]
+    journals = []
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            journals.append(Journal.load(path))
+        except JournalDamaged as exc:
+            _set_aside(path, str(exc))
+        except JournalError as exc:
+            log.warning("%s; skipped", exc)
+    return journals
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    """Move a journal that cannot be trusted out of the way (never deleted), unless another process holds it."""
+    lock = _ActiveLock(path)
+    if not lock.acquire():
+        return  # being written right now: not damaged, only half-read
+    try:
+        target = path.parent / DAMAGED_DIR / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        with contextlib.suppress(OSError):
+            path.with_suffix(".lock").unlink()
+        log.warning("%s; nothing in it was acted on; moved it to %s", reason, target)
+    except OSError as exc:
+        log.warning("%s; nothing in it was acted on (could not move it aside: %s)", reason, exc.strerror or exc)
+    finally:
+        lock.release()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -386,11 +530,17 @@ def _trash_dirs() -> list[Path]:
     return dirs
 
 
+def _trash_candidates(src: Path) -> list[Path]:
+    """The trash folders a file from ``src`` can have gone to: the home trash and the volume's own."""
+    mount = _mount_point(src)
+    uid = getattr(os, "getuid", lambda: 0)()
+    return [*_trash_dirs(), mount / ".Trash" / str(uid), mount / f".Trash-{uid}"]
+
+
 def _find_trashed(src: Path, sha: str, since: float) -> tuple[Path, Path] | None:
     """Locate a file we just trashed (freedesktop trash): its ``files/`` path and its ``.trashinfo``."""
     mount = _mount_point(src)
-    candidates = [*_trash_dirs(), mount / ".Trash" / str(getattr(os, "getuid", lambda: 0)()),
-                  mount / f".Trash-{getattr(os, 'getuid', lambda: 0)()}"]
+    candidates = _trash_candidates(src)
     found: list[tuple[float, Path, Path]] = []
     for trash in candidates:
         info_dir = trash / "info"
@@ -486,7 +636,8 @@ def apply_actions(
     if dest_root is not None and any(_is_within(dest_root, r) for r in refs):
         raise ProtectedFileError(f"{dest_root} is inside a reference folder; nothing is written there")
 
-    journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None})
+    roots = sorted({str(_resolve(Path(r))) for r in photo_roots} or {str(src.parent) for src in sources})
+    journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None, "roots": roots})
     with _ActiveLock(journal.path):
         return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
 
@@ -508,8 +659,8 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
                 if keeper is not None and same_file(keeper, src):
                     raise ProtectedFileError(f"it is the same file as its keeper {keeper} (a symbolic or hard "
                                              "link), not a copy; moving it would free nothing or break the link")
-                dest = _plan_dest(action, src, dest_root, photo_roots, journal.id)
-                _run_one(journal, n, action, src, dest)
+                dest, within = _plan_dest(action, src, dest_root, photo_roots, journal.id)
+                _run_one(journal, n, action, src, dest, within)
                 result.done.append((str(src), journal.entries[n].dest))
             except (OSError, VitfeatError) as exc:
                 reason = _reason(exc)
@@ -529,27 +680,30 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[Any], jid: str) -> Path | None:
+def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[Any],
+               jid: str) -> tuple[Path | None, Path | None]:
+    """Where ``src`` goes, and the folder that destination must stay in (checked again on undo)."""
     if action == "trash":
-        return None
+        return None, None
     if action == "quarantine":
         root = dest_root if dest_root is not None else quarantine_root_for(src, photo_roots)
-        return _dest_under(root / jid, src)
+        return _dest_under(root / jid, src), root / jid
     assert dest_root is not None
     dest = dest_root / src.name
     stem, suffix, k = src.stem, src.suffix, 1
     while dest.exists() or dest.with_name(dest.name + PART_SUFFIX).exists():
         k += 1
         dest = dest_root / f"{stem} ({k}){suffix}"
-    return dest
+    return dest, dest_root
 
 
-def _run_one(journal: Journal, n: int, action: str, src: Path, dest: Path | None) -> None:
+def _run_one(journal: Journal, n: int, action: str, src: Path, dest: Path | None, within: Path | None) -> None:
     if not src.is_file():
         raise FileNotFoundError(errno.ENOENT, "file not found", str(src))
     size = src.stat().st_size
     sha = sha256_file(src)
-    entry = Entry(n, action, str(src), str(dest) if dest else None, sha, size)
+    entry = Entry(n, action, str(src), str(dest) if dest else None, sha, size,
+                  within=str(within) if within else None)
     journal.intent(entry)
     _step("intent", entry)
     if action == "trash":
@@ -574,14 +728,55 @@ def _run_one(journal: Journal, n: int, action: str, src: Path, dest: Path | None
 # recovery and undo
 
 
-def _settle(entry: Entry) -> tuple[str, dict[str, Any]]:
-    """Decide what an unfinished step actually did by looking at the disk. Never deletes a unique file."""
+def _real(path: Path) -> Path:
+    """``path`` with its folder's symlinks and ``..`` resolved (the name itself is kept, links included)."""
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return _is_within(_real(path), Path(os.path.realpath(folder)))
+
+
+def _check_paths(journal: Journal, entry: Entry) -> None:
+    """Refuse a step whose paths are not where this action puts and takes files (a journal is data: even an
+    authenticated one is only believed about files inside the folders its action involved)."""
+    src = Path(entry.src)
+    roots = journal.roots
+    if not roots or not any(_inside(src, r) for r in roots):
+        raise JournalError(f"{src} is outside the folders this action took files from; left as is")
+    dest = Path(entry.dest) if entry.dest else None
+    if entry.action == "trash":
+        trashes = [Path(os.path.realpath(t)) for t in _trash_candidates(src)]
+        if dest is not None and not any(_real(dest).parent == t / "files" for t in trashes):
+            raise JournalError(f"{dest} is not in a trash folder; left as is")
+        if entry.trash_info is not None:
+            info = Path(entry.trash_info)
+            if dest is None or _real(info) != _real(dest).parent.parent / "info" / f"{dest.name}.trashinfo":
+                raise JournalError(f"{info} is not the trash record of {dest}; left as is")
+        return
+    within = Path(entry.within) if entry.within else None
+    folder = journal.header.get("folder")
+    if within is None or dest is None or not _inside(dest, within):
+        raise JournalError(f"{dest} is outside the folder this action wrote to; left as is")
+    if entry.action == "quarantine":
+        expected_ok = within.name == journal.id and (
+            folder is None or _real(within) == _real(Path(folder) / journal.id))
+    else:
+        expected_ok = folder is not None and _real(within) == _real(Path(folder))
+    if not expected_ok:
+        raise JournalError(f"{within} is not the folder this action wrote to; left as is")
+
+
+def _settle(entry: Entry, journal: Journal) -> tuple[str, dict[str, Any]]:
+    """Decide what an unfinished step actually did by looking at the disk. Recovery never deletes anything: a
+    half-written ``.vitfeat-part`` or a second complete copy is left where it is (harmless, in the destination
+    folder), because only what the journal proves may be acted on and a crash proves nothing about the disk."""
+    try:
+        _check_paths(journal, entry)
+    except JournalError as exc:
+        return "failed", {"error": str(exc)}
     src = Path(entry.src)
     dest = Path(entry.dest) if entry.dest else None
-    if dest is not None:
-        part = dest.with_name(dest.name + PART_SUFFIX)
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()  # our own half-written copy; the source is still there (we unlink it only later)
     src_ok = src.is_file() and src.stat().st_size == entry.size and sha256_file(src) == entry.sha256
     if entry.action == "trash":
         if src_ok:
@@ -593,9 +788,9 @@ def _settle(entry: Entry) -> tuple[str, dict[str, Any]]:
     if entry.action == "copy":
         return ("done", {}) if dest_ok else ("rolled-back", {})
     if src_ok and dest_ok:
-        # Crash between placing the copy and removing the source: undo the half step (the source is intact).
-        os.unlink(dest)
-        return "rolled-back", {}
+        # Crash between placing the copy and removing the source (or the source is a link to the destination):
+        # the original is still in place; the second name in the destination folder stays, unused.
+        return "rolled-back", {"error": f"an identical copy was left at {dest}"}
     if dest_ok:
         return "done", {}
     if src_ok:
@@ -627,7 +822,7 @@ def _recover_one(journal: Journal) -> None:
     pending = [e for e in journal.entries.values() if e.state == "pending"]
     undo_pending = journal.undo_started and not journal.undo_ended
     for entry in pending:
-        state, extra = _settle(entry)
+        state, extra = _settle(entry, journal)
         journal.record(state, i=entry.i, **extra)
     if not journal.ended:
         journal.record("end", recovered=True)
@@ -681,6 +876,7 @@ def _undo_journal(journal: Journal, result: UndoResult, progress: ProgressFn | N
         check_cancel(cancel)
         reporter.update(n, Path(entry.src).name)
         try:
+            _check_paths(journal, entry)
             _undo_one(entry)
             journal.record("undone", i=entry.i)
             result.restored.append(entry.src)
@@ -695,8 +891,9 @@ def _undo_one(entry: Entry) -> None:
     src = Path(entry.src)
     if entry.action == "copy":
         dest = Path(entry.dest or "")
-        if dest.is_file() and sha256_file(dest) == entry.sha256 and src.is_file():
-            os.unlink(dest)  # our copy, and the original is still there
+        if (dest.is_file() and not dest.is_symlink() and sha256_file(dest) == entry.sha256 and src.is_file()
+                and sha256_file(src) == entry.sha256):
+            os.unlink(dest)  # our copy, and the original is still there, identical
             return
         raise VitfeatError(f"the copy {dest} changed or its original is gone; left as is")
     where = Path(entry.dest) if entry.dest else None
@@ -719,6 +916,21 @@ def _undo_one(entry: Entry) -> None:
     _place(where, src, entry.sha256, entry)
     if sha256_file(src) != entry.sha256:  # pragma: no cover - _place verifies cross-volume copies already
         raise VitfeatError(f"restored {src} does not match the original")
-    if entry.trash_info:
+    if entry.trash_info and _trash_info_names(Path(entry.trash_info), src):
         with contextlib.suppress(OSError):
-            os.unlink(entry.trash_info)
+            os.unlink(entry.trash_info)  # the trash's record of the file we just took back out of it
+
+
+def _trash_info_names(info: Path, src: Path) -> bool:
+    """True when ``info`` is a ``.trashinfo`` whose ``Path=`` is ``src`` (so removing it removes nothing else)."""
+    if info.suffix != ".trashinfo" or info.parent.name != "info" or info.is_symlink():
+        return False
+    try:
+        text = info.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    original = next((unquote(line[5:]) for line in text.splitlines() if line.startswith("Path=")), None)
+    if original is None:
+        return False
+    original_path = Path(original) if os.path.isabs(original) else _mount_point(src) / original
+    return _resolve(original_path) == _resolve(src)
