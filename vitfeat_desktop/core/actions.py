@@ -75,8 +75,10 @@ class JournalDamaged(JournalError):
 
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, streamed; used to prove that what we put back is byte-identical to what we took."""
+    from vitfeat_desktop.core.fileio import open_regular
+
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

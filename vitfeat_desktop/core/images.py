@@ -24,6 +24,9 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vitfeat_desktop.core.errors import ImageReadError
+from vitfeat_desktop.core.fileio import NotAFileError, kind_of, open_regular
+
+__all__ = ["NotAFileError", "kind_of", "open_regular"]  # re-exported: the callers that read image files
 
 # Pixels we agree to decode. Bigger than any camera (a 150 MP medium-format file, a stitched panorama), far
 # below a decompression bomb (a 30000x30000 PNG is 900 MP and several GB once decoded).
@@ -93,6 +96,9 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """A short, human reason for a decode failure (no tracebacks, no Pillow internals)."""
+    if isinstance(exc, NotAFileError):
+        text = str(exc)
+        return text[text.rfind(" is ") + 1 :] if " is " in text else text
     if isinstance(exc, FileNotFoundError):
         return "file not found (deleted or moved while scanning?)"
     if isinstance(exc, PermissionError):
@@ -195,7 +201,7 @@ def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = No
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise ImageReadError(path, "camera RAW support is not installed (rawpy)") from exc
     try:
-        with rawpy.imread(str(path)) as raw:
+        with open_regular(path) as fh, rawpy.imread(fh) as raw:
             flip = int(getattr(raw.sizes, "flip", 0) or 0)
             if info is not None:
                 width, height = int(raw.sizes.width), int(raw.sizes.height)
@@ -288,7 +294,7 @@ def _open(
         _check_size(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     try:
-        with Image.open(path) as opened:
+        with open_regular(path) as fh, Image.open(fh) as opened:
             _check_size(opened)
             if info is not None:
                 _fill_info(opened, info)
@@ -544,6 +550,12 @@ def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
             return _load_url(text, timeout)
         if not os.path.exists(text):
             raise ImageReadError(text, "file not found")
+        try:
+            kind = kind_of(os.stat(text).st_mode)
+        except OSError as exc:
+            raise ImageReadError(text, _reason(exc)) from exc
+        if kind is not None:
+            raise ImageReadError(text, f"is {kind}, not a photo file")
         return open_image(text, hf_compatible=True)
     raise TypeError(
         "an image must be a file path, an http(s) URL, a PIL.Image or an HxWx3 uint8 numpy array, "
