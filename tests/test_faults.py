@@ -322,3 +322,54 @@ def test_ctrl_c_ends_the_process_within_a_second_keeping_work(tmp_path: Path, ph
     with Library.open(root, model=str(tiny_vit)) as lib:
         report = lib.scan()
         assert report.indexed + report.unchanged + report.reused == 60  # nothing lost or damaged
+
+
+# -- 6. two batches with opposite keepers -------------------------------------------------------------------
+def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, photos: list[Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch A keeps a_i and quarantines b_i; batch B keeps b_i and quarantines a_i. A pauses after its first
+    journal intent (as a slow disk would); B runs meanwhile. Every picture must keep a copy in the library."""
+    import threading
+
+    from vitfeat_desktop.core import actions
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    pairs = []
+    for n, p in enumerate(photos[:5]):
+        a, b = root / f"a{n}.jpg", root / f"b{n}.jpg"
+        shutil.copy2(p, a)
+        shutil.copy2(p, b)
+        pairs.append((str(a), str(b)))
+    b_started = threading.Event()
+    a_waiting = threading.Event()
+
+    def step(stage: str, entry: actions.Entry) -> None:
+        if stage == "intent" and threading.current_thread().name == "batch-a" and not a_waiting.is_set():
+            a_waiting.set()
+            b_started.wait(3)  # with the lock, B cannot start moving until A is done: do not wait for ever
+            import time
+
+            time.sleep(0.3)
+
+    monkeypatch.setattr(actions, "_step", step)
+    results: dict[str, actions.ActionResult] = {}
+
+    def batch_a() -> None:
+        results["a"] = actions.apply_actions("quarantine", [b for _, b in pairs], photo_roots=[root],
+                                             keepers={b: a for a, b in pairs})
+
+    def batch_b() -> None:
+        a_waiting.wait(10)
+        b_started.set()
+        results["b"] = actions.apply_actions("quarantine", [a for a, _ in pairs], photo_roots=[root],
+                                             keepers={a: b for a, b in pairs})
+
+    threads = [threading.Thread(target=batch_a, name="batch-a"), threading.Thread(target=batch_b, name="batch-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for a, b in pairs:
+        assert Path(a).is_file() or Path(b).is_file(), f"both {a} and {b} left the library"
+    assert len(results["a"].done) + len(results["b"].done) == 5

@@ -302,6 +302,53 @@ class _ActiveLock:
         self.release()
 
 
+LIBRARY_LOCK_WAIT_S = 30.0
+
+
+class _LibraryLock:
+    """Exclusive, cross-process locks (``flock``) on the libraries a batch takes files from, taken in a fixed
+    order; waits up to :data:`LIBRARY_LOCK_WAIT_S` for another batch to finish. POSIX only, like
+    :class:`_ActiveLock`."""
+
+    def __init__(self, roots: Sequence[str | os.PathLike[str]], cancel: CancelFn | None = None) -> None:
+        names = sorted({hashlib.sha256(os.fsencode(str(_resolve(Path(r))))).hexdigest()[:20] for r in roots})
+        folder = config.data_dir() / "locks"
+        self.paths = [folder / f"library-{n}.lock" for n in names]
+        self.cancel = cancel
+        self._fds: list[int] = []
+
+    def __enter__(self) -> _LibraryLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        deadline = time.monotonic() + LIBRARY_LOCK_WAIT_S
+        try:
+            for path in self.paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._fds.append(fd)
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError:
+                        check_cancel(self.cancel)
+                        if time.monotonic() > deadline:
+                            raise JournalError("another vitfeat is moving files of this library; nothing was "
+                                               "moved; try again when it has finished") from None
+                        time.sleep(0.05)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+
 @dataclass
 class Entry:
     """One planned file action as recorded in the journal."""
@@ -639,9 +686,13 @@ def apply_actions(
         raise ProtectedFileError(f"{dest_root} is inside a reference folder; nothing is written there")
 
     roots = sorted({str(_resolve(Path(r))) for r in photo_roots} or {str(src.parent) for src in sources})
-    journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None, "roots": roots})
-    with _ActiveLock(journal.path):
-        return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
+    # One batch at a time per library, across processes: two batches planned with opposite keepers (the GUI
+    # and the CLI, or two shells with opposite --reference) would otherwise each see the other's keeper still
+    # in place and move both. Under the lock every keeper is checked again just before its copy moves.
+    with _LibraryLock(photo_roots or roots, cancel):
+        journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None, "roots": roots})
+        with _ActiveLock(journal.path):
+            return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
 
 
 def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path | None, photo_roots: Sequence[Any],
