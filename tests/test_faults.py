@@ -373,3 +373,47 @@ def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, 
     for a, b in pairs:
         assert Path(a).is_file() or Path(b).is_file(), f"both {a} and {b} left the library"
     assert len(results["a"].done) + len(results["b"].done) == 5
+
+
+# -- the flaky GUI suite: a worker's relay freed its runner from inside its own deferred delete --------------
+_RELAY_REPRO = """
+import time
+from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtWidgets import QApplication
+from vitfeat_desktop.gui.tasks import TaskRunner
+
+app = QApplication([])
+
+
+def job(**_):
+    return 1
+
+
+def a_test_function():
+    runner = TaskRunner(max_threads=2)  # a local, as in tests/gui/test_gui_tasks.py
+    runner.submit(job, on_result=lambda v: None)
+    deadline = time.monotonic() + 10
+    while runner.active_count() and time.monotonic() < deadline:  # deliver result and finished only
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.MetaCall)
+        time.sleep(0.001)
+    assert runner.active_count() == 0
+
+
+for _ in range(20):
+    a_test_function()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # what pytest-qt does after a test
+    QCoreApplication.processEvents()
+print("clean")
+"""
+
+
+def test_runner_freed_by_its_last_relay_is_not_deleted_twice() -> None:
+    """The GUI suite's 'Fatal Python error: Segmentation fault' in pytest-qt's _process_events, made
+    deterministic: the relay's deferred delete dropped the last reference to a runner that was a local, and
+    the runner's destructor deleted the relay a second time ("shared QObject was deleted directly")."""
+    pytest.importorskip("PySide6")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", _RELAY_REPRO], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=str(REPO))
+    assert done.returncode == 0 and "clean" in done.stdout, (done.returncode, done.stderr[-1500:])
+    assert "deleted directly" not in done.stderr
