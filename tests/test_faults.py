@@ -417,3 +417,58 @@ def test_runner_freed_by_its_last_relay_is_not_deleted_twice() -> None:
                           env=env, cwd=str(REPO))
     assert done.returncode == 0 and "clean" in done.stdout, (done.returncode, done.stderr[-1500:])
     assert "deleted directly" not in done.stderr
+
+
+# -- 7. damaged weights and damaged vectors -----------------------------------------------------------------
+def test_damaged_weights_are_refused_on_load(tmp_path: Path, tiny_vit: Path) -> None:
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    from vitfeat_desktop.core.errors import ModelError
+    from vitfeat_desktop.core.pipeline import pipeline
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_vit, folder)
+    files = {}
+    for rel in ("onnx/model.onnx", "onnx/model_quantized.onnx"):  # what `vitfeat model download` records
+        data = (folder / rel).read_bytes()
+        files[rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "vitfeat-model.json").write_text(json.dumps({"model_id": "test/tiny", "files": files}))
+    pixels = np.zeros((1, 3, 224, 224), dtype=np.float32)
+    pipeline("image-feature-extraction", model=str(folder), quantized=False).embed(pixels)  # intact: fine
+    # Garbage in the middle of the largest weight: still a valid ONNX graph with the same size and ends.
+    path = folder / "onnx" / "model.onnx"
+    model = onnx.load(str(path))
+    big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = numpy_helper.to_array(big).copy()
+    flat = values.reshape(-1)
+    flat[len(flat) // 3 : len(flat) // 3 + 64] = 7.0
+    big.CopyFrom(numpy_helper.from_array(values, big.name))
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="damaged"):
+        pipeline("image-feature-extraction", model=str(folder), quantized=False).embed(pixels)
+
+
+def test_nan_vector_in_the_catalogue_is_damage_not_a_score(library: Path, tiny_vit: Path) -> None:
+    import sqlite3
+
+    from vitfeat_desktop.core.library import library_dir
+
+    conn = sqlite3.connect(str(library_dir(library) / "catalog.sqlite"))
+    (chash, blob), = conn.execute("SELECT content_hash, vector FROM vectors LIMIT 1").fetchall()
+    conn.execute("UPDATE vectors SET vector=? WHERE content_hash=?",
+                 (np.full(len(blob) // 4, np.nan, dtype="<f4").tobytes(), chash))
+    conn.commit()
+    conn.close()
+    query = sorted(library.iterdir())[0]
+    done = _cli("similar", str(query), "--in", str(library), "--model", str(tiny_vit), "-k", "30", "--json")
+    assert done.returncode == 0, done.stderr[-1500:]
+    scores = [r["score"] for r in json.loads(done.stdout)["results"]]
+    assert scores and all(np.isfinite(scores)), scores
+    with Library.open(library, model=str(tiny_vit)) as lib:
+        report = lib.scan()
+        assert report.indexed == 1  # the damaged one, embedded again
+        ids, vectors = lib.vectors()
+        assert len(ids) == 24 and np.all(np.isfinite(vectors))

@@ -13,6 +13,7 @@ Paths are stored as bytes (``os.fsencode``) because a file name need not be vali
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,8 @@ import numpy as np
 
 from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.phash import ImageHashes, from_signed64
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
@@ -383,6 +386,7 @@ class Catalog:
     def known_vectors(self, content_hashes: Iterable[str], model_key: str) -> dict[str, np.ndarray]:
         hashes = list(dict.fromkeys(content_hashes))
         out: dict[str, np.ndarray] = {}
+        damaged: list[str] = []
         with self._lock:
             for start in range(0, len(hashes), 500):
                 chunk = hashes[start : start + 500]
@@ -391,8 +395,41 @@ class Catalog:
                     f"SELECT content_hash, vector FROM vectors WHERE model_key=? AND content_hash IN ({marks})",
                     (model_key, *chunk),
                 ):
-                    out[h] = blob_to_vector(blob)
+                    vector = blob_to_vector(blob)
+                    if np.all(np.isfinite(vector)):
+                        out[h] = vector
+                    else:
+                        damaged.append(h)
+            if damaged:
+                self.forget_vectors(damaged, model_key)
         return out
+
+    def forget_vectors(self, content_hashes: Sequence[str], model_key: str) -> None:
+        """Drop damaged vectors (NaN/inf, never a model's real output) so the next scan embeds those files
+        again; their files get a new ``seq`` so every loaded index drops them too."""
+        hashes = list(dict.fromkeys(content_hashes))
+        if not hashes:
+            return
+        with self._lock:
+            outer = self._conn.in_transaction
+            if not outer:
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._next_seq(self._conn)
+                for start in range(0, len(hashes), 500):
+                    chunk = hashes[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    self._conn.execute(f"DELETE FROM vectors WHERE model_key=? AND content_hash IN ({marks})",
+                                       (model_key, *chunk))
+                    self._conn.execute(f"UPDATE files SET seq=? WHERE content_hash IN ({marks})", (seq, *chunk))
+            except BaseException:
+                if not outer:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if not outer:
+                self._conn.execute("COMMIT")
+        log.warning("%d damaged vectors (NaN or infinite) in %s were dropped; the next scan embeds those files "
+                    "again", len(hashes), self.path)
 
     def has_vector_hashes(self, model_key: str) -> set[str]:
         with self._lock:
@@ -403,7 +440,7 @@ class Catalog:
                      limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(file_ids, vectors)`` of live files that have a vector for ``model_key`` (optionally newer rows)."""
         query = (
-            "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
+            "SELECT f.id, v.vector, f.content_hash FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
             "AND v.model_key = ? WHERE f.status = ?"
         )
         args: list[Any] = [model_key, STATUS_OK]
@@ -419,6 +456,10 @@ class Catalog:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32)
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():  # damage, never a score of "nan": forget them and answer with the rest
+            self.forget_vectors([rows[i][2] for i in np.flatnonzero(~finite).tolist()], model_key)
+            ids, vectors = ids[finite], vectors[finite]
         return ids, vectors
 
     def live_vector_ids(self, model_key: str) -> np.ndarray:
@@ -440,7 +481,7 @@ class Catalog:
                 for fid, blob in self._conn.execute(
                     "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
                     f"AND v.model_key = ? WHERE f.status = ? AND f.id IN ({marks})", (model_key, STATUS_OK, *chunk)):
-                    out[int(fid)] = blob_to_vector(blob)
+                    out[int(fid)] = blob_to_vector(blob)  # NaN kept: the caller is checking for damage
         return out
 
     def rows_since(self, seq: int) -> list[tuple[int, str, str | None]]:

@@ -512,10 +512,15 @@ class Scanner:
     def _store_embedded(self, results: list[Prepared], vectors: np.ndarray, model_key: str | None) -> None:
         new_vectors: dict[str, np.ndarray] = {}
         for result, vector in zip(results, vectors, strict=True):
-            assert result.update.content_hash is not None
-            new_vectors[result.update.content_hash] = vector
+            chash = result.update.content_hash
+            assert chash is not None
+            if not np.all(np.isfinite(vector)):  # never stored: it would be a score of "nan" in every answer
+                result.update = _with_error(result.update, "the model gave an invalid vector (NaN or infinite) "
+                                            "for this image; its weights may be damaged")
+                continue
+            new_vectors[chash] = vector
         self._commit(results, new_vectors, model_key)
-        self.report.indexed += len(results)
+        self.report.indexed += sum(1 for r in results if r.update.status == STATUS_OK)
 
     def _embed(self, batch: np.ndarray) -> np.ndarray:
         if not self._exclusive:
@@ -606,6 +611,12 @@ def _runs_on_cpu(extractor: Any) -> bool:
     except Exception:
         return True
     return not providers or providers[0] == "CPUExecutionProvider"
+
+
+def _with_error(update: FileUpdate, reason: str) -> FileUpdate:
+    from dataclasses import replace
+
+    return replace(update, status=STATUS_ERROR, error=reason)
 
 
 def _with_stat(meta: FileUpdate, key: bytes, entry: Entry) -> FileUpdate:

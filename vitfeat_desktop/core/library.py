@@ -25,7 +25,7 @@ import numpy as np
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, FileRecord
-from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.errors import ModelError, VitfeatError
 from vitfeat_desktop.core.index import VectorIndex, normalize_rows
 from vitfeat_desktop.core.indexer import Scanner, ScanReport
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn
@@ -231,14 +231,15 @@ class Library:
             elif saved:
                 self._note(f"the similarity index of {self.folder} was damaged or unreadable; rebuilt it from "
                            "the catalogue", logged=False)  # VectorIndex.load logged why
-            if index is None and self.catalog.live_vectors(self.model_key, limit=1)[0].size:
+            if index is None and len(self.catalog.live_vector_ids(self.model_key)):
                 with self.catalog.transaction():
-                    ids, vectors = self.catalog.live_vectors(self.model_key)
+                    ids, vectors = self.catalog.live_vectors(self.model_key)  # damaged (NaN) ones dropped
                     seq = self.catalog.seq
-                index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
-                                           capacity=len(ids))
-                index.rebuild(ids, vectors)
-                index.seq = seq
+                if len(ids):
+                    index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
+                                               capacity=len(ids))
+                    index.rebuild(ids, vectors)
+                    index.seq = seq
             if index is not None and index.dirty:
                 index.save(index.seq)
             self.index = index
@@ -272,6 +273,8 @@ class Library:
             return f"dimension {index.dim}, the catalogue's vectors {sorted(dims)}"
         stored = normalize_rows(index.get(picks.tolist()))
         expected = normalize_rows(np.stack([found[int(i)] for i in picks]))
+        if not np.all(np.isfinite(expected)):
+            return "the catalogue holds damaged (NaN or infinite) vectors"
         if not np.all(np.isfinite(stored)) or float(np.min(np.sum(stored * expected, axis=1))) < 0.999:
             return "stored vectors differ from the catalogue's"
         return None
@@ -439,7 +442,11 @@ class Library:
             raise TypeError(f"a query is a path, a PIL image or a numpy array, not {type(query).__name__}")
         pre = self.extractor.preprocessor
         pixels = pre.normalize_uint8(pre.to_uint8_chw(image))[None]
-        return normalize_rows(self.extractor.embed(pixels))[0], file_id
+        vector = normalize_rows(self.extractor.embed(pixels))[0]
+        if not np.all(np.isfinite(vector)):
+            raise ModelError(f"model {self._model_id} gave an invalid vector (NaN or infinite) for the query; "
+                             "its weights may be damaged")
+        return vector, file_id
 
     def similar(self, query: str | os.PathLike[str] | Image.Image | np.ndarray, k: int = 10, *,
                 exclude_self: bool = True) -> list[SimilarResult]:
