@@ -121,7 +121,8 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
     os.link(root / "h1.jpg", root / "h2.jpg")
     shutil.copy2(photos[2], root / "other.jpg")
     shutil.copy2(photos[2], root / "other_copy.jpg")  # a real duplicate pair, so --trash has work to do
-    done = _cli("dupes", str(root), "--quick", "--json", "--trash", "--yes")
+    done = _cli("dupes", str(root), "--quick", "--json", "--trash", "--yes",
+                env={"XDG_DATA_HOME": str(trash_home.parent)})  # never the real trash
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
     grouped = [set(g["files"]) for g in out["groups"]]
@@ -472,3 +473,34 @@ def test_nan_vector_in_the_catalogue_is_damage_not_a_score(library: Path, tiny_v
         assert report.indexed == 1  # the damaged one, embedded again
         ids, vectors = lib.vectors()
         assert len(ids) == 24 and np.all(np.isfinite(vectors))
+
+
+# -- 8. one bad journal does not block every action ---------------------------------------------------------
+def test_unreadable_journals_are_set_aside_and_work_goes_on(tmp_path: Path, photos: list[Path],
+                                                             trash_home: Path) -> None:
+    from vitfeat_desktop import config
+
+    folder = config.trash_journal_dir()
+    folder.mkdir(parents=True)
+    (folder / "20260101-000000-00000000.jsonl").write_bytes(b"")  # a full disk at the first write
+    _write_journal([{"op": "intent", "i": "zero"}], sign=False, name="20260101-000000-11111111")
+    _write_journal([{"op": "begin", "action": "trash", "roots": [str(tmp_path)]}, {"op": "intent", "i": "zero"}],
+                   sign=True, name="20260101-000000-22222222")
+    done = _cli("undo", "--list")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert done.stderr.count("nothing in it was acted on") == 3
+    assert sorted(p.name for p in (folder / "damaged").iterdir()) == [
+        "20260101-000000-00000000.jsonl", "20260101-000000-11111111.jsonl", "20260101-000000-22222222.jsonl"]
+    done = _cli("undo")
+    assert done.returncode == 1 and "nothing to undo" in done.stderr and "Traceback" not in done.stderr
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy2(photos[0], root / "a.jpg")
+    shutil.copy2(photos[0], root / "b.jpg")
+    _write_journal([{"op": "intent", "i": "zero"}], sign=False, name="20260101-000000-33333333")
+    xdg = {"XDG_DATA_HOME": str(trash_home.parent)}  # never the real trash
+    done = _cli("dupes", str(root), "--quick", "--trash", "--yes", env=xdg)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert len(list(root.iterdir())) == 1
+    done = _cli("undo", env=xdg)
+    assert done.returncode == 0 and len(list(root.iterdir())) == 2
