@@ -504,3 +504,66 @@ def test_unreadable_journals_are_set_aside_and_work_goes_on(tmp_path: Path, phot
     assert len(list(root.iterdir())) == 1
     done = _cli("undo", env=xdg)
     assert done.returncode == 0 and len(list(root.iterdir())) == 2
+
+
+# -- 9. full disks: one line each, with what was done and how to go on or undo ------------------------------
+def test_full_disk_during_a_scan_is_one_line_and_keeps_what_was_done(tmp_path: Path, photos: list[Path],
+                                                                     tiny_vit: Path) -> None:
+    from vitfeat_desktop.core.errors import VitfeatError
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    for p in photos[:4]:
+        shutil.copy2(p, root / p.name)
+    with Library.open(root, model=str(tiny_vit)) as lib:
+        lib.scan()
+    for p in photos[4:60]:
+        shutil.copy2(p, root / p.name)
+    with Library.open(root, model=str(tiny_vit)) as lib:
+        # SQLite's own limit on the file's size: exactly the SQLITE_FULL a full disk gives, a few pages ahead.
+        pages = lib.catalog._conn.execute("PRAGMA page_count").fetchone()[0]
+        lib.catalog._conn.execute(f"PRAGMA max_page_count={pages + 2}")
+        with pytest.raises(VitfeatError) as caught:
+            lib.scan()
+        message = str(caught.value)
+        assert "full" in message and "vitfeat index" in message and "\n" not in message
+        kept = len(lib.files())
+    with Library.open(root, model=str(tiny_vit)) as lib:  # everything committed before is intact; go on
+        assert len(lib.files()) == kept
+        report = lib.scan()
+        assert len(lib.files()) == 60 and report.indexed + report.unchanged + report.reused == 60
+
+
+def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, photos: list[Path],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.errors import VitfeatError
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    victims = []
+    for n, p in enumerate(photos[:12]):
+        shutil.copy2(p, root / f"{n:02d}.jpg")
+        victims.append(root / f"{n:02d}.jpg")
+    real_open = open
+    writes = {"n": 0}
+
+    def full_after_a_while(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if mode == "a" and str(file).endswith(".jsonl"):
+            writes["n"] += 1
+            if writes["n"] > 21:  # the header, then an intent and a done line per file: 10 files moved
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", full_after_a_while)
+    with pytest.raises(VitfeatError) as caught:
+        actions.apply_actions("quarantine", victims, photo_roots=[root])
+    monkeypatch.setattr("builtins.open", real_open)
+    message = str(caught.value)
+    assert "stopped after 10 of 12 files" in message and "vitfeat undo" in message and "\n" not in message
+    assert sum(v.exists() for v in victims) == 2
+    journal_id = message.rsplit("vitfeat undo ", 1)[1].strip()
+    outcome = actions.undo(journal_id)
+    assert len(outcome.restored) == 10 and all(v.exists() for v in victims)

@@ -64,6 +64,10 @@ class JournalError(VitfeatError):
     """A journal is missing or cannot be read."""
 
 
+class JournalWriteError(JournalError):
+    """The journal could not be written (a full disk): no file may be touched without its journal line."""
+
+
 class JournalDamaged(JournalError):
     """A journal that cannot be trusted: unreadable, empty, not authenticated by this installation's key, or
     with lines that do not describe an action this app takes. Nothing in it is acted on."""
@@ -457,10 +461,13 @@ class Journal:
     def _append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         signed = {**record, "mac": _mac(self.id, record)}
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(signed, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(signed, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise JournalWriteError(f"cannot write the undo journal {self.path} ({exc.strerror or exc})") from exc
 
     def record(self, op: str, **fields: Any) -> None:
         record = {"op": op, **fields}
@@ -690,7 +697,10 @@ def apply_actions(
     # and the CLI, or two shells with opposite --reference) would otherwise each see the other's keeper still
     # in place and move both. Under the lock every keeper is checked again just before its copy moves.
     with _LibraryLock(photo_roots or roots, cancel):
-        journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None, "roots": roots})
+        try:
+            journal = Journal.create(action, {"folder": str(dest_root) if dest_root else None, "roots": roots})
+        except JournalWriteError as exc:
+            raise JournalError(f"{exc}; nothing was moved") from exc
         with _ActiveLock(journal.path):
             return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
 
@@ -699,6 +709,7 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
            keepers: dict[str, str] | None, progress: ProgressFn | None, cancel: CancelFn | None) -> ActionResult:
     result = ActionResult(journal.id, action)
     reporter = Reporter(progress, action, total=len(sources))
+    stopped: JournalWriteError | None = None
     try:
         for n, src in enumerate(sources):
             check_cancel(cancel)
@@ -715,15 +726,28 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
                 dest, within = _plan_dest(action, src, dest_root, photo_roots, journal.id)
                 _run_one(journal, n, action, src, dest, within)
                 result.done.append((str(src), journal.entries[n].dest))
+            except JournalWriteError:
+                raise  # not this file's problem: no further file may be touched without a journal
             except (OSError, VitfeatError) as exc:
                 reason = _reason(exc)
                 if n in journal.entries and journal.entries[n].state == "pending":
                     journal.record("failed", i=n, error=reason)
                 result.failed.append((str(src), reason))
         reporter.update(len(sources), force=True)
+    except JournalWriteError as exc:
+        stopped = exc
     finally:
-        if not any(e.state == "pending" for e in journal.entries.values()):
-            journal.record("end")
+        if stopped is None and not any(e.state == "pending" for e in journal.entries.values()):
+            try:
+                journal.record("end")
+            except JournalWriteError as exc:
+                stopped = exc
+    if stopped is not None:
+        moved = len(result.done) + sum(e.state == "pending" for e in journal.entries.values())
+        if moved == 0:
+            raise JournalError(f"{stopped}; nothing was moved") from stopped
+        raise JournalError(f"{stopped}: stopped after {moved} of {len(sources)} files; the rest were not touched; "
+                           f"free some space, then put them back with: vitfeat undo {journal.id}") from stopped
     return result
 
 

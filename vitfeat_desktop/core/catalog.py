@@ -92,6 +92,11 @@ class CatalogError(VitfeatError):
     """The catalogue file is unreadable or newer than this version of the app."""
 
 
+class CatalogWriteError(CatalogError):
+    """A change could not be written (a full disk, a read-only or vanished volume); nothing of it was kept, and
+    everything committed before is intact (SQLite rolls the transaction back)."""
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """One catalogued file. ``phash`` is unsigned; ``hashes`` holds all perceptual hashes when decoded."""
@@ -211,13 +216,29 @@ class Catalog:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or rollback on error) while holding the lock."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
+                    raise
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> CatalogError:
+        text = str(exc)
+        if "full" in text.lower():
+            return CatalogWriteError(f"the disk holding the library catalogue {self.path.parent} is full ({text})")
+        return CatalogWriteError(f"cannot write the library catalogue {self.path} ({text})")
 
     def close(self) -> None:
         with self._lock:
@@ -232,8 +253,8 @@ class Catalog:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def _next_seq(self, conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
@@ -247,8 +268,8 @@ class Catalog:
 
     # -- models ---------------------------------------------------------------------------------------------
     def register_model(self, model_key: str, model_id: str, variant: str, pooling: str, dim: int) -> None:
-        with self._lock:
-            self._conn.execute(
+        with self.transaction() as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO models(model_key, model_id, variant, pooling, dim) VALUES (?,?,?,?,?)",
                 (model_key, model_id, variant, pooling, int(dim)),
             )

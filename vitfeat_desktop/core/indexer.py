@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, FileUpdate, encode_path
+from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate, encode_path
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
 from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
 from vitfeat_desktop.core.index import normalize_rows
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from vitfeat_desktop.core.library import Library
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
 # Save the index at least this often during a long scan, so a crash replays little.
@@ -352,11 +354,26 @@ class Scanner:
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
+        failed = False
         try:
             self._process(todo, reporter, model_key)
+        except CatalogWriteError as exc:
+            failed = True
+            done = self.report.indexed + self.report.reused
+            raise CatalogWriteError(f"{exc}: stopped after {done} new files, which are kept; free some space and "
+                                    f"run the scan again to go on (vitfeat index {lib.folder})") from exc
+        except BaseException:
+            failed = True
+            raise
         finally:
             if self.embed:
-                lib.finish_scan(compact=True)
+                try:
+                    lib.finish_scan(compact=not failed)
+                except (OSError, VitfeatError) as exc:
+                    if not failed:
+                        raise
+                    # Not the first problem; the index catches up from the catalogue on the next open.
+                    log.warning("the similarity index was not saved (%s)", exc)
         reporter.update(len(todo), "done", force=True)
         skipped = [{"path": p, "reason": r} for p, r in catalog.skipped()] + folder_skips
         self.report.skipped = skipped
