@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -567,3 +568,57 @@ def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, 
     journal_id = message.rsplit("vitfeat undo ", 1)[1].strip()
     outcome = actions.undo(journal_id)
     assert len(outcome.restored) == 10 and all(v.exists() for v in victims)
+
+
+# -- 10. a hostile hub (on 127.0.0.1): nothing unverified is installed, nothing beyond the announced size ------
+def _hostile_hub(mode: str, tiny_vit: Path) -> Any:
+    from http.server import BaseHTTPRequestHandler
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from fakehub import FakeHub, git_blob_sha1
+
+    class HostileHub(FakeHub):
+        sent = 0
+
+        def _hub_route(self, h: BaseHTTPRequestHandler, method: str, record: Any) -> None:
+            if mode == "redirect" and h.path.endswith("/onnx/model_quantized.onnx"):
+                return self._reply(h, record, 302, {"Location": "/elsewhere/model.onnx"})
+            if mode == "redirect" and h.path == "/elsewhere/model.onnx":
+                body = b"GARBAGE"  # 7 bytes, with the git checksum a small file carries: "verified"
+                return self._reply(h, record, 200, {"ETag": f'"{git_blob_sha1(body)}"'}, body)
+            return super()._hub_route(h, method, record)
+
+        def _cdn_route(self, h: BaseHTTPRequestHandler, method: str, record: Any) -> None:
+            if mode != "overlong" or method != "GET":
+                return super()._cdn_route(h, method, record)
+            h.send_response(200)  # no Content-Length: the body ends when the server closes, if ever
+            h.send_header("Connection", "close")
+            h.end_headers()
+            chunk = b"\0" * (1 << 20)
+            for _ in range(64):
+                h.wfile.write(chunk)
+                HostileHub.sent += len(chunk)
+            h.close_connection = True
+
+    return HostileHub({"Xenova/tiny-vit": tiny_vit})
+
+
+@pytest.mark.parametrize("mode", ["redirect", "overlong"])
+def test_hostile_hub_installs_nothing_unverified(mode: str, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vitfeat_desktop.core import hub
+    from vitfeat_desktop.core.download import DownloadError, download_model
+
+    with _hostile_hub(mode, tiny_vit) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        with pytest.raises(DownloadError) as caught:
+            download_model("Xenova/tiny-vit", variants=("int8",), backoff=0.001)
+        sent = type(server).sent
+    folder = hub.cache_folder("Xenova/tiny-vit")
+    assert not (folder / "onnx" / "model_quantized.onnx").exists()
+    assert not [m for m in hub.list_cached_models() if "int8" in m.variants]
+    assert not list(folder.rglob("*.part"))
+    if mode == "overlong":
+        assert "more than the announced" in str(caught.value)
+        assert sent < 32 << 20, f"the client read {sent >> 20} MiB of an endless body"
+    else:
+        assert "not a usable model" in str(caught.value)
