@@ -622,3 +622,44 @@ def test_hostile_hub_installs_nothing_unverified(mode: str, tiny_vit: Path, monk
         assert sent < 32 << 20, f"the client read {sent >> 20} MiB of an endless body"
     else:
         assert "not a usable model" in str(caught.value)
+
+
+# -- 11. nothing is skipped silently ----------------------------------------------------------------------
+def _deep_file(root: Path, data: bytes) -> str:
+    """A photo whose path is longer than PATH_MAX (4096 on Linux), made with directory descriptors."""
+    fd = os.open(root, os.O_RDONLY)
+    path = str(root)
+    try:
+        for level in range(18):
+            name = f"{level:02d}" + "d" * 240
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+            path += os.sep + name
+        out = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, data)
+        os.close(out)
+    finally:
+        os.close(fd)
+    return path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX file types")
+def test_fifos_devices_and_too_long_paths_are_listed(tmp_path: Path, photos: list[Path]) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy2(photos[0], root / "ok.jpg")
+    os.mkfifo(root / "p.jpg")
+    (root / "dev.jpg").symlink_to("/dev/null")
+    deep = _deep_file(root, photos[1].read_bytes())
+    assert len(deep) > 4096
+    with Library.open(root) as lib:
+        report = lib.scan(embed=False)
+        indexed = [f.path for f in lib.files(status="ok")]
+    reasons = {s["path"]: s["reason"] for s in report.skipped}
+    assert "named pipe (FIFO)" in reasons[str(root / "p.jpg")]
+    assert "device" in reasons[str(root / "dev.jpg")]
+    long_ones = [r for p, r in reasons.items() if p.startswith(str(root / "00"))]
+    assert long_ones and "longer than the system allows" in long_ones[0]
+    assert indexed == [str(root / "ok.jpg")]

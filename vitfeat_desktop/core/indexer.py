@@ -32,6 +32,7 @@ import numpy as np
 from vitfeat_desktop import config
 from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate, encode_path
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
+from vitfeat_desktop.core.fileio import kind_of
 from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
 from vitfeat_desktop.core.index import normalize_rows
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
@@ -205,7 +206,8 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
                     continue
                 try:
                     st = child.stat(follow_symlinks=True)
-                except OSError:
+                except OSError as exc:
+                    skipped.append({"path": child.path, "reason": f"folder cannot be read: {_stat_reason(child, exc)}"})
                     continue
                 identity = (st.st_dev, st.st_ino)
                 if identity in visited:
@@ -220,8 +222,10 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             except OSError as exc:
                 entries.append(Entry(child.path, -1, -1, _stat_reason(child, exc)))
                 continue
-            if not _is_regular(st.st_mode):
-                continue  # a socket, a device ...
+            kind = kind_of(st.st_mode)
+            if kind is not None:  # a FIFO, a (link to a) device, a socket: listed, never opened
+                entries.append(Entry(child.path, -1, -1, f"is {kind}, not a photo file"))
+                continue
             try:
                 symlink = child.is_symlink()
             except OSError:
@@ -232,12 +236,6 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             on_entry(len(entries))
         stack.extend(reversed(subdirs))
     return _one_name_per_file(entries), skipped
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
 
 
 def _same_path(path: str, other: Path) -> bool:
@@ -252,6 +250,8 @@ def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
 
     if exc.errno == errno.ELOOP:
         return "symbolic link loop"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its path is longer than the system allows; move it higher up to index it"
     if isinstance(exc, FileNotFoundError):
         try:
             if child.is_symlink():
