@@ -663,3 +663,19 @@ def test_fifos_devices_and_too_long_paths_are_listed(tmp_path: Path, photos: lis
     long_ones = [r for p, r in reasons.items() if p.startswith(str(root / "00"))]
     assert long_ones and "longer than the system allows" in long_ones[0]
     assert indexed == [str(root / "ok.jpg")]
+
+
+# -- 12. a quarantine inside the library is refused -------------------------------------------------------
+def test_quarantine_inside_the_library_is_refused(tmp_path: Path, photos: list[Path]) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy2(photos[0], root / "a.jpg")
+    shutil.copy2(photos[0], root / "b.jpg")
+    before = sorted(p.name for p in root.iterdir())
+    done = _cli("dupes", str(root), "--quick", "--quarantine", str(root / "q"), "--yes")
+    assert done.returncode == 1 and "inside the library" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in root.iterdir()) == before
+    (root / "sub").mkdir()
+    (root / "sub" / "link").symlink_to(root)  # the same folder under another name
+    done = _cli("dupes", str(root), "--quick", "--quarantine", str(tmp_path / "lib" / "sub" / "link" / "q"), "--yes")
+    assert done.returncode == 1 and "inside the library" in done.stderr

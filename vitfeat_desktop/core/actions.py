@@ -691,6 +691,12 @@ def apply_actions(
         raise ProtectedFileError(f"{dest_root} is a reference folder; nothing is written there")
     if dest_root is not None and any(_is_within(dest_root, r) for r in refs):
         raise ProtectedFileError(f"{dest_root} is inside a reference folder; nothing is written there")
+    if action == "quarantine" and dest_root is not None:
+        for root in photo_roots:
+            if _inside(dest_root / "x", _resolve(Path(root))):
+                raise VitfeatError(f"the quarantine folder {dest_root} is inside the library {root}: its files "
+                                   "would be found as duplicates again and nest deeper on every run; choose a "
+                                   "folder outside it")
 
     roots = sorted({str(_resolve(Path(r))) for r in photo_roots} or {str(src.parent) for src in sources})
     # One batch at a time per library, across processes: two batches planned with opposite keepers (the GUI
