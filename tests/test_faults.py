@@ -679,3 +679,71 @@ def test_quarantine_inside_the_library_is_refused(tmp_path: Path, photos: list[P
     (root / "sub" / "link").symlink_to(root)  # the same folder under another name
     done = _cli("dupes", str(root), "--quick", "--quarantine", str(tmp_path / "lib" / "sub" / "link" / "q"), "--yes")
     assert done.returncode == 1 and "inside the library" in done.stderr
+
+
+# -- 13. a damaged catalogue: the repair is offered and works, keeping marks and journal ---------------------
+def _truncate_catalogue(root: Path) -> Path:
+    import sqlite3
+
+    from vitfeat_desktop.core.library import library_dir
+
+    db = library_dir(root) / "catalog.sqlite"
+    conn = sqlite3.connect(str(db))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(db, "r+b") as fh:
+        fh.truncate(db.stat().st_size // 2)
+    return db
+
+
+def test_truncated_catalogue_offers_and_does_the_repair(library: Path, tiny_vit: Path, photos: list[Path]) -> None:
+    from vitfeat_desktop import config
+    from vitfeat_desktop.core import actions
+
+    victim = library / sorted(p.name for p in library.iterdir())[0]
+    shutil.copy2(victim, library.parent / "copy.jpg")
+    done_action = actions.apply_actions("quarantine", [library.parent / "copy.jpg"])  # some undo history
+    marks = config.data_dir() / "dupes" / "not-duplicates-test.json"
+    marks.parent.mkdir(parents=True, exist_ok=True)
+    marks.write_text('{"pairs": []}')
+    journals = {p: p.read_bytes() for p in config.trash_journal_dir().glob("*.jsonl")}
+    db = _truncate_catalogue(library)
+    done = _cli("index", str(library), "--model", str(tiny_vit))
+    assert done.returncode == 1 and f"vitfeat index --repair {library}" in done.stderr
+    done = _cli("index", "--repair", str(library), "--model", str(tiny_vit), "--json")
+    assert done.returncode == 0, done.stderr[-1500:]
+    report = json.loads(done.stdout)
+    assert report["indexed"] + report["reused"] + report["unchanged"] == 24
+    assert list(db.parent.glob("damaged-*/catalog.sqlite"))  # kept, not deleted
+    assert marks.read_text() == '{"pairs": []}'
+    assert {p: p.read_bytes() for p in config.trash_journal_dir().glob("*.jsonl")} == journals
+    assert actions.undo(done_action.journal_id).restored  # the undo history still works
+    done = _cli("similar", str(victim), "--in", str(library), "--model", str(tiny_vit), "--json")
+    assert done.returncode == 0 and len(json.loads(done.stdout)["results"]) == 10
+
+
+def test_the_gui_offers_the_repair(qtbot: Any, library: Path, tiny_vit: Path) -> None:
+    pytest.importorskip("PySide6")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from vitfeat_desktop.gui.app import build_window
+
+    _truncate_catalogue(library)
+    asked: list[str] = []
+
+    def answer_yes() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            asked.append(box.text())
+            box.button(QMessageBox.StandardButton.Yes).click()  # what the user clicks
+        else:
+            QTimer.singleShot(100, answer_yes)
+
+    QTimer.singleShot(100, answer_yes)
+    window = build_window(folder=library, model=str(tiny_vit))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.library is not None and window.library_model.rowCount() == 24, timeout=120_000)
+    assert asked and "damaged" in asked[0]
+    window.close()

@@ -92,6 +92,11 @@ class CatalogError(VitfeatError):
     """The catalogue file is unreadable or newer than this version of the app."""
 
 
+class CatalogDamaged(CatalogError):
+    """The catalogue file is not a readable SQLite database (truncated, overwritten): see ``vitfeat index
+    --repair``."""
+
+
 class CatalogWriteError(CatalogError):
     """A change could not be written (a full disk, a read-only or vanished volume); nothing of it was kept, and
     everything committed before is intact (SQLite rolls the transaction back)."""
@@ -189,8 +194,10 @@ class Catalog:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
             raise CatalogError(f"cannot open the library catalogue {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            raise CatalogDamaged(f"cannot open the library catalogue {self.path}: it is damaged ({exc})") from exc
 
     # -- schema ---------------------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -524,6 +531,38 @@ class Catalog:
         with self._lock:
             rows = self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
         return {status: int(n) for status, n in rows}
+
+
+def salvage_vectors(damaged: Path, into: Catalog) -> int:
+    """Copy the stored vectors (and model records) still readable in a damaged catalogue into a new one, so a
+    repair re-embeds only what was lost: a scan reuses a vector for any file with the same content hash.
+    Best effort, row by row until the damage; returns how many vectors were kept."""
+    rows: list[tuple[Any, ...]] = []
+    models: list[tuple[Any, ...]] = []
+    try:
+        conn = sqlite3.connect(f"{Path(damaged).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        for table, sink, query in (
+            ("models", models, "SELECT model_key, model_id, variant, pooling, dim FROM models"),
+            ("vectors", rows, "SELECT content_hash, model_key, dim, vector FROM vectors"),
+        ):
+            try:
+                for row in conn.execute(query):
+                    sink.append(tuple(row))
+            except sqlite3.Error as exc:
+                log.info("salvage of %s stopped at the damage in %s: %s", table, damaged, exc)
+    finally:
+        conn.close()
+    kept = [(h, k, int(d), bytes(v)) for h, k, d, v in rows
+            if isinstance(h, str) and isinstance(k, str) and isinstance(v, bytes | memoryview) and len(v) == 4 * int(d)
+            and np.all(np.isfinite(np.frombuffer(bytes(v), dtype="<f4")))]
+    with into.transaction() as out:
+        out.executemany("INSERT OR REPLACE INTO models(model_key, model_id, variant, pooling, dim) VALUES (?,?,?,?,?)",
+                        [m for m in models if len(m) == 5])
+        out.executemany("INSERT OR REPLACE INTO vectors(content_hash, model_key, dim, vector) VALUES (?,?,?,?)", kept)
+    return len(kept)
 
 
 def _split_sql(script: str) -> list[str]:

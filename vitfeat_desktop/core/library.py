@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, FileRecord
+from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 from vitfeat_desktop.core.index import VectorIndex, normalize_rows
 from vitfeat_desktop.core.indexer import Scanner, ScanReport
@@ -96,6 +97,41 @@ def weights_fingerprint(onnx_path: str | os.PathLike[str] | None) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class RepairReport:
+    """What :func:`repair_library` did: where the damaged files were put, and how many vectors it kept."""
+
+    set_aside: Path
+    vectors_kept: int
+
+
+def repair_library(folder: str | os.PathLike[str]) -> RepairReport:
+    """Start the catalogue of ``folder`` afresh after damage: the damaged catalogue and its indexes are moved
+    (never deleted) to ``damaged-<time>/`` in the library's data folder, the vectors still readable in it are
+    copied into a new catalogue, and the next scan rebuilds the rest from the photos. Not-a-duplicate marks,
+    calibrations and the undo journals live outside the catalogue and are kept as they are.
+
+    Run it while no other vitfeat has this library open.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise VitfeatError(f"folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
+    root = root.resolve()
+    data = library_dir(root)
+    aside = data / time.strftime("damaged-%Y%m%d-%H%M%S", time.gmtime())
+    aside.mkdir(parents=True, exist_ok=True)
+    for name in (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", "indexes"):
+        if (data / name).exists():
+            os.replace(data / name, aside / name)
+    catalog = Catalog(data / CATALOG_NAME)
+    try:
+        kept = salvage_vectors(aside / CATALOG_NAME, catalog) if (aside / CATALOG_NAME).exists() else 0
+    finally:
+        catalog.close()
+    log.warning("set the damaged catalogue of %s aside in %s; kept %d stored vectors", root, aside, kept)
+    return RepairReport(aside, kept)
+
+
 class Library:
     """One indexed folder. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
@@ -133,8 +169,12 @@ class Library:
         record = data / LIBRARY_RECORD
         if not record.exists():
             config.write_json_atomic(record, {"folder": os.fsdecode(os.fsencode(str(root))), "format": 1})
-        return cls(root, data, model=model, quantized=quantized, extractor=extractor,
-                   intra_op_threads=intra_op_threads)
+        try:
+            return cls(root, data, model=model, quantized=quantized, extractor=extractor,
+                       intra_op_threads=intra_op_threads)
+        except CatalogDamaged as exc:
+            raise CatalogDamaged(f"{exc}; repair it with: vitfeat index --repair {root} (rebuilds it from the "
+                                 "photos, keeping not-a-duplicate marks and the undo history)") from exc
 
     def _identify(self) -> tuple[str, str, str]:
         """(model id, variant, weights fingerprint) without loading the model."""
