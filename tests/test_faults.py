@@ -747,3 +747,71 @@ def test_the_gui_offers_the_repair(qtbot: Any, library: Path, tiny_vit: Path) ->
     qtbot.waitUntil(lambda: window.library is not None and window.library_model.rowCount() == 24, timeout=120_000)
     assert asked and "damaged" in asked[0]
     window.close()
+
+
+# -- 14. messages that say what happened ------------------------------------------------------------------
+class _Crash(BaseException):
+    """Stands in for the process dying mid-undo."""
+
+
+def test_messages_say_what_happened(tmp_path: Path, photos: list[Path], tiny_vit: Path, library: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.errors import ImageReadError, ModelError
+    from vitfeat_desktop.core.images import load_image, open_image
+    from vitfeat_desktop.core.pipeline import pipeline
+
+    # "nothing to undo" (exit 1) after recovery did restore the files of an interrupted undo
+    root = tmp_path / "acted"
+    root.mkdir()
+    victims = []
+    for n, p in enumerate(photos[:3]):
+        shutil.copy2(p, root / f"{n}.jpg")
+        victims.append(root / f"{n}.jpg")
+    result = actions.apply_actions("quarantine", victims, photo_roots=[root])
+    calls = {"n": 0}
+
+    def crash(stage: str, entry: actions.Entry) -> None:
+        if stage == "placed":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise _Crash()
+
+    monkeypatch.setattr(actions, "_step", crash)
+    with pytest.raises(_Crash):
+        actions.undo(result.journal_id)
+    monkeypatch.setattr(actions, "_step", lambda stage, entry: None)
+    outcome = actions.undo()  # the next undo: recovery finishes the interrupted one
+    assert all(v.is_file() for v in victims) and outcome.journal_id == result.journal_id and outcome.restored
+    # FIFOs and devices are called what they are, not "file not found" / "empty file"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "p.jpg")
+        with pytest.raises(ImageReadError, match="named pipe"):
+            load_image(str(tmp_path / "p.jpg"))
+        (tmp_path / "dev.jpg").symlink_to("/dev/null")
+        with pytest.raises(ImageReadError, match="device"):
+            open_image(tmp_path / "dev.jpg")
+    # a 0x0 image in the Python API: a reason, not ZeroDivisionError
+    extractor = pipeline("image-feature-extraction", model=str(tiny_vit))
+    with pytest.raises(ImageReadError, match="no pixels"):
+        extractor(Image.new("RGB", (0, 0)))
+    # a file given as the model folder
+    with pytest.raises(ModelError, match="is a file, not a model folder"):
+        pipeline("image-feature-extraction", model=str(tiny_vit / "config.json"))
+    # a broken model: its own error, not "no images indexed"
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_vit, broken)
+    (broken / "onnx" / "model_quantized.onnx").write_bytes(b"not a model")
+    done = _cli("similar", str(sorted(library.iterdir())[0]), "--in", str(library), "--model", str(broken))
+    assert done.returncode == 1 and "no images indexed" not in done.stderr and "cannot load" in done.stderr
+    # MemoryError: one line, no traceback
+    from vitfeat_desktop import cli
+    from vitfeat_desktop.core import pipeline as pipeline_mod
+
+    def no_memory(*args: object, **kwargs: object) -> object:
+        raise MemoryError()
+
+    monkeypatch.setattr(pipeline_mod.FeatureExtractor, "__call__", no_memory)
+    assert cli.main(["extract", str(photos[0]), "--model", str(tiny_vit)]) == 1

@@ -71,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vitfeat: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print("vitfeat: error: not enough memory for this (fewer --threads or smaller inputs may help)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _end_promptly(code: int, grace: float = 0.8) -> None:

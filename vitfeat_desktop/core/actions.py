@@ -881,8 +881,11 @@ def _settle(entry: Entry, journal: Journal) -> tuple[str, dict[str, Any]]:
     return "failed", {"error": "neither the original nor the moved copy matches the journal"}
 
 
-def recover() -> list[str]:
-    """Finish the journals a crash left open; returns their ids. Run before any new action or undo."""
+def recover(finished: list[UndoResult] | None = None) -> list[str]:
+    """Finish the journals a crash left open; returns their ids. Run before any new action or undo.
+
+    ``finished`` receives the outcome of every undo that a crash interrupted and recovery completed (so the
+    caller can say what was put back, rather than "nothing to undo")."""
     settled: list[str] = []
     for journal in list_journals():
         pending = [e for e in journal.entries.values() if e.state == "pending"]
@@ -894,14 +897,16 @@ def recover() -> list[str]:
             continue  # another process is acting on it right now: not a crash
         try:
             journal = Journal.load(journal.path)  # re-read under the lock
-            _recover_one(journal)
+            outcome = _recover_one(journal)
+            if outcome is not None and finished is not None:
+                finished.append(outcome)
         finally:
             lock.release()
         settled.append(journal.id)
     return settled
 
 
-def _recover_one(journal: Journal) -> None:
+def _recover_one(journal: Journal) -> UndoResult | None:
     pending = [e for e in journal.entries.values() if e.state == "pending"]
     undo_pending = journal.undo_started and not journal.undo_ended
     for entry in pending:
@@ -910,7 +915,10 @@ def _recover_one(journal: Journal) -> None:
     if not journal.ended:
         journal.record("end", recovered=True)
     if undo_pending:
-        _undo_journal(journal, UndoResult(journal.id))
+        result = UndoResult(journal.id)
+        _undo_journal(journal, result)
+        return result
+    return None
 
 
 @dataclass
@@ -931,11 +939,16 @@ def undo(journal_id: str | None = None, *, progress: ProgressFn | None = None,
     Each file is checked against its journalled SHA-256 before it is put back, so what returns is byte-identical
     to what left. A file whose original path is now taken by a different file is left where it is and reported.
     """
-    recover()
+    finished: list[UndoResult] = []
+    recover(finished)
     journals = list_journals()
+    if journal_id is not None and any(r.journal_id == journal_id for r in finished):
+        return next(r for r in finished if r.journal_id == journal_id)  # recovery just finished that undo
     if journal_id is None:
         candidates = [j for j in journals if any(e.state == "done" for e in j.entries.values())
                       and not j.undo_ended]
+        if not candidates and finished:
+            return finished[-1]  # an undo a crash interrupted: recovery put these back
         if not candidates:
             raise JournalError("nothing to undo")
         journal = candidates[-1]

@@ -438,6 +438,8 @@ class Library:
     def _require_index(self) -> VectorIndex:
         index = self.ensure_index_loaded()
         if index is None or len(index) == 0:
+            # A model that cannot be loaded (damaged, incomplete) gets a new key and so "no images": say why.
+            _ = self.extractor.session
             raise VitfeatError(
                 f"the library {self.folder} has no images indexed with model {self._model_id} ({self._variant}); "
                 f"run: vitfeat index {self.folder}"
