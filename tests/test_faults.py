@@ -505,6 +505,15 @@ def test_unreadable_journals_are_set_aside_and_work_goes_on(tmp_path: Path, phot
     assert len(list(root.iterdir())) == 1
     done = _cli("undo", env=xdg)
     assert done.returncode == 0 and len(list(root.iterdir())) == 2
+    # A line torn by a crash is skipped, and what is appended after it starts on a line of its own.
+    from vitfeat_desktop.core import actions
+
+    result = actions.apply_actions("quarantine", [root / "a.jpg"], photo_roots=[root])
+    journal = folder / f"{result.journal_id}.jsonl"
+    with open(journal, "ab") as fh:
+        fh.write(b'{"op": "intent", "i": 7, "act')
+    assert actions.undo().restored == [str(root / "a.jpg")]
+    assert journal.exists() and actions.Journal.load(journal).undo_ended
 
 
 # -- 9. full disks: one line each, with what was done and how to go on or undo ------------------------------
@@ -552,7 +561,7 @@ def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, 
     writes = {"n": 0}
 
     def full_after_a_while(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
-        if mode == "a" and str(file).endswith(".jsonl"):
+        if mode.startswith("a") and str(file).endswith(".jsonl"):
             writes["n"] += 1
             if writes["n"] > 21:  # the header, then an intent and a done line per file: 10 files moved
                 raise OSError(errno.ENOSPC, "No space left on device")

@@ -412,19 +412,16 @@ class Journal:
             data = path.read_bytes()
         except OSError as exc:
             raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from exc
-        try:
-            lines = data.decode("utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise JournalDamaged(f"journal {path.name} is not text") from None
-        if not lines:
-            raise JournalDamaged(f"journal {path.name} is empty (written on a full disk?)")
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        seen = 0
         for n, line in enumerate(lines):
             try:
                 record = json.loads(line)
             except ValueError:
-                if n == len(lines) - 1 and not data.endswith(b"\n"):
-                    continue  # a line cut short by a crash: the step it announced was never started
-                raise JournalDamaged(f"journal {path.name} has an unreadable line {n + 1}") from None
+                # A line cut short by a crash (its step was never started, since a step starts only after its
+                # line is on disk): it cannot vouch for anything, so it is skipped wherever it is.
+                continue
+            seen += 1
             mac = record.get("mac") if isinstance(record, dict) else None
             if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(journal.id, record)):
                 raise JournalDamaged(f"journal {path.name} line {n + 1} is not authenticated by this installation "
@@ -432,9 +429,11 @@ class Journal:
             problem = _check_record(record)
             if problem is not None:
                 raise JournalDamaged(f"journal {path.name}: {problem} (line {n + 1})")
-            if n == 0 and record.get("op") != "begin":
+            if seen == 1 and record.get("op") != "begin":
                 raise JournalDamaged(f"journal {path.name} does not start with its header")
             journal._apply(record)
+        if not seen:
+            raise JournalDamaged(f"journal {path.name} is empty or unreadable (written on a full disk?)")
         return journal
 
     def _apply(self, record: dict[str, Any]) -> None:
@@ -462,8 +461,13 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         signed = {**record, "mac": _mac(self.id, record)}
         try:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(signed, sort_keys=True) + "\n")
+            with open(self.path, "a+b") as fh:
+                fh.seek(0, os.SEEK_END)
+                torn = False
+                if fh.tell():
+                    fh.seek(-1, os.SEEK_END)
+                    torn = fh.read(1) != b"\n"  # a crash cut the last line: start on a line of our own
+                fh.write((b"\n" if torn else b"") + (json.dumps(signed, sort_keys=True) + "\n").encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:

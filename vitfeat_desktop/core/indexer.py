@@ -131,7 +131,8 @@ def _one_name_per_file(entries: list[Entry]) -> list[Entry]:
     """
     by_file: dict[tuple[int, int], list[int]] = {}
     for n, entry in enumerate(entries):
-        if entry.identity is not None and entry.error is None:
+        # st_ino 0: a file system without inode numbers (some FAT/network mounts); nothing to compare there.
+        if entry.identity is not None and entry.identity[1] != 0 and entry.error is None:
             by_file.setdefault(entry.identity, []).append(n)
     out = list(entries)
     for positions in by_file.values():

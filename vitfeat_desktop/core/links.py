@@ -37,7 +37,7 @@ def one_name_per_file(records: Sequence[_R], path_of: str = "path") -> list[_R]:
     for n, record in enumerate(records):
         path = str(getattr(record, path_of))
         identity = file_identity(path)
-        if identity is None:
+        if identity is None or identity[1] == 0:  # no inode numbers on this file system: nothing to compare
             continue
         if identity not in first:
             first[identity] = n
