@@ -78,9 +78,14 @@ def test_damaged_index_is_rebuilt_not_a_crash(library: Path, tiny_vit: Path, dam
         ids, vectors = lib.vectors()
         labels, _sims = index.query(vectors, 1)
         assert labels[:, 0].tolist() == ids.tolist()  # every file finds itself: the graph holds the right vectors
-    if damage == "dim":  # made ``dupes`` abort with "double free or corruption"
-        done = _cli("dupes", str(library), "--model", str(tiny_vit), "--json")
-        assert done.returncode == 0, done.stderr[-2000:]
+    if damage == "dim":  # made ``dupes`` abort with "double free or corruption" in its k-NN graph
+        script = ("import sys; from vitfeat_desktop.core.library import Library\n"
+                  "with Library.open(sys.argv[1], model=sys.argv[2]) as lib:\n"
+                  "    ids, nbrs, sims = lib.knn(5)\n"
+                  "    assert len(ids) == 24 and (nbrs >= 0).all()\n")
+        done = subprocess.run([sys.executable, "-c", script, str(library), str(tiny_vit)], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
 
 
 # -- 2. a few hundred bytes that would take gigabytes ---------------------------------------------------------
