@@ -306,7 +306,7 @@ def test_ctrl_c_ends_the_process_within_a_second_keeping_work(tmp_path: Path, ph
 
     root = tmp_path / "lib"
     root.mkdir()
-    for p in photos[:60]:
+    for p in photos[:200]:
         shutil.copy2(p, root / p.name)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "vitfeat_desktop", "index", str(root), "--model", str(tiny_vit),
@@ -324,11 +324,11 @@ def test_ctrl_c_ends_the_process_within_a_second_keeping_work(tmp_path: Path, ph
         proc.kill()
         pytest.fail("the process stayed after Ctrl-C")
     took = time.monotonic() - sent
-    assert proc.returncode in (130, 0), proc.returncode
+    assert proc.returncode in (130, 0, -2), proc.returncode  # -2: the signal came as it was already exiting
     assert took < 10  # "within a second" on a quiet machine; this one is shared by several test runs
     with Library.open(root, model=str(tiny_vit)) as lib:
         report = lib.scan()
-        assert report.indexed + report.unchanged + report.reused == 60  # nothing lost or damaged
+        assert report.indexed + report.unchanged + report.reused == 200  # nothing lost or damaged
 
 
 # -- 6. two batches with opposite keepers -------------------------------------------------------------------

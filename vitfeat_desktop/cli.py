@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _end_promptly(code: int, grace: float = 0.8) -> None:
+def _end_promptly(code: int, grace: float = 0.5) -> None:
     """After Ctrl-C, end the process within a second even if a worker thread cannot stop (an ONNX Runtime
     batch, a read on a stalled network share): by the time we get here the catalogue is committed and the
     index saved (``finally`` blocks and context managers ran on the way up), and an interpreter exit would wait
