@@ -559,7 +559,12 @@ class Scanner:
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
         if self._infer is None:
             return self.lib.extractor.embed(batch)
-        return self._wait(self._infer.submit(self.lib.extractor.embed, batch))
+        future = self._infer.submit(self.lib.extractor.embed, batch)
+        while True:  # a cancel waits for the batch (its work is then kept); Ctrl-C interrupts this wait at once
+            try:
+                return future.result(timeout=0.05)
+            except FutureTimeout:
+                continue
 
     def _write_plain(self, results: list[Prepared], model_key: str | None) -> None:
         self._commit(results, {}, model_key)
