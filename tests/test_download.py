@@ -76,7 +76,10 @@ def test_manifest_records_commit_files_and_is_pinned(fhub: FakeHub, tiny_vit: Pa
     assert "outputs" not in manifest  # standard names need no mapping
     # main moves on: adding the fp32 variant later still comes from the pinned commit
     changed = {p.relative_to(tiny_vit).as_posix(): p.read_bytes() for p in tiny_vit.rglob("*") if p.is_file()}
-    changed["onnx/model.onnx"] = b"a different model at a newer commit"
+    # a different (real: downloads are opened with ONNX Runtime before they are installed) model at a newer commit
+    from vitfeat_desktop.core.tinyvit import write_model_folder
+
+    changed["onnx/model.onnx"] = (write_model_folder(tmp_path / "newer", seed=7, quantized=False) / FP32).read_bytes()
     second = fhub.publish(REPO, changed)
     assert second != first
     fetch(variants=("fp32",))

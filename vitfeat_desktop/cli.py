@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,16 +59,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("vitfeat: interrupted", file=sys.stderr)
+        print("vitfeat: interrupted; everything finished so far is kept", file=sys.stderr)
+        _end_promptly(EXIT_CANCELLED)
         return EXIT_CANCELLED
     except Cancelled:
         print("vitfeat: cancelled", file=sys.stderr)
+        _end_promptly(EXIT_CANCELLED)
         return EXIT_CANCELLED
     except (VitfeatError, OSError, ValueError) as exc:
         if args.debug:
             raise
         print(f"vitfeat: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print("vitfeat: error: not enough memory for this (fewer --threads or smaller inputs may help)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _end_promptly(code: int, grace: float = 0.5) -> None:
+    """After Ctrl-C, end the process within a second even if a worker thread cannot stop (an ONNX Runtime
+    batch, a read on a stalled network share): by the time we get here the catalogue is committed and the
+    index saved (``finally`` blocks and context managers ran on the way up), and an interpreter exit would wait
+    for every non-daemon thread, forever if one is stuck."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _one_line(exc: BaseException) -> str:

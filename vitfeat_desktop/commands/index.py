@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="only hash and catalogue files (for duplicates), no model")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the summary")
+    parser.add_argument("--repair", action="store_true",
+                        help="start a damaged catalogue afresh (the damaged one is kept aside, stored vectors that "
+                        "are still readable are reused), then index; marks and undo history are kept")
     parser.set_defaults(func=run_index)
 
     similar = sub.add_parser(
@@ -99,10 +102,14 @@ def _duration(seconds: float) -> str:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library import Library, repair_library
 
     if args.threads is not None and args.threads < 1:
         raise ValueError("--threads must be at least 1")
+    if args.repair:
+        repaired = repair_library(args.folder)
+        print(f"vitfeat: the old catalogue is kept in {_display(str(repaired.set_aside))}; "
+              f"{repaired.vectors_kept} stored vectors reused; rebuilding from the photos", file=sys.stderr)
     line = ProgressLine()
     with Library.open(args.folder, model=args.model, quantized=not args.fp32,
                       intra_op_threads=args.threads) as library:

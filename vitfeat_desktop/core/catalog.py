@@ -13,6 +13,7 @@ Paths are stored as bytes (``os.fsencode``) because a file name need not be vali
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,8 @@ import numpy as np
 
 from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.phash import ImageHashes, from_signed64
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
@@ -87,6 +90,16 @@ _FILE_COLUMNS = (
 
 class CatalogError(VitfeatError):
     """The catalogue file is unreadable or newer than this version of the app."""
+
+
+class CatalogDamaged(CatalogError):
+    """The catalogue file is not a readable SQLite database (truncated, overwritten): see ``vitfeat index
+    --repair``."""
+
+
+class CatalogWriteError(CatalogError):
+    """A change could not be written (a full disk, a read-only or vanished volume); nothing of it was kept, and
+    everything committed before is intact (SQLite rolls the transaction back)."""
 
 
 @dataclass(frozen=True)
@@ -181,8 +194,10 @@ class Catalog:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
             raise CatalogError(f"cannot open the library catalogue {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            raise CatalogDamaged(f"cannot open the library catalogue {self.path}: it is damaged ({exc})") from exc
 
     # -- schema ---------------------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -208,13 +223,29 @@ class Catalog:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or rollback on error) while holding the lock."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
+                    raise
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> CatalogError:
+        text = str(exc)
+        if "full" in text.lower():
+            return CatalogWriteError(f"the disk holding the library catalogue {self.path.parent} is full ({text})")
+        return CatalogWriteError(f"cannot write the library catalogue {self.path} ({text})")
 
     def close(self) -> None:
         with self._lock:
@@ -229,8 +260,8 @@ class Catalog:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def _next_seq(self, conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
@@ -244,8 +275,8 @@ class Catalog:
 
     # -- models ---------------------------------------------------------------------------------------------
     def register_model(self, model_key: str, model_id: str, variant: str, pooling: str, dim: int) -> None:
-        with self._lock:
-            self._conn.execute(
+        with self.transaction() as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO models(model_key, model_id, variant, pooling, dim) VALUES (?,?,?,?,?)",
                 (model_key, model_id, variant, pooling, int(dim)),
             )
@@ -383,6 +414,7 @@ class Catalog:
     def known_vectors(self, content_hashes: Iterable[str], model_key: str) -> dict[str, np.ndarray]:
         hashes = list(dict.fromkeys(content_hashes))
         out: dict[str, np.ndarray] = {}
+        damaged: list[str] = []
         with self._lock:
             for start in range(0, len(hashes), 500):
                 chunk = hashes[start : start + 500]
@@ -391,8 +423,41 @@ class Catalog:
                     f"SELECT content_hash, vector FROM vectors WHERE model_key=? AND content_hash IN ({marks})",
                     (model_key, *chunk),
                 ):
-                    out[h] = blob_to_vector(blob)
+                    vector = blob_to_vector(blob)
+                    if np.all(np.isfinite(vector)):
+                        out[h] = vector
+                    else:
+                        damaged.append(h)
+            if damaged:
+                self.forget_vectors(damaged, model_key)
         return out
+
+    def forget_vectors(self, content_hashes: Sequence[str], model_key: str) -> None:
+        """Drop damaged vectors (NaN/inf, never a model's real output) so the next scan embeds those files
+        again; their files get a new ``seq`` so every loaded index drops them too."""
+        hashes = list(dict.fromkeys(content_hashes))
+        if not hashes:
+            return
+        with self._lock:
+            outer = self._conn.in_transaction
+            if not outer:
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._next_seq(self._conn)
+                for start in range(0, len(hashes), 500):
+                    chunk = hashes[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    self._conn.execute(f"DELETE FROM vectors WHERE model_key=? AND content_hash IN ({marks})",
+                                       (model_key, *chunk))
+                    self._conn.execute(f"UPDATE files SET seq=? WHERE content_hash IN ({marks})", (seq, *chunk))
+            except BaseException:
+                if not outer:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if not outer:
+                self._conn.execute("COMMIT")
+        log.warning("%d damaged vectors (NaN or infinite) in %s were dropped; the next scan embeds those files "
+                    "again", len(hashes), self.path)
 
     def has_vector_hashes(self, model_key: str) -> set[str]:
         with self._lock:
@@ -403,7 +468,7 @@ class Catalog:
                      limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(file_ids, vectors)`` of live files that have a vector for ``model_key`` (optionally newer rows)."""
         query = (
-            "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
+            "SELECT f.id, v.vector, f.content_hash FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
             "AND v.model_key = ? WHERE f.status = ?"
         )
         args: list[Any] = [model_key, STATUS_OK]
@@ -419,7 +484,33 @@ class Catalog:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32)
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():  # damage, never a score of "nan": forget them and answer with the rest
+            self.forget_vectors([rows[i][2] for i in np.flatnonzero(~finite).tolist()], model_key)
+            ids, vectors = ids[finite], vectors[finite]
         return ids, vectors
+
+    def live_vector_ids(self, model_key: str) -> np.ndarray:
+        """File ids of live files with a vector for ``model_key``, ascending (no vector is read)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.id FROM files f JOIN vectors v ON v.content_hash = f.content_hash AND v.model_key = ? "
+                "WHERE f.status = ? ORDER BY f.id", (model_key, STATUS_OK)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_of(self, model_key: str, file_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """``file_id -> vector`` for the given live files that have one for ``model_key``."""
+        ids = [int(i) for i in file_ids]
+        out: dict[int, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for fid, blob in self._conn.execute(
+                    "SELECT f.id, v.vector FROM files f JOIN vectors v ON v.content_hash = f.content_hash "
+                    f"AND v.model_key = ? WHERE f.status = ? AND f.id IN ({marks})", (model_key, STATUS_OK, *chunk)):
+                    out[int(fid)] = blob_to_vector(blob)  # NaN kept: the caller is checking for damage
+        return out
 
     def rows_since(self, seq: int) -> list[tuple[int, str, str | None]]:
         """``(file_id, status, content_hash)`` of rows changed after ``seq``: what an index must replay."""
@@ -440,6 +531,38 @@ class Catalog:
         with self._lock:
             rows = self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
         return {status: int(n) for status, n in rows}
+
+
+def salvage_vectors(damaged: Path, into: Catalog) -> int:
+    """Copy the stored vectors (and model records) still readable in a damaged catalogue into a new one, so a
+    repair re-embeds only what was lost: a scan reuses a vector for any file with the same content hash.
+    Best effort, row by row until the damage; returns how many vectors were kept."""
+    rows: list[tuple[Any, ...]] = []
+    models: list[tuple[Any, ...]] = []
+    try:
+        conn = sqlite3.connect(f"{Path(damaged).resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        for table, sink, query in (
+            ("models", models, "SELECT model_key, model_id, variant, pooling, dim FROM models"),
+            ("vectors", rows, "SELECT content_hash, model_key, dim, vector FROM vectors"),
+        ):
+            try:
+                for row in conn.execute(query):
+                    sink.append(tuple(row))
+            except sqlite3.Error as exc:
+                log.info("salvage of %s stopped at the damage in %s: %s", table, damaged, exc)
+    finally:
+        conn.close()
+    kept = [(h, k, int(d), bytes(v)) for h, k, d, v in rows
+            if isinstance(h, str) and isinstance(k, str) and isinstance(v, bytes | memoryview) and len(v) == 4 * int(d)
+            and np.all(np.isfinite(np.frombuffer(bytes(v), dtype="<f4")))]
+    with into.transaction() as out:
+        out.executemany("INSERT OR REPLACE INTO models(model_key, model_id, variant, pooling, dim) VALUES (?,?,?,?,?)",
+                        [m for m in models if len(m) == 5])
+        out.executemany("INSERT OR REPLACE INTO vectors(content_hash, model_key, dim, vector) VALUES (?,?,?,?)", kept)
+    return len(kept)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -759,6 +759,11 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
                             digest.update(block)
                 hashed["digest"], hashed["upto"] = digest, offset
             prog.update(position, rf.local, force=True)
+            # Never more than announced: a server that keeps sending would otherwise fill the disk.
+            limit = rf.size
+            if limit is None:
+                length = resp.header("Content-Length")
+                limit = offset + int(length) if length and length.isdigit() else None
             with _cancel_watch(resp, opts.cancel):
                 try:
                     fh = _open_part(part, mode)
@@ -776,6 +781,11 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
                             raise _Retryable(f"connection broke off after {_mb(position)}: {_reason(exc)}") from exc
                         if not block:
                             break
+                        if limit is not None and position + len(block) > limit:
+                            fh.close()
+                            _discard(part, meta)
+                            raise DownloadError(f"{rf.remote}: the server sent more than the announced "
+                                                f"{_mb(limit)}; stopped there and deleted the partial download")
                         try:
                             fh.write(block)
                         except OSError as exc:
@@ -800,6 +810,8 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, prog: _Progress, opts:
     size_now = part.stat().st_size if part.exists() else -1
     streamed = hashed["digest"].hexdigest() if hashed["digest"] is not None and hashed["upto"] == size_now else None
     _verify(rf, part, meta, opts, streamed)
+    if dest.suffix == ".onnx":
+        _check_onnx(rf, part, meta)
     try:
         os.replace(part, dest)
         meta.unlink(missing_ok=True)
@@ -812,7 +824,10 @@ def _verify(rf: RemoteFile, part: Path, meta: Path, opts: _Options, streamed_sha
     """Size, then sha256 (LFS files) or the git blob sha1 (small files) against what the hub announced."""
     size = part.stat().st_size
     problem = None
-    if rf.size is not None and size != rf.size:
+    if rf.size is None or (rf.sha256 is None and rf.git_sha1 is None):
+        # Nothing to check it against (a redirect to a plain file server, say): never installed unverified.
+        problem = "the server announced no size and checksum for it"
+    elif size != rf.size:
         problem = f"size {size} bytes instead of {rf.size}"
     elif rf.sha256 is not None:
         got = streamed_sha256 or sha256_file(part, opts.cancel)
@@ -830,6 +845,25 @@ def _verify(rf: RemoteFile, part: Path, meta: Path, opts: _Options, streamed_sha
         raise DownloadError(
             f"{rf.remote} failed verification ({problem}); the corrupted download was deleted, run the download again"
         )
+
+
+def _discard(part: Path, meta: Path) -> None:
+    """Delete our own partial download (never anything else: both names are derived from the destination)."""
+    with contextlib.suppress(OSError):
+        part.unlink()
+    with contextlib.suppress(OSError):
+        meta.unlink()
+
+
+def _check_onnx(rf: RemoteFile, part: Path, meta: Path) -> None:
+    """Open a downloaded graph with ONNX Runtime before it is put in place: a file that is not an image encoder
+    (a 7-byte error page served with a matching checksum) must never be listed as a usable model."""
+    try:
+        hub.inspect_encoder(part, registry.output_mapping(rf.model_id) or None)
+    except ModelError as exc:
+        _discard(part, meta)
+        reason = str(exc).replace(str(part), rf.remote)
+        raise DownloadError(f"{rf.remote} is not a usable model ({reason}); it was not installed") from exc
 
 
 def download_model(

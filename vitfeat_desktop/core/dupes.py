@@ -1178,9 +1178,10 @@ def finder_for_library(
     hash-level copies only. Files in ``references`` are keepers and never offered for removal.
     """
     from vitfeat_desktop.core import calibrate as calibration_mod
+    from vitfeat_desktop.core.links import one_name_per_file
     from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
 
-    records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
+    records = one_name_per_file([r for r in lib.files() if getattr(r, "status", "ok") == "ok"])
     files = [FileInfo.from_record(r) for r in records]
     marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
     choices = KeeperChoices.for_library(lib.folder)

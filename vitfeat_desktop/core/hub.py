@@ -92,6 +92,8 @@ def check_folder(folder: Path, quantized: bool, model_id: str | None = None) -> 
     """Check that a hub-layout folder has the configs and the requested ONNX variant."""
     name = model_id or str(folder)
     if not folder.is_dir():
+        if folder.exists():  # issue 13: "does not exist" for a file was misleading
+            raise ModelError(f"{folder} is a file, not a model folder (add an .onnx file with: vitfeat model import)")
         raise ModelError(f"model folder {folder} does not exist")
     missing = [f for f in CONFIG_FILES if not (folder / f).is_file()]
     if "preprocessor_config.json" in missing:

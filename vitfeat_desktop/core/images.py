@@ -25,10 +25,19 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vitfeat_desktop.core.errors import ImageReadError
+from vitfeat_desktop.core.fileio import NotAFileError, kind_of, open_regular
+
+__all__ = ["NotAFileError", "kind_of", "open_regular"]  # re-exported: the callers that read image files
 
 # Pixels we agree to decode. Bigger than any camera (a 150 MP medium-format file, a stitched panorama), far
 # below a decompression bomb (a 30000x30000 PNG is 900 MP and several GB once decoded).
 MAX_PIXELS = 200_000_000
+
+# The most elongated picture we process. Resizing for a model scales the *shorter* side up to ~224-518 pixels, so
+# the work grows with the aspect ratio, not with the file: a 798-byte 60000x4 PNG became 3.8 million x 256 pixels
+# (9.7 GB at peak in ``vitfeat extract``). The widest real photos (stitched 360-degree panoramas, line-scan
+# strips) stay well under 50:1; at 50:1 a 518-pixel shorter side is 13 megapixels, a normal photo's work.
+MAX_ASPECT_RATIO = 50
 
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
@@ -92,6 +101,9 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """A short, human reason for a decode failure (no tracebacks, no Pillow internals)."""
+    if isinstance(exc, NotAFileError):
+        text = str(exc)
+        return text[text.rfind(" is ") + 1 :] if " is " in text else text
     if isinstance(exc, FileNotFoundError):
         return "file not found (deleted or moved while scanning?)"
     if isinstance(exc, PermissionError):
@@ -102,6 +114,10 @@ def _reason(exc: BaseException) -> str:
         return "not an image, or a format we cannot read"
     if isinstance(exc, Image.DecompressionBombError):
         return "image too large (possible decompression bomb)"
+    if isinstance(exc, ImageShapeError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory to decode this image"
     text = str(exc).strip() or type(exc).__name__
     low = text.lower()
     if "truncated" in low or "premature end" in low or "broken data stream" in low:
@@ -111,14 +127,41 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+class ImageShapeError(ValueError):
+    """An image whose shape cannot be processed sensibly (no pixels, or absurdly elongated); the message is the
+    reason shown to the user."""
+
+
 def _check_size(image: Image.Image) -> None:
-    width, height = image.size
+    """Refuse, from the header alone, what would cost unbounded memory or time to decode or to resize."""
+    _check_dims(*image.size)
+
+
+def _check_dims(width: int, height: int) -> None:
     if width <= 0 or height <= 0:
-        raise ValueError("image has no pixels")
+        raise ImageShapeError(f"image has no pixels ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise Image.DecompressionBombError(
             f"{width}x{height} is more than {MAX_PIXELS // 1_000_000} megapixels"
         )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageShapeError(
+            f"{width}x{height} is too elongated to process (aspect ratio over {MAX_ASPECT_RATIO}:1); "
+            "resizing it for the model would take gigabytes"
+        )
+
+
+def check_processable(image: Image.Image | tuple[int, int], name: str = "<image>") -> None:
+    """Raise :class:`ImageReadError` for an in-memory image (or a ``(width, height)``) that has no pixels, is
+    a decompression bomb or too elongated to resize for a model: the Python API's inputs get the same limits
+    as files."""
+    width, height = image if isinstance(image, tuple) else image.size
+    try:
+        _check_dims(width, height)
+    except ValueError as exc:  # DecompressionBombError is not a ValueError: caught below
+        raise ImageReadError(name, _reason(exc)) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(name, _reason(exc)) from exc
 
 
 def high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
@@ -163,7 +206,7 @@ def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = No
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise ImageReadError(path, "camera RAW support is not installed (rawpy)") from exc
     try:
-        with rawpy.imread(str(path)) as raw:
+        with open_regular(path) as fh, rawpy.imread(fh) as raw:
             flip = int(getattr(raw.sizes, "flip", 0) or 0)
             if info is not None:
                 width, height = int(raw.sizes.width), int(raw.sizes.height)
@@ -256,7 +299,7 @@ def _open(
         _check_size(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     try:
-        with Image.open(path) as opened:
+        with open_regular(path) as fh, Image.open(fh) as opened:
             _check_size(opened)
             if info is not None:
                 _fill_info(opened, info)
@@ -500,6 +543,7 @@ def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
     """
     ensure_plugins()
     if isinstance(source, Image.Image):
+        check_processable(source)
         upright = ImageOps.exif_transpose(source) or source
         upright = high_bit_depth_to_8bit(upright)
         return upright if upright.mode == "RGB" else upright.convert("RGB")
@@ -511,6 +555,12 @@ def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
             return _load_url(text, timeout)
         if not os.path.exists(text):
             raise ImageReadError(text, "file not found")
+        try:
+            kind = kind_of(os.stat(text).st_mode)
+        except OSError as exc:
+            raise ImageReadError(text, _reason(exc)) from exc
+        if kind is not None:
+            raise ImageReadError(text, f"is {kind}, not a photo file")
         return open_image(text, hf_compatible=True)
     raise TypeError(
         "an image must be a file path, an http(s) URL, a PIL.Image or an HxWx3 uint8 numpy array, "
@@ -522,6 +572,8 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     """An ``HxWx3`` (or ``HxW``, ``HxWx4``) uint8 array as an RGB image, with a clear error for anything else."""
     if array.dtype != np.uint8:
         raise TypeError(f"image arrays must be uint8 (0-255), got {array.dtype}")
+    if array.ndim in (2, 3):
+        check_processable((int(array.shape[1]), int(array.shape[0])), "<array>")
     if array.ndim == 2:
         return Image.fromarray(array, mode="L").convert("RGB")
     if array.ndim == 3 and array.shape[2] in (3, 4):

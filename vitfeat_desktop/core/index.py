@@ -12,8 +12,11 @@ Parameters were chosen with ``tests/bench/bench_hnsw.py`` (clustered 384-d vecto
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
+import struct
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +28,14 @@ from vitfeat_desktop.config import write_json_atomic
 
 RECORD_NAME = "index.json"
 FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+# hnswlib's saved header (hnswalg.h ``saveIndex``): offsetLevel0, max_elements, cur_element_count,
+# size_data_per_element, label_offset, offsetData (size_t), maxlevel (int), enterpoint_node (uint32), maxM, maxM0,
+# M (size_t), mult (double), ef_construction (size_t). hnswlib trusts every one of them: a wrong value is a
+# native crash (or "double free or corruption") in load_index or in the first query, never an exception.
+_HNSW_HEADER = struct.Struct("<6QiI3QdQ")
 
 # Chosen by bench_hnsw.py on 100,000 clustered 384-d vectors (1,000 held-out queries, recall@10 vs exact):
 #   M=16 efC=100: ef=192 -> 0.991 (1,300 q/s)     M=16 efC=200: ef=128 -> 0.991 (1,500 q/s)
@@ -110,6 +121,11 @@ class VectorIndex:
         for key, value in (expected or {}).items():
             if record.get(key) != value:
                 return None
+        problem = verify_saved(folder, record)
+        if problem is not None:
+            log.warning("the similarity index in %s is damaged (%s); rebuilding it from the catalogue", folder,
+                        problem)
+            return None
         try:
             index = cls(folder, int(record["dim"]), record)
             path = folder / str(record["file"])
@@ -257,16 +273,71 @@ class VectorIndex:
                 self._index.save_index(str(tmp))
                 with open(tmp, "rb+") as fh:
                     os.fsync(fh.fileno())
+                    digest, size = _sha256_of(fh)
                 os.replace(tmp, self.folder / name)
             finally:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
             record = dict(self.record)
             record.update(file=name, seq=int(seq), elements=int(self._index.element_count),
-                          count=len(self._alive), deleted=sorted(self._deleted))
+                          count=len(self._alive), deleted=sorted(self._deleted), bytes=size, sha256=digest)
+            record["record_sha256"] = _record_digest(record)
             write_json_atomic(self.folder / RECORD_NAME, record)
             self.record, self.seq, self._dirty = record, int(seq), False
             for old in self.folder.glob("index-*.bin"):
                 if old.name != name:
                     with contextlib.suppress(OSError):
                         old.unlink()
+
+
+def _sha256_of(fh: Any) -> tuple[str, int]:
+    fh.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _record_digest(record: dict[str, Any]) -> str:
+    """A checksum of the record itself (every field but this one), so an edited ``dim`` or ``elements`` is
+    caught before hnswlib is told to trust it."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def verify_saved(folder: Path, record: dict[str, Any]) -> str | None:
+    """Why the saved graph must not be loaded (None when it checks out).
+
+    hnswlib has no checks of its own: 4 KB of garbage in the graph file or a changed ``dim`` segfaults every
+    query. So the record must carry its own checksum, the file the size and SHA-256 written with it, and the
+    file's header the dimension, element count and layout the record claims. An index saved before these
+    checks existed has no checksum and is rebuilt once from the catalogue.
+    """
+    try:
+        if record.get("record_sha256") != _record_digest(record):
+            return "its record does not match its checksum"
+        dim, elements, m = int(record["dim"]), int(record.get("elements", 0)), int(record["M"])
+        path = Path(folder) / str(record["file"])
+        if Path(str(record["file"])).name != str(record["file"]):
+            return "its record names a file outside its folder"
+        with open(path, "rb") as fh:
+            header = fh.read(_HNSW_HEADER.size)
+            digest, size = _sha256_of(fh)
+    except FileNotFoundError:
+        return "its graph file is missing"
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        return f"its record or graph cannot be read ({exc})"
+    if size != record.get("bytes") or digest != record.get("sha256"):
+        return "its graph file does not match the checksum saved with it"
+    if len(header) != _HNSW_HEADER.size:
+        return "its graph file is truncated"
+    (offset0, max_elements, count, per_element, label_offset, offset_data, max_level, entry, _max_m, max_m0, m_,
+     _mult, _ef) = _HNSW_HEADER.unpack(header)
+    links0 = max_m0 * 4 + 4
+    if (offset0 != 0 or count != elements or max_elements < count or m_ != m or max_m0 != 2 * m
+            or offset_data != links0 or label_offset != offset_data + 4 * dim
+            or per_element != links0 + 4 * dim + 8 or not 0 <= max_level < 64 or (count and entry >= count)):
+        return "its graph file's header disagrees with its record"
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -29,8 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, FileUpdate, encode_path
+from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate, encode_path
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
+from vitfeat_desktop.core.fileio import kind_of
 from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
 from vitfeat_desktop.core.index import normalize_rows
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from vitfeat_desktop.core.library import Library
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
 # Save the index at least this often during a long scan, so a crash replays little.
@@ -58,8 +61,10 @@ def content_hash(path: str | os.PathLike[str], cancel: CancelFn | None = None) -
     """SHA-256 of the whole file in 1 MiB chunks, as 32 hex digits (128 bits): exact duplicates and moved files
     are found by it. SHA-256 rather than BLAKE2: CPUs with SHA extensions (most x86 since 2017, ARMv8) hash at
     ~2 GB/s, 40% faster than BLAKE2b here, and this runs once per new file on the decode threads."""
+    from vitfeat_desktop.core.fileio import open_regular
+
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while True:
             chunk = fh.read(HASH_CHUNK)
             if not chunk:
@@ -104,10 +109,42 @@ class Entry:
     size: int
     mtime_ns: int
     error: str | None = None
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file itself, links followed
+    symlink: bool = False
 
     @property
     def key(self) -> bytes:
         return encode_path(self.path)
+
+
+# The start of the reason given to a second name of a file already listed (a symlink to it, or a hard link).
+SAME_FILE_REASON = "the same file as "
+
+
+def _one_name_per_file(entries: list[Entry]) -> list[Entry]:
+    """Give every file one entry: a symlink and its target, or two hard links, are one file with two names.
+
+    Indexing both made them an "exact duplicate" pair: trashing the target while the link was kept left a
+    dangling link, and trashing one hard link frees nothing and removes a name the user made. The name that
+    stays is a real file rather than a symlink, then the first by path; the others are listed as skipped with
+    the reason (they come back by themselves on the next scan if that name goes).
+    """
+    by_file: dict[tuple[int, int], list[int]] = {}
+    for n, entry in enumerate(entries):
+        # st_ino 0: a file system without inode numbers (some FAT/network mounts); nothing to compare there.
+        if entry.identity is not None and entry.identity[1] != 0 and entry.error is None:
+            by_file.setdefault(entry.identity, []).append(n)
+    out = list(entries)
+    for positions in by_file.values():
+        if len(positions) < 2:
+            continue
+        names = sorted(positions, key=lambda n: (entries[n].symlink, entries[n].path))
+        main = entries[names[0]]
+        for n in names[1:]:
+            entry = entries[n]
+            kind = "a symbolic link to it" if entry.symlink else "a hard link of it"
+            out[n] = Entry(entry.path, -1, -1, f"{SAME_FILE_REASON}{main.path} ({kind}); listed once")
+    return out
 
 
 @dataclass
@@ -170,7 +207,8 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
                     continue
                 try:
                     st = child.stat(follow_symlinks=True)
-                except OSError:
+                except OSError as exc:
+                    skipped.append({"path": child.path, "reason": f"folder cannot be read: {_stat_reason(child, exc)}"})
                     continue
                 identity = (st.st_dev, st.st_ino)
                 if identity in visited:
@@ -185,19 +223,20 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             except OSError as exc:
                 entries.append(Entry(child.path, -1, -1, _stat_reason(child, exc)))
                 continue
-            if not _is_regular(st.st_mode):
-                continue  # a socket, a device ...
-            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns)))
+            kind = kind_of(st.st_mode)
+            if kind is not None:  # a FIFO, a (link to a) device, a socket: listed, never opened
+                entries.append(Entry(child.path, -1, -1, f"is {kind}, not a photo file"))
+                continue
+            try:
+                symlink = child.is_symlink()
+            except OSError:
+                symlink = False
+            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns),
+                                 identity=(int(st.st_dev), int(st.st_ino)), symlink=symlink))
         if on_entry is not None:
             on_entry(len(entries))
         stack.extend(reversed(subdirs))
-    return entries, skipped
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
+    return _one_name_per_file(entries), skipped
 
 
 def _same_path(path: str, other: Path) -> bool:
@@ -212,6 +251,8 @@ def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
 
     if exc.errno == errno.ELOOP:
         return "symbolic link loop"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its path is longer than the system allows; move it higher up to index it"
     if isinstance(exc, FileNotFoundError):
         try:
             if child.is_symlink():
@@ -245,8 +286,9 @@ class Scanner:
         self._gate = threading.Event()
         self._gate.set()
         self._exclusive = False
-        # Batches embedded at once, each on its own thread (see ``inference_lanes``); 1 = on the calling thread.
+        # Batches embedded at once, each on its own thread (see ``inference_lanes``); 1 = one helper thread.
         self._lanes = 1
+        self._infer: ThreadPoolExecutor | None = None
 
     def run(self) -> ScanReport:
         start = time.monotonic()
@@ -285,7 +327,7 @@ class Scanner:
             seen.add(key)
             row = state.get(key)
             if entry.error is not None:
-                if row is None or row[3] != STATUS_ERROR or row[1] != -1:
+                if row is None or row[3] != STATUS_ERROR or row[1] != -1 or row[5] != entry.error:
                     error_rows.append(FileUpdate(key, -1, -1, STATUS_ERROR, error=entry.error))
                 continue
             if row is not None and row[1] == entry.size and row[2] == entry.mtime_ns:
@@ -307,18 +349,33 @@ class Scanner:
         vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
             with lib.writer_lock:
-                seq, _, gone = catalog.write_batch(error_rows, vanished=vanished)
+                seq, now_errors, gone = catalog.write_batch(error_rows, vanished=vanished)
                 self.report.removed = len(gone)
-                if self.embed:
-                    lib.index_apply(seq, [], None, gone)
+                if self.embed:  # a file that became unreadable (or a second name of another) leaves the index
+                    lib.index_apply(seq, [], None, gone + list(now_errors.values()))
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
+        failed = False
         try:
             self._process(todo, reporter, model_key)
+        except CatalogWriteError as exc:
+            failed = True
+            done = self.report.indexed + self.report.reused
+            raise CatalogWriteError(f"{exc}: stopped after {done} new files, which are kept; free some space and "
+                                    f"run the scan again to go on (vitfeat index {lib.folder})") from exc
+        except BaseException:
+            failed = True
+            raise
         finally:
             if self.embed:
-                lib.finish_scan(compact=True)
+                try:
+                    lib.finish_scan(compact=not failed)
+                except (OSError, VitfeatError) as exc:
+                    if not failed:
+                        raise
+                    # Not the first problem; the index catches up from the catalogue on the next open.
+                    log.warning("the similarity index was not saved (%s)", exc)
         reporter.update(len(todo), "done", force=True)
         skipped = [{"path": p, "reason": r} for p, r in catalog.skipped()] + folder_skips
         self.report.skipped = skipped
@@ -340,6 +397,10 @@ class Scanner:
         done = 0
         lanes = ThreadPoolExecutor(max_workers=self._lanes, thread_name_prefix="vitfeat-infer") \
             if self._lanes > 1 else None
+        # One lane: the batch still runs one at a time, but on its own thread, so this thread keeps answering
+        # cancel and Ctrl-C within ~50 ms instead of after a batch that can take seconds on a busy CPU.
+        self._infer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vitfeat-infer") \
+            if lanes is None and self.embed else None
         # Batches being embedded on the lanes, oldest first; written in this order by this thread alone.
         inflight: deque[tuple[list[Prepared], Future[np.ndarray]]] = deque()
         try:
@@ -386,6 +447,8 @@ class Scanner:
         finally:
             self._stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            if self._infer is not None:
+                self._infer.shutdown(wait=False, cancel_futures=True)
             if lanes is not None:
                 # A batch still running finishes on its own (ONNX Runtime cannot be interrupted); its result is
                 # dropped and the next scan redoes those files.
@@ -474,19 +537,34 @@ class Scanner:
     def _store_embedded(self, results: list[Prepared], vectors: np.ndarray, model_key: str | None) -> None:
         new_vectors: dict[str, np.ndarray] = {}
         for result, vector in zip(results, vectors, strict=True):
-            assert result.update.content_hash is not None
-            new_vectors[result.update.content_hash] = vector
+            chash = result.update.content_hash
+            assert chash is not None
+            if not np.all(np.isfinite(vector)):  # never stored: it would be a score of "nan" in every answer
+                result.update = _with_error(result.update, "the model gave an invalid vector (NaN or infinite) "
+                                            "for this image; its weights may be damaged")
+                continue
+            new_vectors[chash] = vector
         self._commit(results, new_vectors, model_key)
-        self.report.indexed += len(results)
+        self.report.indexed += sum(1 for r in results if r.update.status == STATUS_OK)
 
     def _embed(self, batch: np.ndarray) -> np.ndarray:
         if not self._exclusive:
-            return self.lib.extractor.embed(batch)
+            return self._run_batch(batch)
         self._gate.clear()
         try:
-            return self.lib.extractor.embed(batch)
+            return self._run_batch(batch)
         finally:
             self._gate.set()
+
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        if self._infer is None:
+            return self.lib.extractor.embed(batch)
+        future = self._infer.submit(self.lib.extractor.embed, batch)
+        while True:  # a cancel waits for the batch (its work is then kept); Ctrl-C interrupts this wait at once
+            try:
+                return future.result(timeout=0.05)
+            except FutureTimeout:
+                continue
 
     def _write_plain(self, results: list[Prepared], model_key: str | None) -> None:
         self._commit(results, {}, model_key)
@@ -568,6 +646,12 @@ def _runs_on_cpu(extractor: Any) -> bool:
     except Exception:
         return True
     return not providers or providers[0] == "CPUExecutionProvider"
+
+
+def _with_error(update: FileUpdate, reason: str) -> FileUpdate:
+    from dataclasses import replace
+
+    return replace(update, status=STATUS_ERROR, error=reason)
 
 
 def _with_stat(meta: FileUpdate, key: bytes, entry: Entry) -> FileUpdate:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, FileRecord
-from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
+from vitfeat_desktop.core.errors import ModelError, VitfeatError
 from vitfeat_desktop.core.index import VectorIndex, normalize_rows
 from vitfeat_desktop.core.indexer import Scanner, ScanReport
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
     from vitfeat_desktop.core.pipeline import FeatureExtractor
     from vitfeat_desktop.core.preprocess import Preprocessor
+
+log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.sqlite"
 LIBRARY_RECORD = "library.json"
@@ -93,6 +97,41 @@ def weights_fingerprint(onnx_path: str | os.PathLike[str] | None) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class RepairReport:
+    """What :func:`repair_library` did: where the damaged files were put, and how many vectors it kept."""
+
+    set_aside: Path
+    vectors_kept: int
+
+
+def repair_library(folder: str | os.PathLike[str]) -> RepairReport:
+    """Start the catalogue of ``folder`` afresh after damage: the damaged catalogue and its indexes are moved
+    (never deleted) to ``damaged-<time>/`` in the library's data folder, the vectors still readable in it are
+    copied into a new catalogue, and the next scan rebuilds the rest from the photos. Not-a-duplicate marks,
+    calibrations and the undo journals live outside the catalogue and are kept as they are.
+
+    Run it while no other vitfeat has this library open.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise VitfeatError(f"folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
+    root = root.resolve()
+    data = library_dir(root)
+    aside = data / time.strftime("damaged-%Y%m%d-%H%M%S", time.gmtime())
+    aside.mkdir(parents=True, exist_ok=True)
+    for name in (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", "indexes"):
+        if (data / name).exists():
+            os.replace(data / name, aside / name)
+    catalog = Catalog(data / CATALOG_NAME)
+    try:
+        kept = salvage_vectors(aside / CATALOG_NAME, catalog) if (aside / CATALOG_NAME).exists() else 0
+    finally:
+        catalog.close()
+    log.warning("set the damaged catalogue of %s aside in %s; kept %d stored vectors", root, aside, kept)
+    return RepairReport(aside, kept)
+
+
 class Library:
     """One indexed folder. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
@@ -111,6 +150,7 @@ class Library:
         self._closed = False
         self.index: VectorIndex | None = None
         self._index_loaded = False
+        self.repairs: list[str] = []  # what was found damaged and repaired since opening, one line each
         self._model_id, self._variant, fingerprint = self._identify()
         self.model_key = make_model_key(self._model_id, self._variant, fingerprint)
 
@@ -129,8 +169,12 @@ class Library:
         record = data / LIBRARY_RECORD
         if not record.exists():
             config.write_json_atomic(record, {"folder": os.fsdecode(os.fsencode(str(root))), "format": 1})
-        return cls(root, data, model=model, quantized=quantized, extractor=extractor,
-                   intra_op_threads=intra_op_threads)
+        try:
+            return cls(root, data, model=model, quantized=quantized, extractor=extractor,
+                       intra_op_threads=intra_op_threads)
+        except CatalogDamaged as exc:
+            raise CatalogDamaged(f"{exc}; repair it with: vitfeat index --repair {root} (rebuilds it from the "
+                                 "photos, keeping not-a-duplicate marks and the undo history)") from exc
 
     def _identify(self) -> tuple[str, str, str]:
         """(model id, variant, weights fingerprint) without loading the model."""
@@ -213,25 +257,67 @@ class Library:
         with self._lock:
             if self._index_loaded:
                 return self.index
+            saved = (self.index_dir / "index.json").exists()
             index = VectorIndex.load(self.index_dir, {"model_key": self.model_key})
             if index is not None and index.seq > self.catalog.seq:  # the catalogue was replaced or restored
                 index = None
-            if index is None:
-                if self.catalog.live_vectors(self.model_key, limit=1)[0].size:
-                    with self.catalog.transaction():
-                        ids, vectors = self.catalog.live_vectors(self.model_key)
-                        seq = self.catalog.seq
+            if index is not None:
+                self._sync(index)
+                problem = self._disagreement(index)
+                if problem is not None:
+                    index = None
+                    self._note(f"the similarity index of {self.folder} disagreed with the catalogue ({problem}); "
+                               "rebuilt it from the catalogue")
+            elif saved:
+                self._note(f"the similarity index of {self.folder} was damaged or unreadable; rebuilt it from "
+                           "the catalogue", logged=False)  # VectorIndex.load logged why
+            if index is None and len(self.catalog.live_vector_ids(self.model_key)):
+                with self.catalog.transaction():
+                    ids, vectors = self.catalog.live_vectors(self.model_key)  # damaged (NaN) ones dropped
+                    seq = self.catalog.seq
+                if len(ids):
                     index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
                                                capacity=len(ids))
                     index.rebuild(ids, vectors)
                     index.seq = seq
-            else:
-                self._sync(index)
             if index is not None and index.dirty:
                 index.save(index.seq)
             self.index = index
             self._index_loaded = True
             return index
+
+    def _note(self, message: str, *, logged: bool = True) -> None:
+        """Something was repaired: kept for the caller to show (``repairs``) and logged."""
+        if logged:
+            log.warning("%s", message)
+        self.repairs.append(message)
+
+    def _disagreement(self, index: VectorIndex, sample: int = 32) -> str | None:
+        """Why ``index`` (already brought up to the catalogue's seq) must not be trusted, or None.
+
+        The checksum catches damage to the files; this catches an index that is intact but wrong for this
+        catalogue (another library's, or one restored from a backup): same labels as the catalogue's live
+        vectors, the right dimension, and a spread sample of stored vectors equal to the catalogue's.
+        """
+        with self.catalog.transaction():
+            ids = self.catalog.live_vector_ids(self.model_key)
+            picks = ids[np.unique(np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64))] \
+                if len(ids) else ids
+            found = self.catalog.vectors_of(self.model_key, picks.tolist())
+        if index.labels() != set(ids.tolist()):
+            return f"{len(index)} vectors, the catalogue {len(ids)}"
+        if not len(ids):
+            return None
+        dims = {v.shape[-1] for v in found.values()}
+        if dims != {index.dim}:
+            return f"dimension {index.dim}, the catalogue's vectors {sorted(dims)}"
+        stored = normalize_rows(index.get(picks.tolist()))
+        expected = normalize_rows(np.stack([found[int(i)] for i in picks]))
+        if not np.all(np.isfinite(expected)):
+            return "the catalogue holds damaged (NaN or infinite) vectors"
+        if not np.all(np.isfinite(stored)) or float(np.min(np.sum(stored * expected, axis=1))) < 0.999:
+            return "stored vectors differ from the catalogue's"
+        return None
 
     def _sync(self, index: VectorIndex) -> None:
         """Apply every catalogue row newer than ``index.seq`` (written by another process, or by a batch whose
@@ -352,6 +438,8 @@ class Library:
     def _require_index(self) -> VectorIndex:
         index = self.ensure_index_loaded()
         if index is None or len(index) == 0:
+            # A model that cannot be loaded (damaged, incomplete) gets a new key and so "no images": say why.
+            _ = self.extractor.session
             raise VitfeatError(
                 f"the library {self.folder} has no images indexed with model {self._model_id} ({self._variant}); "
                 f"run: vitfeat index {self.folder}"
@@ -384,8 +472,9 @@ class Library:
             image = open_image(path, min_side=pre.min_decode_side())
             file_id = record.id if record is not None else None
         elif isinstance(query, PILImage.Image):
-            from vitfeat_desktop.core.images import to_rgb_composited
+            from vitfeat_desktop.core.images import check_processable, to_rgb_composited
 
+            check_processable(query)
             image, file_id = to_rgb_composited(query), None
         elif isinstance(query, np.ndarray):
             from vitfeat_desktop.core.images import array_to_image
@@ -395,7 +484,11 @@ class Library:
             raise TypeError(f"a query is a path, a PIL image or a numpy array, not {type(query).__name__}")
         pre = self.extractor.preprocessor
         pixels = pre.normalize_uint8(pre.to_uint8_chw(image))[None]
-        return normalize_rows(self.extractor.embed(pixels))[0], file_id
+        vector = normalize_rows(self.extractor.embed(pixels))[0]
+        if not np.all(np.isfinite(vector)):
+            raise ModelError(f"model {self._model_id} gave an invalid vector (NaN or infinite) for the query; "
+                             "its weights may be damaged")
+        return vector, file_id
 
     def similar(self, query: str | os.PathLike[str] | Image.Image | np.ndarray, k: int = 10, *,
                 exclude_self: bool = True) -> list[SimilarResult]:

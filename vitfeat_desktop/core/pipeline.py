@@ -124,6 +124,9 @@ class FeatureExtractor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         providers = select_providers(self._requested_providers)
+        from vitfeat_desktop.core.weights import verify_weights  # issue 13: never run damaged weights silently
+
+        verify_weights(self.folder, self.onnx_path, self.manifest)
         try:
             ort.disable_telemetry_events()  # no usage events from the session (the app stays local)
             session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)

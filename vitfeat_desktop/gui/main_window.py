@@ -617,7 +617,20 @@ class MainWindow(QMainWindow):
         self.library_model.set_items([])
         self._show_library_page()
         self.runner.submit(jobs.open_library, folder, self.extractor, key="open",
-                           on_result=self._library_opened, on_error=self._job_error)
+                           on_result=self._library_opened, on_error=lambda m: self._open_failed(folder, m))
+
+    def _open_failed(self, folder: Path, message: str) -> None:
+        """A damaged catalogue: offer the repair (issue 13) instead of showing the same error on every open."""
+        if "--repair" not in message or QMessageBox.question(
+                self, "Damaged library", f"{message}\n\nRepair it now? The photos are indexed again; marks and "
+                "undo history are kept.") != QMessageBox.StandardButton.Yes:
+            self._job_error(message)
+            return
+        from vitfeat_desktop.core.library import repair_library
+
+        self.status_label.setText(f"Repairing the library of {folder}…")
+        self.runner.submit(repair_library, folder, pass_callbacks=False, key="open",
+                           on_result=lambda _: self.open_folder(folder), on_error=self._job_error)
 
     def _library_opened(self, opened: jobs.OpenedLibrary) -> None:
         old = self.library

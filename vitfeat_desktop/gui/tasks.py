@@ -1,27 +1,39 @@
 """Background jobs for the GUI: the only way the window runs anything that can take longer than a frame.
 
-A :class:`Worker` is a ``QRunnable`` that calls one core function with ``progress=`` and ``cancel=`` callbacks and
-reports through a :class:`WorkerSignals` ``QObject``. The signals object is created on the GUI thread, so every
-emission from the pool thread is *queued* to the GUI thread: workers never touch widgets or models, they only
-emit. The :class:`TaskRunner` owns the ``QThreadPool``, keeps a strong reference to each worker until its
-``finished`` signal (PySide otherwise garbage-collects the signals object mid-flight), lets the newest request
-win per key (a new "find similar" cancels the previous one) and drains the pool when the window closes.
+A :class:`Worker` calls one core function on a ``QThreadPool`` thread with ``progress=`` and ``cancel=`` callbacks
+and reports through a :class:`WorkerSignals` ``QObject``. The signals object is created on the GUI thread, so
+every emission from the pool thread is *queued* to the GUI thread: workers never touch widgets or models, they
+only emit. The :class:`TaskRunner` owns the pool, lets the newest request win per key (a new "find similar"
+cancels the previous one) and drains the pool when the window closes.
+
+Lifetimes (what made the GUI suite segfault in pytest-qt's event processing, 2 runs in 9):
+
+* A :class:`_Relay` (the GUI-thread receiver of one worker's signals) is a C++ child of its runner and is
+  deleted with ``deleteLater``. It used to hold a strong Python reference to the runner: when the last relay's
+  deferred delete ran after the runner's own Python reference was gone (a runner that was a local variable),
+  freeing the relay's attributes freed the runner, whose C++ destructor deleted its children, including the
+  relay already being destroyed ("QObject: shared QObject was deleted directly", then a crash in ~QObject). The
+  relay now reaches the runner through a weak reference, and nothing a relay holds owns the runner.
+* A worker's Qt objects (its signals) must be freed on the GUI thread, after the pool thread is done with them.
+  The pool runs a closure that drops its own reference to the worker before it reports ``released``; until
+  then, and until its ``finished`` was delivered (or its relay is gone), the worker stays in a module-level
+  registry that only the GUI thread prunes. No timer, no guess about how long a pool thread lingers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 import threading
 import time
 import traceback
-from collections import deque
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+import shiboken6
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.gui.qtcompat import emit
@@ -40,7 +52,7 @@ class WorkerSignals(QObject):
     finished = Signal()
 
 
-class Worker(QRunnable):
+class Worker:
     """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` on the pool.
 
     ``fn`` receives ``progress`` and ``cancel`` keyword arguments only when ``pass_callbacks`` is true, so plain
@@ -56,8 +68,6 @@ class Worker(QRunnable):
         pass_partial: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the runner owns the lifetime, not the pool
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -69,8 +79,36 @@ class Worker(QRunnable):
         self.superseded = False  # a newer request with the same key replaced this one: drop its results
         self.started = threading.Event()
         self.done = threading.Event()
-        self.relay: _Relay | None = None  # the runner's receiver of this worker's signals (GUI thread)
+        self.released = threading.Event()  # the pool thread holds no reference to this worker any more
+        self.delivered = False  # ``finished`` reached the relay (GUI thread)
+        self._relay: weakref.ref[_Relay] | None = None  # the runner's receiver of these signals (GUI thread)
         self._detached = threading.Event()
+
+    @property
+    def relay(self) -> _Relay | None:
+        relay = self._relay() if self._relay is not None else None
+        return relay if relay is not None and shiboken6.isValid(relay) else None
+
+    @relay.setter
+    def relay(self, relay: _Relay | None) -> None:
+        self._relay = weakref.ref(relay) if relay is not None else None
+
+    def pool_task(self) -> Callable[[], None]:
+        """What the pool runs: :meth:`run`, then let go of this worker *before* saying so (``released``), so
+        the worker's Qt objects are never freed on the pool thread (they are freed on the GUI thread, by
+        :func:`_prune`)."""
+        holder = [self]
+        released = self.released
+
+        def task() -> None:
+            worker = holder.pop()
+            try:
+                worker.run()
+            finally:
+                del worker
+                released.set()
+
+        return task
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -84,8 +122,7 @@ class Worker(QRunnable):
         self._detached.set()
         relay, self.relay = self.relay, None
         if relay is not None:
-            with contextlib.suppress(RuntimeError):  # already deleted with its runner
-                relay.deleteLater()
+            relay.deleteLater()
 
     def _emit(self, signal: Any, *args: Any) -> None:
         """Emit from the pool thread unless detached; an emit racing the runner's deletion is dropped, not raised
@@ -149,12 +186,6 @@ class TaskRunner(QObject):
             self.pool.setMaxThreadCount(max_threads)
         self._workers: set[Worker] = set()
         self._latest: dict[str, Worker] = {}
-        # Finished workers are kept a little longer: ``finished`` is emitted from inside ``run()`` and the pool
-        # thread still touches the QRunnable after ``run()`` returns, so it must not be freed the moment the GUI
-        # thread hears ``finished``. (Defensive: the GUI suite segfaulted in pytest-qt's event processing in 2 of
-        # 4 runs after the relay change and in none of 10 with this; PySide's QThreadPool.start also keeps a
-        # reference, so the exact mechanism is not proven.)
-        self._graveyard: deque[tuple[float, Worker]] = deque()
         self._closed = False
 
     def submit(
@@ -187,9 +218,11 @@ class TaskRunner(QObject):
         relay = _Relay(self, worker, on_result=on_result, on_error=on_error, on_progress=on_progress,
                        on_partial=on_partial, on_finished=on_finished, on_cancelled=on_cancelled)
         worker.relay = relay
+        _prune()
+        _LIVE.add(worker)
         self._workers.add(worker)
         emit(self.active_changed, len(self._workers))
-        self.pool.start(worker, priority)
+        self.pool.start(worker.pool_task(), priority)
         return worker
 
     def _settle(self, worker: Worker) -> None:
@@ -201,13 +234,12 @@ class TaskRunner(QObject):
     def _finished(self, worker: Worker, on_finished: Callable[[], None] | None) -> None:
         was_current = not worker.superseded
         self._workers.discard(worker)
-        now = time.monotonic()
-        self._graveyard.append((now, worker))
-        while self._graveyard and now - self._graveyard[0][0] > GRAVEYARD_SECONDS:
-            self._graveyard.popleft()
-        if worker.relay is not None:
-            worker.relay.deleteLater()
+        worker.delivered = True
+        relay = worker.relay
+        if relay is not None:
+            relay.deleteLater()
             worker.relay = None
+        _prune()
         if worker.key is not None and self._latest.get(worker.key) is worker:
             del self._latest[worker.key]
         emit(self.active_changed, len(self._workers))
@@ -239,17 +271,19 @@ class TaskRunner(QObject):
         for worker in list(self._workers):
             if not worker.started.is_set():
                 self._workers.discard(worker)
+                worker.released.set()  # the pool dropped its task (on this thread): nothing holds it there
         deadline = time.monotonic() + timeout
         ok = self.pool.waitForDone(max(0, int(timeout * 1000)))
         if not ok:
             log.warning("%d background jobs still running after %.1f s", self.pool.activeThreadCount(), timeout)
         self._workers = {w for w in self._workers if not w.done.is_set()}
         for worker in self._workers:
-            _ORPHANS.append(worker)  # the pool thread touches it after run() returns: never free it under it
             # Still running after the timeout (a core call that does not check cancel often enough): whatever it
-            # reports from now on must reach nobody, since the window that owns this runner is about to go.
+            # reports from now on must reach nobody, since the window that owns this runner is about to go. It
+            # stays in _LIVE until its pool thread lets go of it.
             worker.detach()
         self._latest.clear()
+        _prune()
         return ok and time.monotonic() <= deadline + 0.5
 
 
@@ -267,7 +301,9 @@ class _Relay(QObject):
                  on_partial: Callable[[Any], None] | None, on_finished: Callable[[], None] | None,
                  on_cancelled: Callable[[], None] | None) -> None:
         super().__init__(runner)
-        self.runner = runner
+        # Weak: the runner owns this relay (as its C++ child); a strong reference back made the relay's
+        # deferred delete free the runner, which then deleted this relay a second time (see the module doc).
+        self._runner = weakref.ref(runner)
         self.worker = worker
         self.on_result, self.on_error, self.on_cancelled = on_result, on_error, on_cancelled
         self.on_progress, self.on_partial, self.on_finished = on_progress, on_partial, on_finished
@@ -284,18 +320,28 @@ class _Relay(QObject):
     def _current(self) -> bool:
         return not self.worker.superseded and not self.worker._detached.is_set()
 
+    @property
+    def runner(self) -> TaskRunner | None:
+        runner = self._runner()
+        return runner if runner is not None and shiboken6.isValid(runner) else None
+
+    def _settle(self) -> None:
+        runner = self.runner
+        if runner is not None:
+            runner._settle(self.worker)
+
     def _result(self, value: Any) -> None:
-        self.runner._settle(self.worker)
+        self._settle()
         if self.on_result is not None and self._current():
             self.on_result(value)
 
     def _error(self, message: str) -> None:
-        self.runner._settle(self.worker)
+        self._settle()
         if self.on_error is not None and self._current():
             self.on_error(message)
 
     def _cancelled(self) -> None:
-        self.runner._settle(self.worker)
+        self._settle()
         if self.on_cancelled is not None and self._current():
             self.on_cancelled()
 
@@ -308,11 +354,22 @@ class _Relay(QObject):
             self.on_partial(value)
 
     def _finished(self) -> None:
-        self.runner._finished(self.worker, self.on_finished)
+        runner = self.runner
+        if runner is not None:
+            runner._finished(self.worker, self.on_finished)
+        else:  # pragma: no cover - a runner deleted with events still queued drops them instead
+            self.worker.delivered = True
 
 
-GRAVEYARD_SECONDS = 2.0
-_ORPHANS: list[Worker] = []  # workers still running when their runner shut down (rare; kept for the process)
+# Every worker whose Qt objects may still be used by a pool thread or by a queued event; pruned on the GUI thread.
+_LIVE: set[Worker] = set()
+
+
+def _prune() -> None:
+    """Free (on the GUI thread) the workers their pool thread has let go of and whose last event was delivered,
+    or whose relay is gone (a deleted relay's queued events are dropped by Qt)."""
+    for worker in [w for w in _LIVE if w.released.is_set() and (w.delivered or w.relay is None)]:
+        _LIVE.discard(worker)
 
 _lowered = threading.local()
 BACKGROUND_NICE = 10
