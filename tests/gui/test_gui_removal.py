@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_scan
+from conftest import answer_next_dialog, wait_scan
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -30,15 +30,20 @@ def test_delete_quarantines_when_that_is_the_policy_and_undo_restores(
     qtbot.waitUntil(lambda: window.grid.hasFocus(), timeout=5_000)
     victim = window.selected_paths()[0]
     data = victim.read_bytes()
+    asked: list[str] = []
+    answer_next_dialog(qtbot, "Quarantine", seen=asked)
     with qtbot.waitSignal(window.action_done, timeout=30_000) as done:
         qtbot.keyClick(window.grid, Qt.Key.Key_Delete)
         QApplication.processEvents()
+    assert "Move 1 photo (" in asked[0] and "quarantine" in asked[0].lower()
     result = done.args[0]
     assert [Path(s) for s, _ in result.done] == [victim] and not victim.exists()
     moved_to = Path(result.done[0][1])
     assert moved_to.read_bytes() == data and "quarantine" in str(moved_to).lower()
     assert not (trash_home / "files").exists() or not any((trash_home / "files").iterdir())  # not trashed
     qtbot.waitUntil(lambda: not window.runner.is_running("scan"), timeout=30_000)
+    window.activateWindow()  # the confirmation dialog had the focus; the window gets it back when it closes
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     with qtbot.waitSignal(window.action_done, timeout=30_000):
         qtbot.keyClick(window.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
         QApplication.processEvents()

@@ -1186,7 +1186,10 @@ class MainWindow(QMainWindow):
         where = "the trash" if action == "trash" else "vitfeat's quarantine folder"
         box = QMessageBox(QMessageBox.Icon.Question, "Move photos?",
                           f"Move {plural(len(paths), 'photo')} ({human_size(total)}) to {where}?", parent=self)
-        box.setInformativeText("Nothing is deleted: Undo (Ctrl+Z) puts every file back where it was.")
+        box.setInformativeText("Nothing is deleted: Undo (Ctrl+Z) puts every file back where it was."
+                               if action != "trash" or config.trash_undo_supported() else
+                               "Nothing is deleted: restore them with Explorer's Restore or Finder's Put Back "
+                               "(vitfeat's Undo cannot take files out of the system trash here).")
         ok = box.addButton("Move to the Trash" if action == "trash" else "Quarantine",
                            QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
