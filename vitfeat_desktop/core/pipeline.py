@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from vitfeat_desktop.core import hub
+from vitfeat_desktop import config
+from vitfeat_desktop.core import hub, optimize
 from vitfeat_desktop.core.errors import Cancelled, ModelError
 from vitfeat_desktop.core.images import load_image
 from vitfeat_desktop.core.preprocess import Preprocessor
@@ -86,6 +87,8 @@ class FeatureExtractor:
         self.quantized = resolved.quantized
         self.variant = resolved.variant
         self.onnx_path = resolved.onnx_path
+        # the file the session runs: onnx_path, or its exact int8-weight copy (core/optimize.py)
+        self.session_path: Path = resolved.onnx_path
         self.batch_size = max(1, int(batch_size))
         self.intra_op_threads = intra_op_threads or default_threads()
         self._requested_providers = providers
@@ -123,10 +126,22 @@ class FeatureExtractor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         providers = select_providers(self._requested_providers)
+        path = self.onnx_path
+        if self.quantized:
+            # The same integer arithmetic with int8 weights runs on the CPU's VNNI/AMX kernel (core/optimize.py)
+            path = optimize.prepare_for_cpu(self.onnx_path, config.cache_dir())
         try:
-            session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:
-            raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc
+            if path == self.onnx_path:
+                raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc)}") from exc
+            log.warning("converted graph %s failed to load (%s); using %s", path, _first_line(exc), self.onnx_path)
+            path = self.onnx_path
+            try:
+                session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            except Exception as exc2:
+                raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {_first_line(exc2)}") from exc2
+        self.session_path = path
         self._bind_io(session)
         return session
 
@@ -295,6 +310,7 @@ class FeatureExtractor:
             "folder": str(self.folder),
             "variant": self.variant,
             "onnx": str(self.onnx_path),
+            "onnx_loaded": str(self.session_path),
             "providers": self.providers,
             "hidden_output": self.outputs.hidden,
             "pooled_output": self.outputs.pooled,
