@@ -20,22 +20,25 @@ What it does:
 4. with ``--quality``: pooled cosine of our int8 path to our fp32 path on 100 photos for this ViT-B and the
    shared DINOv2-S, and how much a vector depends on its batch.
 
-Why the old figure (transformers 5.78 images/s, our fp32 1.89x, int8 2.86x) cannot be trusted: it came from one
-shot per side, sequentially (transformers first, then each of ours, minutes apart on a machine shared by several
-processes), with ``max()`` over two transformers runs, a 2-image warm-up, no load figure and no GFLOP/s to sanity
-check against, and with a cached model folder that was reused whenever ``model_quantized.onnx`` existed,
-whatever config had built it. 5.78 images/s of ViT-B is 203 GFLOP/s, more than the best single-core sgemm figure
-(116 GFLOP/s) doubled minus threading losses that torch itself reaches here, so some of those conditions, not
-the pipelines, made that figure. Every one of them is fixed below.
+Why the old figures (transformers 5.78 images/s, our fp32 1.89x, int8 2.86x) cannot be trusted: they came from
+one shot per side, sequentially (transformers first, then each of ours, minutes apart on a machine shared by
+several processes), with ``max()`` over two transformers runs, a 2-image warm-up, no load figure and no GFLOP/s to
+check against, and from a cached model folder that was reused whenever ``model_quantized.onnx`` existed, whatever
+config had built it. 5.78 images/s alone is possible on this CPU: it is 203 GFLOP/s, 61 % of the 333 GFLOP/s
+fp32 FMA peak of two AVX-512 cores with two FMA units each (a 1-thread sgemm sustains 103-116 GFLOP/s per
+CPU-second, more than the 83 of a one-unit core, so there are two), and torch runs this ViT-B at 2.5-2.9 images per
+CPU-second. But our fp32 at 1.89x that would be 10.9 images/s = 383 GFLOP/s, above the peak: the old run's
+figures were not all taken on this model under the same conditions. Every one of those defects is fixed below.
 
-Measured on this machine (2 cores, shared with other processes), int8 lever study with one thread:
-the hub's uint8 x uint8 file runs at 2.97 images/s per core against fp32 3.08 (MLAS has no VNNI/AMX kernel for
-u8u8); the same file with its weights re-based to int8 (``core/optimize.py``, exact) 7.24; a fresh per-channel
-dynamic quantisation from fp32 weights 7.64; static per-channel QDQ calibrated on 32 photos 7.73 (batch
-independent), but on DINOv2-S its pooled cosine to fp32 is 0.989 mean / 0.956 worst on 100 photos (MinMax;
-percentile calibration 0.973 / 0.864), below the 0.995 bar, so it is not used. onnxruntime's offline transformer
-optimizer fuses no attention in these exports (BiasGelu and SkipLayerNorm only, which ``ORT_ENABLE_ALL`` already
-does at load) and saving the optimised graph offline saves 0.1-0.3 s of CPU per session start only.
+Lever study, one intra-op thread, images per CPU-second on ViT-B (load 8-11): the hub's uint8 x uint8 file 2.97,
+fp32 3.08 (MLAS has no VNNI/AMX kernel for u8u8); the same file with its weights re-based to int8
+(``core/optimize.py``, bit-identical outputs) 7.24; a fresh per-channel dynamic quantisation from the fp32
+weights 7.64; static per-channel QDQ calibrated on 32 photos 7.73 (batch independent), but on DINOv2-S its pooled
+cosine to fp32 is 0.989 mean / 0.956 worst on 100 photos (MinMax; percentile calibration 0.973 / 0.864), below
+the 0.995 bar, so it is not used. On DINOv2-S, batch 1 instead of 8 (the only way to make a dynamic-int8 vector
+independent of its batch) costs 12 % (14.6 vs 16.7). onnxruntime's offline transformer optimizer fuses no
+attention in these exports (BiasGelu and SkipLayerNorm only, which ``ORT_ENABLE_ALL`` already does at load), and
+saving the optimised graph offline saves 0.1-0.3 s of CPU per session start only.
 
 Usage: bench_extract.py [--images 24] [--rounds 4] [--threads 2] [--quality] [--workdir /tmp/vitfeat-bench-extract]
 """
