@@ -40,6 +40,14 @@ independent of its batch) costs 12 % (14.6 vs 16.7). onnxruntime's offline trans
 attention in these exports (BiasGelu and SkipLayerNorm only, which ``ORT_ENABLE_ALL`` already does at load), and
 saving the optimised graph offline saves 0.1-0.3 s of CPU per session start only.
 
+Last run (2 threads, 16 photos x 2 rounds, load 4.5/3.8), wall images/s and ratio to transformers, then images
+per CPU-second and ratio: transformers fp32 1.70 / 1.98; bare ORT fp32 best (batch 8, spin off) 3.74 2.09x /
+2.74; ours fp32 3.70 2.02x / 2.80 1.41x; hub u8u8 int8 4.45 / 2.93; bare int8 s8 batch 1 14.29 / 10.97; ours
+int8 15.07 9.09x / 11.89 6.05x. Peak shares: transformers 17.9 %, ours fp32 39.0 % of 333 GFLOP/s (int8 159 %:
+VNNI/AMX int8 is not bound by the fp32 FMA peak). Quality: int8 vs fp32 cosine mean 0.99923 (ViT-B random),
+0.99671 (DINOv2-S, worst 0.98711), alone vs in a batch: 1.00000. torch's 2-thread scaling suffers most from a
+loaded machine; with one thread (load 8-11) torch did 2.5-2.9 and ORT fp32 3.08 images per CPU-second (~1.15x).
+
 Usage: bench_extract.py [--images 24] [--rounds 4] [--threads 2] [--quality] [--workdir /tmp/vitfeat-bench-extract]
 """
 
