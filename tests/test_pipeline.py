@@ -66,6 +66,16 @@ def test_batch_equals_one_by_one_and_keeps_order(tiny_vit: Path, photos: list[Pa
     assert not np.allclose(batched[0], batched[1])
 
 
+def test_int8_vectors_do_not_depend_on_their_batch(tiny_vit: Path, photos: list[Path]) -> None:
+    extractor = pipeline("image-feature-extraction", model=tiny_vit, batch_size=4)
+    files = [str(p) for p in photos[:5]]
+    batched = extractor(files, pool=True)
+    np.testing.assert_array_equal(batched[2:3], extractor(files[2], pool=True))
+    np.testing.assert_array_equal(extractor(files[::-1], pool=True)[::-1], batched)
+    hidden = extractor(files[:3])
+    np.testing.assert_array_equal(hidden[1:2], extractor(files[1]))
+
+
 def test_outputs_equal_the_unoptimised_graph(tiny_vit: Path, photos: list[Path]) -> None:
     """Graph fusions and threading must not change the numbers (1e-4 is the bar against transformers)."""
     images = [Image.open(p).convert("RGB") for p in photos[:3]]
