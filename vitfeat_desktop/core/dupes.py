@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,10 @@ from vitfeat_desktop.core.keeper import KeeperChoices, KeeperJudge, is_raw, keep
 from vitfeat_desktop.core.keeper import under as _under
 from vitfeat_desktop.core.phash import ImageHashes
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.calibrate import Calibration
+    from vitfeat_desktop.core.library import Library
 
 TIERS = ("exact", "same-pixels", "near-duplicate", "similar")
 _TIER_RANK = {t: n for n, t in enumerate(TIERS)}
@@ -1177,42 +1181,27 @@ def finder_for_library(
     With ``use_model=False`` or before any file is embedded it is the quick pass: exact, same-pixel and
     hash-level copies only. Files in ``references`` are keepers and never offered for removal.
     """
-    from vitfeat_desktop.core import calibrate as calibration_mod
-    from vitfeat_desktop.core.links import one_name_per_file
     from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
 
-    records = one_name_per_file([r for r in lib.files() if getattr(r, "status", "ok") == "ok"])
-    files = [FileInfo.from_record(r) for r in records]
+    files = library_files(lib)
     marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
     choices = KeeperChoices.for_library(lib.folder)
-    vectors = knn = None
+    vectors = library_vectors(lib, files) if use_model else None
+    knn = None
     thresholds: Thresholds | None = None
     mean = None
-    if use_model:
-        ids, vecs = lib.vectors()
-        if len(ids) >= 4:
-            row_of = {f.id: i for i, f in enumerate(files)}
-            vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
-            for fid, vec in zip(ids.tolist(), vecs, strict=True):
-                row = row_of.get(int(fid))
-                if row is not None:
-                    vectors[row] = vec
-            key = str(getattr(lib, "model_key", "") or calibration_mod.model_key_of(lib.extractor))
-            calibration = calibration_mod.load_calibration(lib.folder, key, n_files=len(files))
-            if calibration is None:
-                ph = np.array([f.hashes.phashes if f.hashes else (0,) * 8 for f in files], dtype=np.uint64)
-                calibration = calibration_mod.calibrate(
-                    lib.extractor, [f.path for f in files], vectors, hashes=ph,
-                    verifier=alignment_score if verify else None, progress=progress, cancel=cancel)
-                calibration.model_key = key
-                calibration_mod.save_calibration(lib.folder, calibration)
-            thresholds, mean = calibration.thresholds, calibration.mean
-            knn_ids, neighbours, _sims = lib.knn(min(k, len(ids) - 1))
-            knn = np.full((len(files), neighbours.shape[1]), -1, dtype=np.int64)
-            for fid, nbrs in zip(knn_ids.tolist(), neighbours.tolist(), strict=True):
-                row = row_of.get(int(fid))
-                if row is not None:
-                    knn[row] = [row_of.get(int(x), -1) for x in nbrs]
+    if vectors is not None:
+        calibration = library_calibration(lib, files, vectors, verifier=alignment_score if verify else None,
+                                          progress=progress, cancel=cancel)
+        thresholds, mean = calibration.thresholds, calibration.mean
+        ids = lib.vectors()[0]
+        row_of = {f.id: i for i, f in enumerate(files)}
+        knn_ids, neighbours, _sims = lib.knn(min(k, len(ids) - 1))
+        knn = np.full((len(files), neighbours.shape[1]), -1, dtype=np.int64)
+        for fid, nbrs in zip(knn_ids.tolist(), neighbours.tolist(), strict=True):
+            row = row_of.get(int(fid))
+            if row is not None:
+                knn[row] = [row_of.get(int(x), -1) for x in nbrs]
     check_cancel(cancel)
     verifier = CachedVerifier(AlignmentVerifier(), CachedVerifier.path_for(lib.folder)) \
         if (verify and vectors is not None) else None
@@ -1223,6 +1212,56 @@ def finder_for_library(
     finally:
         if verifier is not None:
             verifier.save()
+
+
+def library_files(lib: Library) -> list[FileInfo]:
+    """The library's readable files as duplicate finding sees them: one entry per file on disk (a symlink and
+    its target, or two hard links, are one file, never a pair)."""
+    from vitfeat_desktop.core.links import one_name_per_file
+
+    return [FileInfo.from_record(r) for r in one_name_per_file([r for r in lib.files() if r.status == "ok"])]
+
+
+def library_vectors(lib: Library, files: Sequence[FileInfo]) -> np.ndarray | None:
+    """Pooled vectors aligned with ``files`` (zero rows for files not embedded yet); None before 4 are embedded,
+    too few to calibrate or to have neighbours."""
+    ids, vecs = lib.vectors()
+    if len(ids) < 4:
+        return None
+    row_of = {f.id: i for i, f in enumerate(files)}
+    vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
+    for fid, vec in zip(ids.tolist(), vecs, strict=True):
+        row = row_of.get(int(fid))
+        if row is not None:
+            vectors[row] = vec
+    return vectors
+
+
+def library_calibration(
+    lib: Library,
+    files: Sequence[FileInfo],
+    vectors: np.ndarray,
+    *,
+    extractor: Any = None,
+    verifier: Callable[..., float] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> Calibration:
+    """The (library, model) calibration from the cache, else fitted now and cached. The one place that decides
+    its inputs, so the review's calibration stage and the final search fit and load the same one.
+    ``extractor`` defaults to the library's (the review passes one that counts the embedded copies)."""
+    from vitfeat_desktop.core import calibrate as calibration_mod
+
+    key = str(getattr(lib, "model_key", "") or calibration_mod.model_key_of(lib.extractor))
+    calibration = calibration_mod.load_calibration(lib.folder, key, n_files=len(files))
+    if calibration is None:
+        ph = np.array([f.hashes.phashes if f.hashes else (0,) * 8 for f in files], dtype=np.uint64)
+        calibration = calibration_mod.calibrate(
+            extractor if extractor is not None else lib.extractor, [f.path for f in files], vectors, hashes=ph,
+            verifier=verifier, progress=progress, cancel=cancel)
+        calibration.model_key = key
+        calibration_mod.save_calibration(lib.folder, calibration)
+    return calibration
 
 
 class CachedVerifier:

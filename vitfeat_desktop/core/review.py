@@ -22,12 +22,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vitfeat_desktop.core import dupes
 from vitfeat_desktop.core.progress import CancelFn, Progress, ProgressFn, check_cancel
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.calibrate import Calibration
+    from vitfeat_desktop.core.library import Library
 
 STAGES = ("hashes", "calibrating", "embeddings", "verified")
 
@@ -60,30 +64,18 @@ class _CountingExtractor:
         return getattr(self._inner, name)
 
 
-def ensure_calibration(lib: Any, *, verify: bool = True, progress: ProgressFn | None = None,
-                       cancel: CancelFn | None = None) -> Any:
+def ensure_calibration(lib: Library, *, verify: bool = True, progress: ProgressFn | None = None,
+                       cancel: CancelFn | None = None) -> Calibration | None:
     """The (library, model) calibration from the cache, or fitted now and cached (None before 4 files are
-    embedded). The same inputs as :func:`dupes.finder_for_library` gives :func:`calibrate.calibrate`, so the
-    later stages load this one instead of fitting their own."""
+    embedded), through :func:`dupes.library_calibration` like :func:`dupes.finder_for_library`, so the later
+    stages load this one instead of fitting their own; here with progress through its silent parts."""
     from vitfeat_desktop.core import calibrate as calibration_mod
     from vitfeat_desktop.core.verify import alignment_score
 
-    records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
-    files = [dupes.FileInfo.from_record(r) for r in records]
-    ids, vecs = lib.vectors()
-    if len(ids) < 4:
+    files = dupes.library_files(lib)
+    vectors = dupes.library_vectors(lib, files)
+    if vectors is None:
         return None
-    key = str(getattr(lib, "model_key", "") or calibration_mod.model_key_of(lib.extractor))
-    calibration = calibration_mod.load_calibration(lib.folder, key, n_files=len(files))
-    if calibration is not None:
-        return calibration
-    row_of = {f.id: i for i, f in enumerate(files)}
-    vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
-    for fid, vec in zip(ids.tolist(), vecs, strict=True):
-        row = row_of.get(int(fid))
-        if row is not None:
-            vectors[row] = vec
-    ph = np.array([f.hashes.phashes if f.hashes else (0,) * 8 for f in files], dtype=np.uint64)
     sample = min(32, int((np.linalg.norm(vectors, axis=1) > 0).sum()))
     copies = sample * (1 + len(calibration_mod.EDITS))
     checked = [0]
@@ -105,13 +97,9 @@ def ensure_calibration(lib: Any, *, verify: bool = True, progress: ProgressFn | 
     def calibration_progress(rep: Any) -> None:
         say("calibrating", int(getattr(rep, "done", 0)), getattr(rep, "total", None), "decoding a sample")
 
-    extractor = _CountingExtractor(lib.extractor, embedded)
-    calibration = calibration_mod.calibrate(extractor, [f.path for f in files], vectors, hashes=ph,
-                                            verifier=verifier if verify else None, progress=calibration_progress,
-                                            cancel=cancel)
-    calibration.model_key = key
-    calibration_mod.save_calibration(lib.folder, calibration)
-    return calibration
+    return dupes.library_calibration(lib, files, vectors, extractor=_CountingExtractor(lib.extractor, embedded),
+                                     verifier=verifier if verify else None, progress=calibration_progress,
+                                     cancel=cancel)
 
 
 def progressive_finders(lib: Any, *, references: Iterable[str | os.PathLike[str]] = (),
