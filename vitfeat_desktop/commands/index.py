@@ -175,6 +175,8 @@ def run_similar(args: argparse.Namespace) -> int:
         if mine is None and args.model is None and len(models) == 1:
             model, quantized = models[0]["model_id"], models[0]["variant"] != "fp32"
         elif mine is None:
+            if args.model is not None:
+                _ = library.extractor.session  # a model that cannot load says so, not "no images indexed with it"
             raise VitfeatError(_no_vectors_message(folder, args.model, library, models))
         else:
             results = library.similar(image, k=args.k)
