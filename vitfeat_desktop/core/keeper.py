@@ -65,6 +65,17 @@ GRID_KEPT = 0.6  # a finer JPEG whose grid is at least this share of the coarser
 QUALITY_STEP = 1.15  # mean luminance quantiser ratio that counts as "recompressed harder"
 DETAIL_RATIO = 0.14  # energy above the smaller file's resolution over its own top octave: below = upscale (benchmark:
 # upscales 0.02-0.13, genuinely sharper files 0.15-3.7; see detail_ratio)
+# ... but real camera files are soft per pixel (demosaicing, lenses): 3072x2048 frames of the shared scenes beside
+# their own web exports score 0.07-0.10 there too. What an interpolated upscale has and a soft original has not is
+# a cliff at the smaller file's resolution: the larger file's energy just above it over the octave-half just below.
+# Measured: camera originals 0.24-1.18 (ImageNet originals 0.93-2.6), bicubic/Lanczos upscales 0.09-0.33. An
+# upscale is called only below CLIFF_RATIO; between the two the evidence is ambiguous and the larger file is kept
+# (keeping an upscale loses no detail; keeping an export over a camera original would).
+CLIFF_RATIO = 0.2
+# Far apart (5x linear or more, e.g. a 24-MP upscale of a web picture) the first ratio alone separates: camera
+# frames beside their 1/6 and 1/8 exports 0.28-0.73, upscales of 4-11x 0.02-0.13.
+FAR_LINEAR = 5.0
+FAR_DETAIL = 0.2
 SIZE_STEP = 1.2  # pixel-count ratio that counts as "a different resolution"
 GRAY_CHROMA = 3.0  # mean |R-G|,|G-B| of a grey picture (JPEG chroma noise)
 COLOUR_CHROMA = 8.0  # ... and of a picture with real colour
@@ -584,10 +595,11 @@ class KeeperJudge:
             return d.hexdigest()
         return self._memo("digest", info, compute)
 
-    def detail_ratio(self, large: FileInfo, small: FileInfo) -> float | None:
+    def detail_ratio(self, large: FileInfo, small: FileInfo) -> tuple[float, float] | None:
         """Energy of ``large`` above ``small``'s resolution over ``small``'s own top-octave energy, measured at
-        a common working scale: ~0 for an upscale, 0.3-1 for a genuinely sharper file."""
-        def compute() -> float | None:
+        a common working scale (~0 for an upscale, 0.3-1 for a genuinely sharper file), and over ``large``'s own
+        energy in the half-octave just below that resolution (the cliff an interpolated upscale has)."""
+        def compute() -> tuple[float, float] | None:
             # Both measured relative to the smaller file's native resolution, on central crops: downscaling the
             # smaller file first would move its Nyquist limit and credit an upscale with the original's detail.
             s_img = self._loader(small.path).convert("L")
@@ -602,7 +614,9 @@ class KeeperJudge:
             own = _band_energy(s_arr, factor)
             if own < 1e-3:
                 return None
-            return _band_energy(l_arr, factor) / own
+            above = _band_energy(l_arr, factor)
+            below = _band_energy(l_arr, factor * 1.5) - above
+            return above / own, above / max(below, 1e-6)
         return self._memo(f"detail:{small.path}\0{small.size}", large, compute)
 
     def reproduces(self, src: FileInfo, dst: FileInfo) -> tuple[float, int, bool] | None:
@@ -695,13 +709,16 @@ class KeeperJudge:
             return None
         big, little = (0, 1) if ratio > 1 else (1, 0)
         large, small = (a, b) if big == 0 else (b, a)
-        detail = self.detail_ratio(large, small)
-        if detail is None:
+        measured = self.detail_ratio(large, small)
+        if measured is None:
             return None
+        detail, cliff = measured
         linear = (large.pixels / small.pixels) ** 0.5
-        if detail < DETAIL_RATIO:
+        if (detail < DETAIL_RATIO and cliff < CLIFF_RATIO) or (linear >= FAR_LINEAR and detail < FAR_DETAIL):
             times = f"{linear:.0f}x" if linear >= 1.95 else f"{linear:.1f}x"
             return Verdict(little, f"the other file is this picture upscaled {times}: no extra detail", "upscale")
+        if detail < DETAIL_RATIO:
+            return None  # a soft camera file or an upscale: not told apart, so the static order keeps the larger
         share = round(100 / linear)
         return Verdict(big, f"higher resolution with real detail ({large.width}x{large.height}); the other file "
                             f"holds {share} % of it", "resolution")
