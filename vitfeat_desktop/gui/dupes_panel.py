@@ -17,7 +17,7 @@ import datetime as _dt
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPoint, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPainter, QPixmap
@@ -46,6 +46,9 @@ from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.text import for_window, plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.dupes import SimilarSet
 
 TIER_WORDS = {
     "keeper": "Keep",
@@ -540,24 +543,24 @@ class DuplicatesPanel(QWidget):
             top.addChild(child)
         top.setExpanded(True)
 
-    def _add_similar_group(self, n: int, shots: Any, checked: set[str]) -> None:
+    def _add_similar_group(self, n: int, shots: SimilarSet, checked: set[str]) -> None:
         from vitfeat_desktop.core import review
 
         files = list(shots)
         identical = [self.finder is not None and i > 0 and review.identical_pixels(self.finder, files[0], f)
                      for i, f in enumerate(files)]
-        reason = str(getattr(shots, "reason", "") or "different photos of the same scene")
+        reason = shots.reason or "different photos of the same scene"
         if any(identical):
             reason = ("includes files with identical pixels that you marked as not duplicates "
                       "(Marks… lists the marks)")
         top = self._header(f"Similar shots {n}: {plural(len(files), 'photo')}", "Similar shots", reason)
         for i, info in enumerate(files):
             if i == 0:
-                why = "best of the set by the keeper rules"
+                why = f"best of the set by the keeper rules. {reason}"
             elif identical[i]:
                 why = "identical pixels to the best of the set; you marked the pair as not a duplicate"
             else:
-                why = reason
+                why = "another capture of this scene, not a copy: never selected automatically"
             child = self._file_item(info, "Best" if i == 0 else ("Same pixels" if identical[i] else "Similar shot"),
                                     why)
             child.setData(0, KeeperRole, files[0].path)
