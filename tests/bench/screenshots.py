@@ -80,12 +80,34 @@ def prepare_photos(target: Path, limit: int) -> Path:
     return folder
 
 
+def prepare_scenes(target: Path) -> Path:
+    """The shared real scenes (walk-around frames of two scenes, one church by several photographers: every
+    frame its own capture) plus a web export, a crop and a black-and-white copy of three frames."""
+    from PIL import Image, ImageOps
+
+    folder = target / "Scenes"
+    scenes = SHARED / "data" / "scenes"
+    shutil.copytree(scenes, folder)
+    exports = folder / "exports"
+    exports.mkdir()
+    for frame in (scenes / "fountain" / "0004.jpg", scenes / "entry" / "0002.jpg", scenes / "fountain" / "0008.jpg"):
+        with Image.open(frame) as im:
+            rgb = im.convert("RGB")
+        w, h = rgb.size
+        name = f"{frame.parent.name}-{frame.stem}"
+        rgb.resize((w // 3, h // 3), Image.Resampling.LANCZOS).save(exports / f"{name}_web.jpg", quality=82)
+        rgb.crop((w // 8, h // 8, w - w // 8, h - h // 8)).save(exports / f"{name}_crop.jpg", quality=90)
+        ImageOps.grayscale(rgb).resize((w // 2, h // 2)).save(exports / f"{name}_bw.jpg", quality=88)
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     parser.add_argument("--photos", type=int, default=300)
-    parser.add_argument("--only", choices=("all", "compare"), default="all",
-                        help="compare: only the Compare shots (no indexing; a minute instead of ten)")
+    parser.add_argument("--only", choices=("all", "compare", "scenes"), default="all",
+                        help="compare: only the Compare shots (no indexing; a minute instead of ten); scenes: the "
+                        "duplicates and similar-shots views on the shared real scenes plus a few exports")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         return relaunch_under_xvfb()
@@ -96,7 +118,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vitfeat-shots-"))
     os.environ["VITFEAT_HOME"] = str(work / "home")
-    folder = prepare_photos(work, args.photos)
+    folder = prepare_scenes(work) if args.only == "scenes" else prepare_photos(work, args.photos)
 
     from vitfeat_desktop.gui.app import build_window, ensure_application
 
@@ -178,6 +200,25 @@ def main() -> int:
         pump(0.3)
         shot(window, "05-compare-difference.png")
         cmp.mode.setCurrentIndex(0)
+
+    if args.only == "scenes":
+        window = build_window(folder=folder, model=str(MODEL))
+        window.resize(1280, 800)
+        window.show()
+        finished: list[object] = []
+        window.scan_finished.connect(finished.append)
+        wait(lambda: bool(finished), 900, "indexing the scenes")
+        window.show_duplicates()
+        panel = window.dupes_panel
+        wait(lambda: panel.stage == "verified" and not window.runner.is_running("dupes-build")
+             and not window.runner.is_running("dupes-regroup"), 1200, "the verified duplicate groups")
+        shots(window, "11-scenes-duplicates")
+        panel.mode.setCurrentIndex(1)
+        settle_thumbs(window)
+        shots(window, "12-scenes-similar-shots")
+        window.close()
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     if args.only == "compare":
         window = build_window(folder=None, model=str(MODEL))
