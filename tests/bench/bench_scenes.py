@@ -406,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         result["similar"] = score_similar(finder.similar_groups(s), groups, manifest, names, index)
         report[f"vitfeat_sensitivity_{s}"] = result
     groups = finder.groups(0.5)
+    from keeper_report import keeper_report  # issue 11: is each group's keeper the camera frame it came from?
+
+    report["keeper_at_0.5"] = keeper_report(groups, {
+        str(args.lib / n): (None if manifest[n]["edit"] == "unrelated" else manifest[n]["group"], manifest[n]["edit"])
+        for n in names})
     report["example_reasons"] = [m.reason for g in groups[:40] for m in g.members[1:2]][:12]
     text = json.dumps(report, indent=1, ensure_ascii=False)
     print(text)
