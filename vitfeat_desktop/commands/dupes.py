@@ -102,7 +102,7 @@ def run_dupes(args: argparse.Namespace) -> int:
             if progress is not None and hasattr(progress, "end"):
                 progress.end()
         groups = finder.groups(args.sensitivity)
-        similar = finder.similar_groups(args.sensitivity) if args.similar else []
+        similar = finder.similar_groups(args.sensitivity, groups) if args.similar else []
         skipped = [{"path": _display(p), "reason": r} for p, r in lib.skipped()]
         folder = lib.folder
     if args.csv is not None:

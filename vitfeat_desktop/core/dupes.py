@@ -742,19 +742,22 @@ class DuplicateFinder:
         tier = max((m.tier for m in members[1:]), key=lambda t: _TIER_RANK[t])
         return DuplicateGroup(kinfo, tuple(members), tier)
 
-    def similar_groups(self, sensitivity: float = 0.5) -> list[SimilarSet]:
+    def similar_groups(self, sensitivity: float = 0.5,
+                       groups: Sequence[DuplicateGroup] | None = None) -> list[SimilarSet]:
         """Similar shots: different captures of one scene (a burst, a walk-around, brackets), never duplicates.
 
         Where geometry could judge a pair, it is a similar shot when enough matched points agree with one
         perspective change (the same scene) but the pixels are not one capture's; elsewhere (flat or tiny
         pictures) when the embedding and the layout (pHash <= 20 bits) agree. Duplicate groups take part through
         their keeper: a set lists pictures, each once, and evidence from any copy counts for its keeper.
+        ``groups``: this finder's :meth:`groups` at ``sensitivity`` when the caller has them already (a slider
+        move needs both, and grouping twice doubled its cost).
         """
         if not self.has_vectors:
             return []
         index_of = {id(f): i for i, f in enumerate(self.files)}
         picture = list(range(len(self.files)))
-        for g in self.groups(sensitivity):
+        for g in (self.groups(sensitivity) if groups is None else groups):
             k = index_of[id(g.keeper)]
             for m in g.members:
                 picture[index_of[id(m.info)]] = k
@@ -1186,17 +1189,17 @@ def finder_for_library(
     files = library_files(lib)
     marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
     choices = KeeperChoices.for_library(lib.folder)
-    vectors = library_vectors(lib, files) if use_model else None
-    knn = None
+    embedded = library_vectors(lib, files) if use_model else None
+    vectors = knn = None
     thresholds: Thresholds | None = None
     mean = None
-    if vectors is not None:
+    if embedded is not None:
+        vectors, indexed = embedded
         calibration = library_calibration(lib, files, vectors, verifier=alignment_score if verify else None,
                                           progress=progress, cancel=cancel)
         thresholds, mean = calibration.thresholds, calibration.mean
-        ids = lib.vectors()[0]
         row_of = {f.id: i for i, f in enumerate(files)}
-        knn_ids, neighbours, _sims = lib.knn(min(k, len(ids) - 1))
+        knn_ids, neighbours, _sims = lib.knn(min(k, indexed - 1))
         knn = np.full((len(files), neighbours.shape[1]), -1, dtype=np.int64)
         for fid, nbrs in zip(knn_ids.tolist(), neighbours.tolist(), strict=True):
             row = row_of.get(int(fid))
@@ -1222,9 +1225,10 @@ def library_files(lib: Library) -> list[FileInfo]:
     return [FileInfo.from_record(r) for r in one_name_per_file([r for r in lib.files() if r.status == "ok"])]
 
 
-def library_vectors(lib: Library, files: Sequence[FileInfo]) -> np.ndarray | None:
-    """Pooled vectors aligned with ``files`` (zero rows for files not embedded yet); None before 4 are embedded,
-    too few to calibrate or to have neighbours."""
+def library_vectors(lib: Library, files: Sequence[FileInfo]) -> tuple[np.ndarray, int] | None:
+    """Pooled vectors aligned with ``files`` (zero rows for files not embedded yet) and how many vectors the
+    library holds (the k-NN graph's size); None before 4 are embedded, too few to calibrate or to have
+    neighbours. The catalogue's vectors are read once here: at 100,000 files that is the costly part."""
     ids, vecs = lib.vectors()
     if len(ids) < 4:
         return None
@@ -1234,7 +1238,7 @@ def library_vectors(lib: Library, files: Sequence[FileInfo]) -> np.ndarray | Non
         row = row_of.get(int(fid))
         if row is not None:
             vectors[row] = vec
-    return vectors
+    return vectors, len(ids)
 
 
 def library_calibration(

@@ -73,9 +73,10 @@ def ensure_calibration(lib: Library, *, verify: bool = True, progress: ProgressF
     from vitfeat_desktop.core.verify import alignment_score
 
     files = dupes.library_files(lib)
-    vectors = dupes.library_vectors(lib, files)
-    if vectors is None:
+    library_vectors = dupes.library_vectors(lib, files)
+    if library_vectors is None:
         return None
+    vectors = library_vectors[0]
     sample = min(32, int((np.linalg.norm(vectors, axis=1) > 0).sum()))
     copies = sample * (1 + len(calibration_mod.EDITS))
     checked = [0]

@@ -270,4 +270,5 @@ def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callab
 def regroup(finder: Any, sensitivity: float, *, progress: Any = None,
             cancel: Callable[[], bool] | None = None) -> tuple[list[Any], list[list[Any]]]:
     """Duplicate groups and, separately, groups of similar shots at ``sensitivity`` (no file is read)."""
-    return finder.groups(sensitivity), finder.similar_groups(sensitivity)
+    groups = finder.groups(sensitivity)
+    return groups, finder.similar_groups(sensitivity, groups)
