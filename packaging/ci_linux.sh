@@ -65,7 +65,7 @@ fi
 if [[ ${#model_args[@]} -gt 0 ]]; then
     "$BIN/vitfeat" extract "${model_args[@]}" --pool "$photo"
 else
-    "$PYTHON" -c "from vitfeat_desktop.core.tinyvit import write_model_folder as w; w('$WORK/tiny')"
+    "$PYTHON" -c "from vitfeat_desktop.selftest.tinyvit import write_model_folder as w; w('$WORK/tiny')"
     "$BIN/vitfeat" extract --model "$WORK/tiny" --pool "$photo"
 fi
 done_phase

@@ -35,7 +35,7 @@ def vitfeat_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A hub-layout folder with a tiny random ViT (hidden 32, 197 tokens), fp32 and int8, with pooler."""
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     return write_model_folder(tmp_path_factory.mktemp("models") / "tiny-vit")
 
@@ -43,7 +43,7 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vit_no_pooler(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same architecture without ``pooler_output`` (like many DINO/MAE exports)."""
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     return write_model_folder(tmp_path_factory.mktemp("models") / "tiny-vit-nopool", with_pooler=False, seed=1)
 

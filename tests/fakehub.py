@@ -53,7 +53,7 @@ def git_blob_sha1(data: bytes) -> str:
 def make_repo(folder: Path, *, seed: int = 0, with_pooler: bool = True, fp32: bool = True,
               quantized: bool = True) -> Path:
     """A tiny real ViT in hub layout (a few hundred KB), for serving."""
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     return write_model_folder(folder, seed=seed, with_pooler=with_pooler, fp32=fp32, quantized=quantized)
 

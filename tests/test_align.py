@@ -1,4 +1,4 @@
-"""core/align.py: the similarity fit maps a copy's pixels onto the original's (crop, scale, mirror, turn) and
+"""core/dupes/align.py: the similarity fit maps a copy's pixels onto the original's (crop, scale, mirror, turn) and
 explains far fewer of a neighbouring frame's matches."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from vitfeat_desktop.core.align import FeatureCache, align_pair
+from vitfeat_desktop.core.dupes.align import FeatureCache, align_pair
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitfeat_desktop.core import indexer
-from vitfeat_desktop.core.library import Library
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.library import scanner as indexer
 
 
 def _photo(size: tuple[int, int] = (320, 240), seed: int = 0) -> Image.Image:

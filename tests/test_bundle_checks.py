@@ -348,7 +348,7 @@ def test_tls_self_test_fails_without_ca_certificates(tmp_path: Path, monkeypatch
     import ssl
 
     from vitfeat_desktop import selftest
-    from vitfeat_desktop.core import download
+    from vitfeat_desktop.core.models import download
 
     ctx = selftest.Context(workdir=tmp_path, model_arg=None, quantized=True, photos_dir=tmp_path)
     assert "CA certificates" in selftest.check_tls(ctx)

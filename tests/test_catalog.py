@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from vitfeat_desktop.core.catalog import (
+from vitfeat_desktop.core.library.catalog import (
     MIGRATIONS,
     SCHEMA_VERSION,
     STATUS_DELETED,
@@ -19,6 +18,7 @@ from vitfeat_desktop.core.catalog import (
     CatalogError,
     FileUpdate,
 )
+
 from vitfeat_desktop.core.phash import ImageHashes, to_signed64
 
 

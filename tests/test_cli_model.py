@@ -13,7 +13,7 @@ from fakehub import FakeHub
 from vitfeat_desktop import config
 from vitfeat_desktop.cli import main
 from vitfeat_desktop.commands import model as model_cmd
-from vitfeat_desktop.core import hub
+from vitfeat_desktop.core.models import cache as hub
 
 REPO = "Xenova/tiny-vit"
 

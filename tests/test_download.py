@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from fakehub import FakeHub, make_clip_like_repo
 
-from vitfeat_desktop.core import download, hub, registry
-from vitfeat_desktop.core.download import DownloadError, download_model
 from vitfeat_desktop.core.errors import Cancelled, ModelError, ModelNotCachedError
+from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models import download, registry
+from vitfeat_desktop.core.models.download import DownloadError, download_model
 
 REPO = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
@@ -77,7 +78,7 @@ def test_manifest_records_commit_files_and_is_pinned(fhub: FakeHub, tiny_vit: Pa
     # main moves on: adding the fp32 variant later still comes from the pinned commit
     changed = {p.relative_to(tiny_vit).as_posix(): p.read_bytes() for p in tiny_vit.rglob("*") if p.is_file()}
     # a different (real: downloads are opened with ONNX Runtime before they are installed) model at a newer commit
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     changed["onnx/model.onnx"] = (write_model_folder(tmp_path / "newer", seed=7, quantized=False) / FP32).read_bytes()
     second = fhub.publish(REPO, changed)

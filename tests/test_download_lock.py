@@ -10,14 +10,14 @@ from pathlib import Path
 
 from fakehub import FakeHub
 
-from vitfeat_desktop.core import hub
+from vitfeat_desktop.core.models import cache as hub
 
 REPO = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
 
 SCRIPT = """
 import sys
-from vitfeat_desktop.core.download import download_model
+from vitfeat_desktop.core.models.download import download_model
 r = download_model(sys.argv[1], backoff=0.01)
 print("cached" if r.already_cached else "fetched", r.bytes_fetched)
 """

@@ -12,7 +12,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core import download, hub
+from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models import download
 
 pytestmark = pytest.mark.slow
 MODEL = "Xenova/dinov2-small"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
-from vitfeat_desktop.core.dupes import (
+from vitfeat_desktop.core.dupes.finder import (
     GEO_ALIGNED,
     DuplicateFinder,
     FileInfo,

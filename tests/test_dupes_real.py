@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier
 
-from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes
 from vitfeat_desktop.core.pipeline import pipeline
-from vitfeat_desktop.core.verify import AlignmentVerifier
 
 
 def test_real_model_groups_edited_copies(real_model: Path, photos: list[Path], tmp_path: Path) -> None:
@@ -47,8 +47,8 @@ def test_real_model_groups_edited_copies(real_model: Path, photos: list[Path], t
 def test_a_library_of_different_photos_has_no_duplicates(real_model: Path, photos: list[Path]) -> None:
     """Precision where it matters most: ordinary libraries are mostly distinct pictures. Sixty different photos
     (nearest neighbours included: dog breeds, fish, birds) must give no duplicate group at all."""
-    from vitfeat_desktop.core.calibrate import calibrate
-    from vitfeat_desktop.core.verify import alignment_score
+    from vitfeat_desktop.core.dupes.calibrate import calibrate
+    from vitfeat_desktop.core.dupes.verify import alignment_score
 
     paths = photos[:60]
     ext = pipeline("image-feature-extraction", model=str(real_model), quantized=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier
 
-from vitfeat_desktop.core.dupes import DuplicateFinder, FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes
-from vitfeat_desktop.core.verify import AlignmentVerifier, GeometricVerifier
 
 SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 

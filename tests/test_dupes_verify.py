@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
-from vitfeat_desktop.core.dupes import FileInfo, Thresholds
-from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
+from vitfeat_desktop.core.dupes.finder import FileInfo, Thresholds
 
 CUT = Thresholds().align_cut
 
@@ -51,7 +51,7 @@ def test_verifier_reads_files_and_reports_unreadable(tmp_path: Path, photos: lis
 
 
 def test_cached_verifier_remembers_scores_by_content(tmp_path: Path) -> None:
-    from vitfeat_desktop.core.dupes import CachedVerifier
+    from vitfeat_desktop.core.dupes.finder import CachedVerifier
 
     calls: list[tuple[str, str, bool]] = []
 

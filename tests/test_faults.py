@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core.library import Library
+from vitfeat_desktop.core.library.facade import Library
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_damaged_index_is_rebuilt_not_a_crash(library: Path, tiny_vit: Path, dam
         labels, _sims = index.query(vectors, 1)
         assert labels[:, 0].tolist() == ids.tolist()  # every file finds itself: the graph holds the right vectors
     if damage == "dim":  # made ``dupes`` abort with "double free or corruption" in its k-NN graph
-        script = ("import sys; from vitfeat_desktop.core.library import Library\n"
+        script = ("import sys; from vitfeat_desktop.core.library.facade import Library\n"
                   "with Library.open(sys.argv[1], model=sys.argv[2]) as lib:\n"
                   "    ids, nbrs, sims = lib.knn(5)\n"
                   "    assert len(ids) == 24 and (nbrs >= 0).all()\n")
@@ -140,7 +140,7 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
     assert (root / "z_real.jpg").is_file() and (root / "a_link.jpg").resolve() == root / "z_real.jpg"
     assert (root / "h1.jpg").is_file() and (root / "h2.jpg").is_file()
     # And the action itself refuses a link of its own keeper, whoever planned it.
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     keepers = {str(root / "z_real.jpg"): str(root / "a_link.jpg")}
     result = actions.apply_actions("trash", [root / "z_real.jpg"], keepers=keepers)
@@ -152,7 +152,7 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
 def _write_journal(records: list[dict[str, object]], *, sign: bool, name: str = "20260101-000000-deadbeef") -> Path:
     """A journal as an attacker (``sign=False``) or this installation (``sign=True``, where it signs) writes it."""
     from vitfeat_desktop import config
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     folder = config.trash_journal_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def _sha(path: Path) -> str:
 
 
 def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[Path], trash_home: Path) -> None:
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     untouched = tmp_path / "elsewhere" / "never_touched.jpg"
     untouched.parent.mkdir()
@@ -214,7 +214,7 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
 def test_recovery_never_deletes_the_real_photo(tmp_path: Path, photos: list[Path]) -> None:
     """An unfinished move whose source is a symlink to its destination: both 'match', and the old recovery
     deleted the destination, which was the only real file."""
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -263,7 +263,7 @@ def test_file_swapped_for_a_fifo_mid_scan_does_not_hang(tmp_path: Path, photos: 
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from vitfeat_desktop.core import indexer
+    from vitfeat_desktop.core.library import scanner as indexer
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -338,7 +338,7 @@ def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, 
     journal intent (as a slow disk would); B runs meanwhile. Every picture must keep a copy in the library."""
     import threading
 
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -461,7 +461,7 @@ def test_damaged_weights_are_refused_on_load(tmp_path: Path, tiny_vit: Path) -> 
 def test_nan_vector_in_the_catalogue_is_damage_not_a_score(library: Path, tiny_vit: Path) -> None:
     import sqlite3
 
-    from vitfeat_desktop.core.library import library_dir
+    from vitfeat_desktop.core.library.facade import library_dir
 
     conn = sqlite3.connect(str(library_dir(library) / "catalog.sqlite"))
     (chash, blob), = conn.execute("SELECT content_hash, vector FROM vectors LIMIT 1").fetchall()
@@ -511,7 +511,7 @@ def test_unreadable_journals_are_set_aside_and_work_goes_on(tmp_path: Path, phot
     done = _cli("undo", env=xdg)
     assert done.returncode == 0 and len(list(root.iterdir())) == 2
     # A line torn by a crash is skipped, and what is appended after it starts on a line of its own.
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     result = actions.apply_actions("quarantine", [root / "a.jpg"], photo_roots=[root])
     journal = folder / f"{result.journal_id}.jsonl"
@@ -553,8 +553,8 @@ def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, 
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from vitfeat_desktop.core import actions
     from vitfeat_desktop.core.errors import VitfeatError
+    from vitfeat_desktop.core.fileops import operations as actions
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -619,8 +619,8 @@ def _hostile_hub(mode: str, tiny_vit: Path) -> Any:
 
 @pytest.mark.parametrize("mode", ["redirect", "overlong"])
 def test_hostile_hub_installs_nothing_unverified(mode: str, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.core import hub
-    from vitfeat_desktop.core.download import DownloadError, download_model
+    from vitfeat_desktop.core.models import cache as hub
+    from vitfeat_desktop.core.models.download import DownloadError, download_model
 
     with _hostile_hub(mode, tiny_vit) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
@@ -699,7 +699,7 @@ def test_quarantine_inside_the_library_is_refused(tmp_path: Path, photos: list[P
 def _truncate_catalogue(root: Path) -> Path:
     import sqlite3
 
-    from vitfeat_desktop.core.library import library_dir
+    from vitfeat_desktop.core.library.facade import library_dir
 
     db = library_dir(root) / "catalog.sqlite"
     conn = sqlite3.connect(str(db))
@@ -712,7 +712,7 @@ def _truncate_catalogue(root: Path) -> Path:
 
 def test_truncated_catalogue_offers_and_does_the_repair(library: Path, tiny_vit: Path, photos: list[Path]) -> None:
     from vitfeat_desktop import config
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     victim = library / sorted(p.name for p in library.iterdir())[0]
     shutil.copy2(victim, library.parent / "copy.jpg")
@@ -772,8 +772,8 @@ def test_messages_say_what_happened(tmp_path: Path, photos: list[Path], tiny_vit
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
-    from vitfeat_desktop.core import actions
     from vitfeat_desktop.core.errors import ImageReadError, ModelError
+    from vitfeat_desktop.core.fileops import operations as actions
     from vitfeat_desktop.core.images import load_image, open_image
     from vitfeat_desktop.core.pipeline import pipeline
 

@@ -12,9 +12,9 @@ import pytest
 from fakehub import FakeHub, fake_hub  # noqa: F401  (fake_hub is a fixture)
 
 from vitfeat_desktop import pipeline
-from vitfeat_desktop.core import hub
-from vitfeat_desktop.core.download import DownloadError, download_model, download_timeout, hub_token
 from vitfeat_desktop.core.errors import ModelNotCachedError
+from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.download import DownloadError, download_model, download_timeout, hub_token
 
 REPO_ID = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
@@ -267,7 +267,7 @@ def test_code_ported_from_transformers_runs_or_fails_with_a_message(tiny_vit: Pa
 
 
 def test_revision_downloads_that_commit(fake_hub: FakeHub, tiny_vit: Path, tmp_path: Path) -> None:  # noqa: F811
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     first = fake_hub.commit(REPO_ID)
     second = fake_hub.publish(REPO_ID, write_model_folder(tmp_path / "v2", seed=7), tag="v2")

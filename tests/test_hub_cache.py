@@ -12,9 +12,9 @@ import pytest
 from fakehub import make_clip_like_repo
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core import hub
-from vitfeat_desktop.core.download import ModelLock, lock_path
 from vitfeat_desktop.core.errors import Cancelled, ModelError
+from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.download import ModelLock, lock_path
 
 INT8 = "onnx/model_quantized.onnx"
 FP32 = "onnx/model.onnx"

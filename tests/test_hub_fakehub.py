@@ -8,7 +8,7 @@ import urllib.parse
 
 from fakehub import FakeHub, fake_hub  # noqa: F401  (fake_hub is a fixture)
 
-from vitfeat_desktop.core import hub
+from vitfeat_desktop.core.models import cache as hub
 
 
 def head(url: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:

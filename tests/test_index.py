@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core.index import RECORD_NAME, VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.ann import RECORD_NAME, VectorIndex, normalize_rows
 
 
 def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -99,7 +99,7 @@ def test_crash_during_save_keeps_previous_state(tmp_path: Path, monkeypatch: pyt
     index.save(seq=1)
     index.add([3], np.eye(1, 8, k=3, dtype=np.float32))
 
-    import vitfeat_desktop.core.index as index_mod
+    import vitfeat_desktop.core.library.ann as index_mod
 
     def boom(path: Path, data: object) -> None:
         raise OSError(28, "No space left on device")

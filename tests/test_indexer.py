@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vitfeat_desktop.core.library.scanner import content_hash, walk
 
 from vitfeat_desktop.core.errors import Cancelled
-from vitfeat_desktop.core.indexer import content_hash, walk
-from vitfeat_desktop.core.library import Library, library_dir
+from vitfeat_desktop.core.library.facade import Library, library_dir
 
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import vitfeat_desktop.core.indexer as indexer
-    from vitfeat_desktop.core.library import Library
+    import vitfeat_desktop.core.library.scanner as indexer
+    from vitfeat_desktop.core.library.facade import Library
 
     indexer.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
     lib = Library.open(sys.argv[1], model=sys.argv[2])

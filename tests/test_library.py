@@ -13,8 +13,8 @@ from PIL import Image
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
-from vitfeat_desktop.core.index import VectorIndex
-from vitfeat_desktop.core.library import Library, library_dir
+from vitfeat_desktop.core.library.ann import VectorIndex
+from vitfeat_desktop.core.library.facade import Library, library_dir
 from vitfeat_desktop.core.progress import Progress
 
 
@@ -75,7 +75,7 @@ def test_first_scan_then_nothing_to_do(folder: Path, tiny_vit: Path) -> None:
 def test_rescan_does_not_open_unchanged_files(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Library.open(folder, model=str(tiny_vit)) as lib:
         lib.scan()
-    import vitfeat_desktop.core.indexer as indexer_mod
+    import vitfeat_desktop.core.library.scanner as indexer_mod
 
     def forbidden(*args: object, **kwargs: object) -> object:
         raise AssertionError("an unchanged file was opened")
@@ -285,7 +285,7 @@ def test_index_rebuilt_from_catalogue_when_lost(folder: Path, tiny_vit: Path) ->
 
 
 def test_many_deletions_compact_the_index(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vitfeat_desktop.core.index as index_mod
+    import vitfeat_desktop.core.library.ann as index_mod
 
     monkeypatch.setattr(index_mod, "COMPACT_MIN_DELETED", 2)
     with Library.open(folder, model=str(tiny_vit)) as lib:
@@ -332,7 +332,7 @@ def test_every_format_is_indexed_end_to_end(tmp_path: Path, tiny_vit: Path, phot
 
 
 def test_model_updated_in_place_gets_a_new_index(folder: Path, tmp_path: Path) -> None:
-    from vitfeat_desktop.core.tinyvit import write_model_folder
+    from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
     model = write_model_folder(tmp_path / "m" / "tiny", seed=3)
     with Library.open(folder, model=str(model)) as lib:
@@ -436,7 +436,7 @@ def test_quick_scan_never_loads_or_downloads_a_model(folder: Path, monkeypatch: 
 
 def test_model_key_settles_when_the_weights_arrive(folder: Path, tiny_vit: Path, vitfeat_home: Path) -> None:
     """A hub model downloaded by the first scan must not leave its vectors under a provisional key."""
-    from vitfeat_desktop.core import hub
+    from vitfeat_desktop.core.models import cache as hub
 
     model_id = "acme/tiny-vit"
     lib = Library.open(folder, model=model_id)

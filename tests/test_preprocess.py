@@ -12,7 +12,7 @@ from PIL import Image
 
 from vitfeat_desktop.core.images import load_image
 from vitfeat_desktop.core.preprocess import Preprocessor
-from vitfeat_desktop.core.tinyvit import VIT_PREPROCESSOR
+from vitfeat_desktop.selftest.tinyvit import VIT_PREPROCESSOR
 
 transformers = pytest.importorskip("transformers")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core import registry
-from vitfeat_desktop.core.download import validate_filename
-from vitfeat_desktop.core.hub import check_folder, validate_model_id
+from vitfeat_desktop.core.models import registry
+from vitfeat_desktop.core.models.cache import check_folder, validate_model_id
+from vitfeat_desktop.core.models.download import validate_filename
 
 
 def test_registry_has_the_default_dinov2_and_a_clip_vision_tower() -> None:

@@ -116,7 +116,7 @@ def test_real_model_embeds(real_model: Path, capsys: pytest.CaptureFixture[str])
     assert "embed (3, 384)" in out and "hidden (1, 257, 384)" in out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vitfeat_desktop.core.library") is None
+@pytest.mark.skipif(importlib.util.find_spec("vitfeat_desktop.core.library.facade") is None
                     or importlib.util.find_spec("vitfeat_desktop.gui.app") is None,
                     reason="the library or the main window has not landed yet")
 def test_full_self_test_passes(capsys: pytest.CaptureFixture[str]) -> None:

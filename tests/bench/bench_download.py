@@ -35,7 +35,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="vitfeat-bench-dl-"))
     os.environ["VITFEAT_HOME"] = str(tmp / "home")
-    from vitfeat_desktop.core import download, hub
+    from vitfeat_desktop.core.models import cache as hub
+    from vitfeat_desktop.core.models import download
 
     payload = os.urandom(args.mb * 1_000_000)
     files = {"config.json": b'{"model_type": "vit"}', "preprocessor_config.json": b"{}",

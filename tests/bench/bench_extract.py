@@ -97,7 +97,7 @@ def build_models(workdir: Path) -> Path:
     import torch
     from transformers import ViTConfig, ViTModel
 
-    from vitfeat_desktop.core.tinyvit import VIT_PREPROCESSOR  # the in21k model's preprocessor_config.json
+    from vitfeat_desktop.selftest.tinyvit import VIT_PREPROCESSOR  # the in21k model's preprocessor_config.json
 
     folder = workdir / "vit-in21k-random"
     stamp = hashlib.sha256(json.dumps([VIT_IN21K_CONFIG, BUILD_VERSION], sort_keys=True).encode()).hexdigest()

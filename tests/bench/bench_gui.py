@@ -212,7 +212,7 @@ def main() -> int:
     photos = make_photos(work / "photos", args.images)
     print(f"made {len(photos)} photos in {time.perf_counter() - t0:.1f} s", flush=True)
     if args.model == "tiny":
-        from vitfeat_desktop.core.tinyvit import write_model_folder
+        from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
         model: Any = write_model_folder(work / "tiny-vit")
     else:

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from vitfeat_desktop.core.index import normalize_rows
+from vitfeat_desktop.core.library.ann import normalize_rows
 
 
 def realistic_vectors(n: int, dim: int, seed: int = 0, anchors: np.ndarray | None = None) -> np.ndarray:

@@ -75,10 +75,10 @@ def infer_only(extractor, tensors: np.ndarray, batch: int, lanes: int) -> None: 
 
 def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from make_camera_jpegs import make
+    from vitfeat_desktop.core.library.scanner import content_hash, inference_lanes
 
     from vitfeat_desktop.core.images import open_image, open_image_with_info
-    from vitfeat_desktop.core.indexer import content_hash, inference_lanes
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
     from vitfeat_desktop.core.phash import image_hashes
 
     cam = args.jpegs or (work / ("camera-preview" if args.preview else "camera"))
@@ -173,7 +173,7 @@ def part_schedule(args: argparse.Namespace, work: Path) -> dict[str, dict[str, f
     from make_camera_jpegs import make
 
     from vitfeat_desktop.core.images import open_image
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
     from vitfeat_desktop.core.pipeline import pipeline
 
     cam = args.jpegs or (work / ("camera-preview" if args.preview else "camera"))
@@ -228,9 +228,9 @@ def part_decode(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
     from make_camera_jpegs import make
     from PIL import Image
+    from vitfeat_desktop.core.library.scanner import content_hash
 
     from vitfeat_desktop.core import images
-    from vitfeat_desktop.core.indexer import content_hash
     from vitfeat_desktop.core.preprocess import Preprocessor
 
     pre = Preprocessor.from_file(args.model / "preprocessor_config.json")
@@ -309,7 +309,7 @@ def part_cancel(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from make_camera_jpegs import make
 
     from vitfeat_desktop.core.errors import Cancelled
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
 
     cam = args.jpegs or (work / "camera")
     make(cam, args.n)
@@ -331,7 +331,7 @@ def part_cancel(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
 
 def part_rescan(args: argparse.Namespace, work: Path) -> dict[str, float]:
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
 
     root = work / "ten-thousand"
     photos = sorted(PHOTOS.glob("*.JPEG"))
@@ -390,7 +390,7 @@ def part_memory(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
 
 def child_memory(args: argparse.Namespace) -> None:
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
 
     n = args.child_memory
     work = Path(args.work)
@@ -439,7 +439,7 @@ def main() -> int:
     if args.vit_b:
         # A full-size ViT-B/16 (random weights, real architecture): the app's default model family, ~4x the
         # compute of DINOv2-S, so it shows how far decoding hides behind a typical model.
-        from vitfeat_desktop.core.tinyvit import write_model_folder
+        from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
         folder = Path(args.vit_b)
         if not (folder / "onnx" / "model_quantized.onnx").is_file():

@@ -264,7 +264,7 @@ def score_similar(sets: list, groups: list, manifest: dict, names: list[str], in
 
 
 def phash_baseline(paths: list[Path], manifest: dict, names: list[str]) -> dict:
-    from vitfeat_desktop.core.dupes import hamming_u64
+    from vitfeat_desktop.core.dupes.finder import hamming_u64
     from vitfeat_desktop.core.images import ensure_plugins
 
     ensure_plugins()  # HEIC for the baseline too (a tool without a HEIF plugin could not read them at all)
@@ -285,7 +285,7 @@ def study(lib: Path, out: Path, vectors: Path | None = None, limit: int = 1500) 
     of one scene (a frame and its exports are copies, any two frames are not). On a make_dupes_library library
     (``vectors``: its bench_dupes vector cache): every edited copy against its original, and each file's three
     nearest different pictures by embedding."""
-    from vitfeat_desktop.core.align import FeatureCache, better, match_features, photometric
+    from vitfeat_desktop.core.dupes.align import FeatureCache, better, match_features, photometric
 
     manifest = json.loads((lib / "manifest.json").read_text())["files"]
     names = sorted(manifest)
@@ -297,7 +297,7 @@ def study(lib: Path, out: Path, vectors: Path | None = None, limit: int = 1500) 
                 pairs.append((a, b, manifest[a]["group"] == manifest[b]["group"],
                               manifest[a]["edit"] + "|" + manifest[b]["edit"]))
     else:
-        from vitfeat_desktop.core.dupes import center_vectors
+        from vitfeat_desktop.core.dupes.finder import center_vectors
 
         unit = center_vectors(np.load(vectors)["vectors"])
         original = {manifest[n]["group"]: n for n in names if manifest[n]["edit"] == "original"}
@@ -353,9 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             build(args.lib, photos=not args.no_photos)
         study(args.lib, args.study, args.study_vectors)
         return 0
-    from vitfeat_desktop.core.calibrate import calibrate
-    from vitfeat_desktop.core.dupes import DuplicateFinder
-    from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
+    from vitfeat_desktop.core.dupes.calibrate import calibrate
+    from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
+
+    from vitfeat_desktop.core.dupes.finder import DuplicateFinder
 
     manifest_path = args.lib / "manifest.json"
     if args.rebuild or not manifest_path.is_file():

@@ -104,7 +104,7 @@ def click_row(qtbot: Any, panel: Any, item: Any, modifier: Any = Qt.KeyboardModi
 def test_first_groups_at_once_then_refined_without_moving_the_view(qtbot: Any, make_window: Any,
                                                                    review_folder: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.core import review
+    from vitfeat_desktop.core.dupes import review
 
     gate = threading.Event()
     real = review.ensure_calibration

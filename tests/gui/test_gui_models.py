@@ -9,7 +9,7 @@ import pytest
 from fakehub import fake_hub  # noqa: F401  (fixture)
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core import hub
+from vitfeat_desktop.core.models import cache as hub
 
 pytestmark = pytest.mark.gui
 
@@ -58,7 +58,7 @@ def test_download_can_be_cancelled_and_offline_offers_import(qtbot: Any, make_wi
 
 
 def test_model_manager_lists_registry_and_cache(qtbot: Any, make_window: Any) -> None:
-    from vitfeat_desktop.core import registry
+    from vitfeat_desktop.core.models import registry
     from vitfeat_desktop.gui.models_panel import ModelManagerDialog
 
     window = make_window(None)

@@ -21,7 +21,7 @@ from vitfeat_desktop.commands import add_model_options
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.dupes import SimilarSet
+    from vitfeat_desktop.core.dupes.finder import SimilarSet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,9 +73,9 @@ def _progress() -> Any:
 
 
 def run_dupes(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core import actions
-    from vitfeat_desktop.core.dupes import NotDuplicateMarks, finder_for_library
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.dupes.finder import NotDuplicateMarks, finder_for_library
+    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.library.facade import Library
 
     if not 0.0 <= args.sensitivity <= 1.0:
         raise VitfeatError("--sensitivity must be between 0 and 1")
@@ -163,7 +163,7 @@ def _print_groups(groups: list[Any], similar: list[SimilarSet], skipped: list[di
 
 
 def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root: Path) -> Any:
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     if not removable:
         print("nothing to move", file=sys.stderr)
@@ -187,7 +187,7 @@ def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root:
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core import actions
+    from vitfeat_desktop.core.fileops import operations as actions
 
     if args.list:
         rows = []

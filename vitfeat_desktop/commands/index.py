@@ -102,7 +102,7 @@ def _duration(seconds: float) -> str:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.library import Library, repair_library
+    from vitfeat_desktop.core.library.facade import Library, repair_library
 
     if args.threads is not None and args.threads < 1:
         raise ValueError("--threads must be at least 1")
@@ -138,7 +138,7 @@ def run_index(args: argparse.Namespace) -> int:
 def find_library_folder(image: Path) -> Path | None:
     """The deepest indexed folder that contains ``image``, from the records in the libraries dir."""
     from vitfeat_desktop import config
-    from vitfeat_desktop.core.library import LIBRARY_RECORD
+    from vitfeat_desktop.core.library.facade import LIBRARY_RECORD
 
     target = image.expanduser().resolve()
     best: Path | None = None
@@ -156,7 +156,7 @@ def find_library_folder(image: Path) -> Path | None:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.library import Library, library_dir
+    from vitfeat_desktop.core.library.facade import Library, library_dir
 
     if args.k < 1:
         raise ValueError("-k must be at least 1")
@@ -211,7 +211,7 @@ def indexed_models(library: Any) -> list[dict[str, Any]]:
 
 def _no_vectors_message(folder: Path, asked: str | None, library: Any, models: list[dict[str, Any]]) -> str:
     """Why `similar` cannot search: no images for this model; which models the library does have."""
-    from vitfeat_desktop.core.library import default_model
+    from vitfeat_desktop.core.library.facade import default_model
 
     wanted = asked if asked is not None else f"{default_model()} (the configured model)"
     if not models:

@@ -144,7 +144,7 @@ class ProgressPrinter:
 # -- commands -----------------------------------------------------------------------------------------------------
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.download import download_model
+    from vitfeat_desktop.core.models.download import download_model
 
     model_id = args.model_id or config.DEFAULT_MODEL_ID
     variants = ("int8", "fp32") if args.all else (("fp32",) if args.fp32 else ("int8",))
@@ -163,8 +163,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.hub import list_cached_models
-    from vitfeat_desktop.core.registry import KNOWN_MODELS
+    from vitfeat_desktop.core.models.cache import list_cached_models
+    from vitfeat_desktop.core.models.registry import KNOWN_MODELS
 
     cached = list_cached_models()
     if args.json:
@@ -201,7 +201,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.hub import import_model
+    from vitfeat_desktop.core.models.cache import import_model
 
     model = import_model(args.path, model_id=args.model_id, variant=args.variant, config_file=args.config_file,
                          preprocessor_file=args.preprocessor_file, force=args.force)
@@ -211,7 +211,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.hub import remove_model
+    from vitfeat_desktop.core.models.cache import remove_model
 
     folder = remove_model(args.model_id)
     print(f"removed {args.model_id} ({folder})")
@@ -220,7 +220,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     from vitfeat_desktop.core.errors import ModelNotCachedError
-    from vitfeat_desktop.core.hub import cache_folder
+    from vitfeat_desktop.core.models.cache import cache_folder
 
     if args.model_id is None:
         print(config.models_dir())

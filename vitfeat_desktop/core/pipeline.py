@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core import hub, optimize
+from vitfeat_desktop.core import optimize
 from vitfeat_desktop.core.errors import Cancelled, ModelError
 from vitfeat_desktop.core.hfargs import hf_options
 from vitfeat_desktop.core.images import load_image
+from vitfeat_desktop.core.models import cache as hub
 from vitfeat_desktop.core.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class FeatureExtractor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         providers = select_providers(self._requested_providers)
-        from vitfeat_desktop.core.weights import verify_weights  # issue 13: never run damaged weights silently
+        from vitfeat_desktop.core.models.weights import verify_weights  # issue 13: never run damaged weights silently
 
         verify_weights(self.folder, self.onnx_path, self.manifest)
         path = self.onnx_path

@@ -4,7 +4,7 @@ keeper.
 Deciding which of three near-identical shots to keep means looking at the same eye at 200 % in each, even when
 one is a 2x upscale, a crop, a turned or a mirrored copy. Every pane is a ``QGraphicsView`` whose scene is in
 the *first* photo's pixel coordinates: each other photo's item is placed there through the pair's alignment
-(``core/align.py``: a similarity fitted to matched local features, mirror included), or, while that is computed
+(``core/dupes/align.py``: a similarity fitted to matched local features, mirror included), or, while that is computed
 or when nothing matches, scaled to the first photo's frame. All views then share one zoom factor and one scene
 centre, so they show the same part of the picture at the same displayed size. "Difference" shows what changed
 (``review.difference_image``), "Flicker" alternates the first two photos in one pane. Images are decoded on a
@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitfeat_desktop.core import review
+from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.images import is_image_path, open_image
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.qtcompat import emit
@@ -92,7 +92,7 @@ def describe(info: dict[str, Any], sep: str = " · ") -> str:
 
 def compare_alignment(a: str, b: str) -> Any:
     """The alignment of file ``b`` onto file ``a`` (worker thread), or None when nothing matches."""
-    from vitfeat_desktop.core.align import align_pair
+    from vitfeat_desktop.core.dupes.align import align_pair
 
     return align_pair(a, b)
 

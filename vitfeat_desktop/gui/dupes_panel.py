@@ -1,6 +1,6 @@
 """The Duplicates view: groups with their keeper, each copy's tier and reason, and safe, undoable clean-up.
 
-The evidence comes from the core in stages (``core/review.py``): the hash-level groups within seconds (even while
+The evidence comes from the core in stages (``core/dupes/review.py``): the hash-level groups within seconds (even while
 the folder is still being indexed), then the model's groups, then the pixel-verified answer. Each stage refills
 the tree *in place*: the highlighted rows, the checked boxes and the row at the top of the view stay where the
 user left them. Moving the sensitivity slider only regroups (``finder.groups(s)``, no file is read).
@@ -48,7 +48,7 @@ from vitfeat_desktop.gui.text import for_window, plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.dupes import SimilarSet
+    from vitfeat_desktop.core.dupes.finder import SimilarSet
 
 TIER_WORDS = {
     "keeper": "Keep",
@@ -544,7 +544,7 @@ class DuplicatesPanel(QWidget):
         top.setExpanded(True)
 
     def _add_similar_group(self, n: int, shots: SimilarSet, checked: set[str]) -> None:
-        from vitfeat_desktop.core import review
+        from vitfeat_desktop.core.dupes import review
 
         files = list(shots)
         identical = [self.finder is not None and i > 0 and review.identical_pixels(self.finder, files[0], f)
@@ -809,7 +809,8 @@ class DuplicatesPanel(QWidget):
 
     def show_marks(self) -> None:
         """The "not a duplicate" marks of this library, each with its files; Unmark lets the pair group again."""
-        from vitfeat_desktop.core import dupes, review
+        from vitfeat_desktop.core.dupes import finder as dupes
+        from vitfeat_desktop.core.dupes import review
 
         if self.finder is not None and self.finder.marks is not None:
             marks, files = self.finder.marks, self.finder.files

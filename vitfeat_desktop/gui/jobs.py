@@ -6,7 +6,6 @@ GUI does no work of its own: every answer comes from the core's library, duplica
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,32 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from vitfeat_desktop.core.dupes import finder as dupes
+from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+from vitfeat_desktop.core.fileops import operations as actions
+from vitfeat_desktop.core.library.facade import Library
 
 SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
 SETTING_SENSITIVITY = "dupes_sensitivity"
-
-
-class FeatureUnavailable(VitfeatError):
-    """A core module this build lacks (the window disables the feature and says so, instead of crashing)."""
-
-
-def core_module(name: str) -> Any:
-    """Import ``vitfeat_desktop.core.<name>``, or raise a one-line error naming the missing feature."""
-    try:
-        return importlib.import_module(f"vitfeat_desktop.core.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.endswith(f"core.{name}"):
-            raise FeatureUnavailable(f"this build has no vitfeat_desktop.core.{name} module") from exc
-        raise
-
-
-def has_core(name: str) -> bool:
-    try:
-        core_module(name)
-    except FeatureUnavailable:
-        return False
-    return True
 
 
 def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any = None,
@@ -50,8 +31,8 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
     instead, so the user sees the size and chooses to download, with progress and Cancel.
     """
     from vitfeat_desktop import config
-    from vitfeat_desktop.core import hub
     from vitfeat_desktop.core.errors import ModelNotCachedError
+    from vitfeat_desktop.core.models import cache as hub
     from vitfeat_desktop.core.pipeline import pipeline
 
     spec = model if model is not None else config.DEFAULT_MODEL_ID
@@ -95,10 +76,9 @@ class OpenedLibrary:
 def open_library(folder: Path, extractor: Any, *, progress: Any = None,
                  cancel: Callable[[], bool] | None = None) -> OpenedLibrary:
     """Open (or create) the library of ``folder`` and read what it already knows, without scanning."""
-    library_mod = core_module("library")
     if not folder.is_dir():
         raise VitfeatError(f"{folder} is not a folder (was it moved, or is the drive disconnected?)")
-    lib = library_mod.Library.open(folder, extractor=extractor)
+    lib = Library.open(folder, extractor=extractor)
     return OpenedLibrary(lib, folder, grid_items(lib), list(lib.skipped()))
 
 
@@ -145,11 +125,10 @@ def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any
     results = [r for r in lib.similar(vector, k=k + 1) if self_id is None or r.file_id != self_id][:k]
     copies: dict[str, tuple[str, str]] = {}
     basis = ""
-    if isinstance(query, Path) and self_id is not None and has_core("review"):
-        review = core_module("review")
+    if isinstance(query, Path) and self_id is not None:
         basis = "verified" if finder is not None and getattr(finder, "has_vectors", False) else "hashes"
         if finder is None:
-            finder = core_module("dupes").finder_for_library(lib, use_model=False, cancel=cancel)
+            finder = dupes.finder_for_library(lib, use_model=False, cancel=cancel)
         copies = review.copies_of(finder, str(query), [str(r.path) for r in results], sensitivity)
         if scale is None:
             scale = review.neighbour_scale(lib)
@@ -172,14 +151,12 @@ def preview_image(path: Path, side: int = 216) -> Any:
 def apply_file_action(action: str, paths: list[str], *, folder: str | None = None,
                       photo_roots: list[str] | None = None, keepers: dict[str, str] | None = None,
                       progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
-    actions = core_module("actions")
     return actions.apply_actions(action, paths, folder=folder, photo_roots=photo_roots or [], keepers=keepers,
                                  progress=progress, cancel=cancel)
 
 
 def undo_last(journal_id: str | None = None, *, progress: Any = None,
               cancel: Callable[[], bool] | None = None) -> Any:
-    actions = core_module("actions")
     return actions.undo(journal_id, progress=progress, cancel=cancel)
 
 
@@ -215,52 +192,16 @@ def library_order(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] 
 
 
 def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
-    """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant).
-
-    Uses the core's own library helper when this build has one; otherwise assembles the inputs the finder's
-    ``build`` documents from the library's public API (records, pooled vectors, the hnswlib k-NN graph), the
-    user's reference folders and the library's "not a duplicate" marks.
-    """
-    dupes = core_module("dupes")
-    actions = core_module("actions")
+    """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant)."""
     references = [str(p) for p in actions.reference_folders()]
     marks = dupes.NotDuplicateMarks.for_library(lib.folder)
-    for helper in ("finder_for_library", "build_for_library", "from_library"):
-        fn = getattr(dupes, helper, None) or getattr(dupes.DuplicateFinder, helper, None)
-        if callable(fn):
-            return fn(lib, references=references, marks=marks, progress=progress, cancel=cancel)
-    records = [r for r in lib.files() if getattr(r, "status", "ok") == "ok"]
-    files = [dupes.FileInfo.from_record(r) for r in records]
-    row_of = {f.id: i for i, f in enumerate(files)}
-    vectors = None
-    knn = None
-    ids, vecs = lib.vectors()
-    if len(ids):
-        vectors = np.zeros((len(files), vecs.shape[1]), dtype=np.float32)
-        for fid, vec in zip(ids, vecs, strict=True):
-            row = row_of.get(int(fid))
-            if row is not None:
-                vectors[row] = vec
-        k = min(10, max(1, len(ids) - 1))
-        knn_ids, neighbours, _sims = lib.knn(k)
-        knn = np.full((len(files), k), -1, dtype=np.int64)
-        for fid, nbrs in zip(knn_ids, neighbours, strict=True):
-            row = row_of.get(int(fid))
-            if row is not None:
-                knn[row] = [row_of.get(int(x), -1) for x in nbrs]
-    if cancel is not None and cancel():
-        raise Cancelled()
-    return dupes.DuplicateFinder.build(files, vectors=vectors, knn=knn, references=references, marks=marks,
-                                       progress=progress, cancel=cancel)
+    return dupes.finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
 
 
 def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callable[[Any], None] | None = None,
                             progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
-    """The duplicates search in stages (``core/review.py``): each stage's finder goes to ``partial`` as soon as it
+    """The duplicates search in stages (``core/dupes/review.py``): each stage's finder goes to ``partial`` as soon as it
     exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
-    dupes = core_module("dupes")
-    actions = core_module("actions")
-    review = core_module("review")
     references = [str(p) for p in actions.reference_folders()]
     marks = dupes.NotDuplicateMarks.for_library(lib.folder)
     return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,

@@ -626,7 +626,7 @@ class MainWindow(QMainWindow):
                 "undo history are kept.") != QMessageBox.StandardButton.Yes:
             self._job_error(message)
             return
-        from vitfeat_desktop.core.library import repair_library
+        from vitfeat_desktop.core.library.facade import repair_library
 
         self.status_label.setText(f"Repairing the library of {folder}…")
         self.runner.submit(repair_library, folder, pass_callbacks=False, key="open",
@@ -989,7 +989,7 @@ class MainWindow(QMainWindow):
             self.inspect(path)
 
     def _similar_done(self, answer: jobs.SimilarAnswer, lib: Any = None) -> None:
-        from vitfeat_desktop.core import review
+        from vitfeat_desktop.core.dupes import review
         from vitfeat_desktop.gui.dupes_panel import TIER_WORDS
 
         items = []

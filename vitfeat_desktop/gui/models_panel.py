@@ -40,7 +40,7 @@ from vitfeat_desktop.gui.text import for_window
 
 def download_job(model_id: str, variant: str, *, progress: Any = None, cancel: Any = None) -> str:
     """Download one variant; the core's ``(done, total, message)`` progress becomes one tuple for the signal."""
-    from vitfeat_desktop.core.download import download_model
+    from vitfeat_desktop.core.models.download import download_model
 
     def report(done: int, total: int | None, message: str = "") -> None:
         if progress is not None:
@@ -51,7 +51,7 @@ def download_job(model_id: str, variant: str, *, progress: Any = None, cancel: A
 
 
 def import_job(source: str, *, progress: Any = None, cancel: Any = None) -> str:
-    from vitfeat_desktop.core.hub import import_model
+    from vitfeat_desktop.core.models.cache import import_model
 
     def report(done: int, total: int | None, message: str = "") -> None:
         if progress is not None:
@@ -102,7 +102,7 @@ class ModelSetupPanel(QWidget):
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from vitfeat_desktop.core import registry
+        from vitfeat_desktop.core.models import registry
 
         self.runner = runner
         self.model = registry.default_model()
@@ -260,7 +260,8 @@ class ModelManagerDialog(QDialog):
         self.table.resizeRowsToContents()  # now that the stretch column has its real width
 
     def rows(self) -> list[dict[str, Any]]:
-        from vitfeat_desktop.core import hub, registry
+        from vitfeat_desktop.core.models import cache as hub
+        from vitfeat_desktop.core.models import registry
 
         cached = {m.model_id: m for m in hub.list_cached_models()}
         rows = []
@@ -344,7 +345,7 @@ class ModelManagerDialog(QDialog):
         answer = QMessageBox.question(self, "Remove model", f"Delete the downloaded files of {row['id']}?")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        from vitfeat_desktop.core.hub import remove_model
+        from vitfeat_desktop.core.models.cache import remove_model
 
         try:
             remove_model(row["id"])

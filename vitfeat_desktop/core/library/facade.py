@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
-from vitfeat_desktop.core.index import VectorIndex, normalize_rows
-from vitfeat_desktop.core.indexer import Scanner, ScanReport
+from vitfeat_desktop.core.library.ann import VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
+from vitfeat_desktop.core.library.scanner import Scanner, ScanReport
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class Library:
         if self._extractor is not None:
             return (str(self._extractor.model_id), str(self._extractor.variant),
                     weights_fingerprint(getattr(self._extractor, "onnx_path", None)))
-        from vitfeat_desktop.core import hub
+        from vitfeat_desktop.core.models import cache as hub
 
         spec = self._model_spec if self._model_spec is not None else default_model()
         variant = "int8" if self._quantized else "fp32"
@@ -227,7 +227,7 @@ class Library:
         """The model's preprocessor, from its config file only: no ONNX session, and never a download."""
         if self._extractor is not None:
             return self._extractor.preprocessor
-        from vitfeat_desktop.core import hub
+        from vitfeat_desktop.core.models import cache as hub
         from vitfeat_desktop.core.preprocess import Preprocessor
 
         spec = self._model_spec if self._model_spec is not None else default_model()

@@ -5,7 +5,7 @@ The cache keeps one folder per hub id under ``config.models_dir()`` (``Xenova/vi
 of it carried to an air-gapped machine can be imported back under the same id. Each cached folder has a
 manifest (``vitfeat-model.json``): id, where it came from (hub commit or imported path), files with size and
 sha256, and the ``"outputs"`` mapping when the ONNX output names are not the standard ones.
-Downloading itself lives in :mod:`vitfeat_desktop.core.download`.
+Downloading itself lives in :mod:`vitfeat_desktop.core.models.download`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def resolve_model(
         return check_folder(folder.resolve(), quantized)
     model_id = validate_model_id(str(model))
     if revision is not None:
-        from vitfeat_desktop.core.download import validate_revision
+        from vitfeat_desktop.core.models.download import validate_revision
 
         validate_revision(revision)
     folder = cache_folder(model_id)
@@ -157,7 +157,7 @@ def resolve_model(
             f"Hugging Face cache {hf_root}, and {why}; copy the model folder or .onnx file to this machine and run: "
             f"vitfeat model import PATH --id {model_id}"
         )
-    from vitfeat_desktop.core.download import download_model
+    from vitfeat_desktop.core.models.download import download_model
 
     download_model(model_id, variants=("int8" if quantized else "fp32",), revision=revision, token=token,
                    progress=progress, cancel=cancel)
@@ -205,7 +205,7 @@ def find_hf_snapshot(model_id: str, quantized: bool, revision: str | None = None
     the snapshot's name itself. Without refs/main (a cache filled by ``hf download --revision X``), the newest
     snapshot that has the files is used.
     """
-    from vitfeat_desktop.core import registry
+    from vitfeat_desktop.core.models import registry
 
     repo = (root or hf_hub_cache()) / f"models--{model_id.replace('/', '--')}"
     snapshots = repo / "snapshots"
@@ -250,8 +250,8 @@ def adopt_hf_snapshot(model_id: str, snapshot: Path, quantized: bool,
     so the folder is pinned like a download. Refuses (None) to mix commits: when our folder already holds another
     variant from a different commit, the regular download path brings the folder to one commit instead.
     """
-    from vitfeat_desktop.core import registry
-    from vitfeat_desktop.core.download import ModelLock, lock_path
+    from vitfeat_desktop.core.models import registry
+    from vitfeat_desktop.core.models.download import ModelLock, lock_path
 
     variant = "int8" if quantized else "fp32"
     folder = cache_folder(model_id)
@@ -360,7 +360,7 @@ def list_cached_models() -> list[CachedModel]:
 
 def remove_model(model_id: str) -> Path:
     """Delete a model from the cache (never anything outside it); refuses while a download of it runs."""
-    from vitfeat_desktop.core.download import DownloadError, ModelLock, lock_path
+    from vitfeat_desktop.core.models.download import DownloadError, ModelLock, lock_path
 
     folder = cache_folder(model_id)
     if not folder.is_dir():
@@ -563,7 +563,7 @@ def import_model(
     manifest_in = read_manifest(near[-1])
     mapping_hint = manifest_in.get("outputs") if isinstance(manifest_in.get("outputs"), dict) else None
     if mapping_hint is None:
-        from vitfeat_desktop.core.registry import output_mapping
+        from vitfeat_desktop.core.models.registry import output_mapping
 
         mapping_hint = output_mapping(model_id)
     signatures = {}
@@ -630,7 +630,7 @@ def import_model(
         if mapping:
             manifest["outputs"] = mapping
         config.write_json_atomic(staging / MANIFEST_NAME, manifest)
-        from vitfeat_desktop.core.download import ModelLock, lock_path
+        from vitfeat_desktop.core.models.download import ModelLock, lock_path
 
         with ModelLock(lock_path(model_id)) as lock:
             if not lock.try_acquire():

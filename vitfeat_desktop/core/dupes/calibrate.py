@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.dupes import Thresholds, center_vectors, hamming_u64
+from vitfeat_desktop.core.dupes.finder import Thresholds, center_vectors, hamming_u64
 from vitfeat_desktop.core.errors import ImageReadError, VitfeatError
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel

@@ -48,16 +48,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.dupes.keeper import RAW_FORMATS as RAW_FORMATS  # re-exported
+from vitfeat_desktop.core.dupes.keeper import KeeperChoices, KeeperJudge, is_raw, keeper_key
+from vitfeat_desktop.core.dupes.keeper import under as _under
 from vitfeat_desktop.core.images import open_image
-from vitfeat_desktop.core.keeper import RAW_FORMATS as RAW_FORMATS  # re-exported
-from vitfeat_desktop.core.keeper import KeeperChoices, KeeperJudge, is_raw, keeper_key
-from vitfeat_desktop.core.keeper import under as _under
 from vitfeat_desktop.core.phash import ImageHashes
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.calibrate import Calibration
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.dupes.calibrate import Calibration
+    from vitfeat_desktop.core.library.facade import Library
 
 TIERS = ("exact", "same-pixels", "near-duplicate", "similar")
 _TIER_RANK = {t: n for n, t in enumerate(TIERS)}
@@ -232,7 +232,7 @@ class Geometry:
 
     def copies(self, sensitivity: float) -> np.ndarray:
         """Pairs geometry calls one capture at ``sensitivity``."""
-        from vitfeat_desktop.core.verify import copy_test
+        from vitfeat_desktop.core.dupes.verify import copy_test
 
         return (self.kind == GEO_ALIGNED) & copy_test(self.residual, self.local, sensitivity)
 
@@ -1184,7 +1184,7 @@ def finder_for_library(
     With ``use_model=False`` or before any file is embedded it is the quick pass: exact, same-pixel and
     hash-level copies only. Files in ``references`` are keepers and never offered for removal.
     """
-    from vitfeat_desktop.core.verify import AlignmentVerifier, alignment_score
+    from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
     files = library_files(lib)
     marks = marks if marks is not None else NotDuplicateMarks.for_library(lib.folder)
@@ -1254,7 +1254,7 @@ def library_calibration(
     """The (library, model) calibration from the cache, else fitted now and cached. The one place that decides
     its inputs, so the review's calibration stage and the final search fit and load the same one.
     ``extractor`` defaults to the library's (the review passes one that counts the embedded copies)."""
-    from vitfeat_desktop.core import calibrate as calibration_mod
+    from vitfeat_desktop.core.dupes import calibrate as calibration_mod
 
     key = str(getattr(lib, "model_key", "") or calibration_mod.model_key_of(lib.extractor))
     calibration = calibration_mod.load_calibration(lib.folder, key, n_files=len(files))
@@ -1296,7 +1296,7 @@ class CachedVerifier:
     def _check(self, a: FileInfo, b: FileInfo, *, mirror: bool = False) -> Any:
         """The inner verifier's geometric check, remembered by the two files' content hashes (in order: the
         alignment maps ``b`` onto ``a``)."""
-        from vitfeat_desktop.core.verify import PairCheck
+        from vitfeat_desktop.core.dupes.verify import PairCheck
 
         key = f"{a.content_hash}>{b.content_hash}:{int(mirror)}" if a.content_hash and b.content_hash else None
         if key is not None and key in self._checks:

@@ -49,7 +49,7 @@ from vitfeat_desktop.core.images import RAW_EXTENSIONS, open_image
 from vitfeat_desktop.core.progress import CancelFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.dupes import FileInfo
+    from vitfeat_desktop.core.dupes.finder import FileInfo
 
 RAW_FORMATS = frozenset({"DNG", "CR2", "CR3", "NEF", "NRW", "ARW", "RAF", "ORF", "RW2", "PEF", "SRW", "RAW"})
 LOSSLESS_FORMATS = frozenset({"PNG", "TIFF", "BMP", "GIF", "PPM", "DIB"})

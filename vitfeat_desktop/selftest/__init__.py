@@ -241,11 +241,11 @@ def check_hnswlib(ctx: Context) -> str:
 
 
 def check_opencv(ctx: Context) -> str:
-    """OpenCV decides whether two files are one capture (core/align.py: ORB + RANSAC); a bundle missing its
+    """OpenCV decides whether two files are one capture (core/dupes/align.py: ORB + RANSAC); a bundle missing its
     native parts would only fail at the first duplicate search, so line a picture up with its resized crop."""
     from PIL import Image
 
-    from vitfeat_desktop.core import align
+    from vitfeat_desktop.core.dupes import align
 
     rng = np.random.default_rng(1)
     base = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
@@ -319,7 +319,7 @@ def check_tls(ctx: Context) -> str:
     own); this builds the exact context the downloader uses, offline."""
     import ssl
 
-    from vitfeat_desktop.core import download
+    from vitfeat_desktop.core.models import download
 
     context = download._tls_context()
     if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
@@ -383,7 +383,7 @@ def check_model(ctx: Context) -> str:
             raise CheckFailed(f"--model {ctx.model_arg}: not a folder")
         source = "given"
     else:
-        from vitfeat_desktop.core.tinyvit import write_model_folder
+        from vitfeat_desktop.selftest.tinyvit import write_model_folder
 
         with _quiet_root_logger():  # the quantizer logs advice about pre-processing that means nothing here
             folder = write_model_folder(ctx.workdir / "models" / "tiny-vit", quantized=ctx.quantized)
@@ -449,9 +449,9 @@ def _result_path(item: Any) -> Path | None:
 
 def check_library(ctx: Context) -> str:
     try:
-        from vitfeat_desktop.core.library import Library
+        from vitfeat_desktop.core.library.facade import Library
     except ImportError as exc:
-        raise CheckFailed(f"vitfeat_desktop.core.library is not part of this build ({exc})") from exc
+        raise CheckFailed(f"vitfeat_desktop.core.library.facade is not part of this build ({exc})") from exc
     if ctx.model_folder is None:
         raise CheckSkipped("needs the model check")
     paths = _write_photos(ctx)

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vitfeat_desktop.core import dupes
+from vitfeat_desktop.core.dupes import finder as dupes
 from vitfeat_desktop.core.progress import CancelFn, Progress, ProgressFn, check_cancel
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.calibrate import Calibration
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.dupes.calibrate import Calibration
+    from vitfeat_desktop.core.library.facade import Library
 
 STAGES = ("hashes", "calibrating", "embeddings", "verified")
 
@@ -69,8 +69,8 @@ def ensure_calibration(lib: Library, *, verify: bool = True, progress: ProgressF
     """The (library, model) calibration from the cache, or fitted now and cached (None before 4 files are
     embedded), through :func:`dupes.library_calibration` like :func:`dupes.finder_for_library`, so the later
     stages load this one instead of fitting their own; here with progress through its silent parts."""
-    from vitfeat_desktop.core import calibrate as calibration_mod
-    from vitfeat_desktop.core.verify import alignment_score
+    from vitfeat_desktop.core.dupes import calibrate as calibration_mod
+    from vitfeat_desktop.core.dupes.verify import alignment_score
 
     files = dupes.library_files(lib)
     library_vectors = dupes.library_vectors(lib, files)

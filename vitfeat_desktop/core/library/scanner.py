@@ -30,16 +30,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate, encode_path
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
 from vitfeat_desktop.core.fileio import kind_of
 from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
-from vitfeat_desktop.core.index import normalize_rows
+from vitfeat_desktop.core.library.ann import normalize_rows
+from vitfeat_desktop.core.library.catalog import (
+    STATUS_ERROR,
+    STATUS_OK,
+    CatalogWriteError,
+    FileUpdate,
+    encode_path,
+)
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.library import Library
+    from vitfeat_desktop.core.library.facade import Library
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from vitfeat_desktop.core.align import (
+from vitfeat_desktop.core.dupes.align import (
     Alignment,
     FeatureCache,
     Features,

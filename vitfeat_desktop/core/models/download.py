@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from vitfeat_desktop import __version__, config
-from vitfeat_desktop.core import hub, registry
 from vitfeat_desktop.core.errors import Cancelled, ModelError, ModelNotCachedError
-from vitfeat_desktop.core.hub import (
+from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models import registry
+from vitfeat_desktop.core.models.cache import (
     MANIFEST_NAME,
     CancelCallback,
     ProgressCallback,

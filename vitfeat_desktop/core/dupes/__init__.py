@@ -1,0 +1,1 @@
+"""Duplicates and similar shots: evidence, verification, keeper, calibration, the staged review."""

@@ -1,0 +1,1 @@
+"""File operations on the user's photos: trash, quarantine, move, copy, with a journal and undo."""
