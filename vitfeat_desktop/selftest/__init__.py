@@ -297,7 +297,7 @@ def check_heic(ctx: Context) -> str:
             raise CheckFailed(f"pi-heif is not in this build ({exc})") from exc
     from vitfeat_desktop.core.images import open_image
 
-    sample = Path(__file__).resolve().parent / "resources" / "selftest.heic"
+    sample = Path(__file__).resolve().parents[1] / "resources" / "selftest.heic"
     if not sample.is_file():
         raise CheckFailed(f"the HEIC sample {sample} is missing from this build")
     source = synthetic_photo(99, (160, 120))  # what the sample was encoded from
