@@ -6,8 +6,7 @@ import pytest
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.models import registry
-from vitfeat_desktop.core.models.cache import check_folder, validate_model_id
-from vitfeat_desktop.core.models.download import validate_filename
+from vitfeat_desktop.core.models.layout import check_folder, validate_filename, validate_model_id
 
 
 def test_registry_has_the_default_dinov2_and_a_clip_vision_tower() -> None:

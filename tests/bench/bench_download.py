@@ -35,8 +35,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="vitfeat-bench-dl-"))
     os.environ["VITFEAT_HOME"] = str(tmp / "home")
-    from vitfeat_desktop.core.models import cache as hub
     from vitfeat_desktop.core.models import download
+    from vitfeat_desktop.core.models.cache import remove_model
+    from vitfeat_desktop.core.models.layout import cache_folder
 
     payload = os.urandom(args.mb * 1_000_000)
     files = {"config.json": b'{"model_type": "vit"}', "preprocessor_config.json": b"{}",
@@ -53,7 +54,7 @@ def main() -> None:
             return time.perf_counter() - start
 
         def ours() -> float:
-            hub.remove_model("bench/model") if hub.cache_folder("bench/model").exists() else None
+            remove_model("bench/model") if cache_folder("bench/model").exists() else None
             start = time.perf_counter()
             download.download_model("bench/model", backoff=0.01)
             return time.perf_counter() - start
@@ -64,7 +65,7 @@ def main() -> None:
         print(f"bare urllib read to file : {base_t:.3f} s  ({args.mb / base_t:.0f} MB/s)")
         print(f"download_model (verified): {our_t:.3f} s  ({args.mb / our_t:.0f} MB/s)  ratio {our_t / base_t:.2f}x")
 
-        hub.remove_model("bench/model")
+        remove_model("bench/model")
         server.add_fault("onnx/model_quantized.onnx", "drop", at=0.5)
         start = time.perf_counter()
         download.download_model("bench/model", backoff=0.01)
@@ -73,8 +74,8 @@ def main() -> None:
 
         latencies = []
         for _ in range(5):
-            hub.remove_model("bench/model")
-            for part in hub.cache_folder("bench/model").parent.rglob("*.part*"):
+            remove_model("bench/model")
+            for part in cache_folder("bench/model").parent.rglob("*.part*"):
                 part.unlink()
             fault = server.add_fault("onnx/model_quantized.onnx", "stall", at=0.3, delay=60)
             flag = threading.Event()

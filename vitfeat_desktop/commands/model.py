@@ -9,6 +9,7 @@ import time
 from typing import IO, Any
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.progress import Progress
 
 EXIT_OK = 0
 
@@ -81,10 +82,13 @@ def _fmt_eta(seconds: float) -> str:
 
 
 class ProgressPrinter:
-    """Turns ``progress(done, total, message)`` into a redrawn bar on a terminal and sparse plain lines otherwise.
+    """Turns the download's :class:`Progress` reports into a redrawn bar on a terminal and sparse plain lines
+    otherwise.
 
     Plain lines (a pipe, a log file, CI) get one line per file and one per 10%, so a log stays readable; the bar
-    shows bytes, percentage, speed and ETA and is redrawn at most 10 times a second.
+    shows bytes, percentage, speed and ETA and is redrawn at most 10 times a second. The speed is measured here,
+    from the first report this printer saw, not taken from ``Progress.rate``: a resumed download starts at the
+    bytes already on disk, which were not transferred now.
     """
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None, width: int = 24) -> None:
@@ -98,7 +102,8 @@ class ProgressPrinter:
         self._last_message = ""
         self._drawn = False
 
-    def __call__(self, done: int, total: int | None, message: str) -> None:
+    def __call__(self, report: Progress) -> None:
+        done, total, message = report.done, report.total, report.message
         now = time.monotonic()
         if self._start is None:
             self._start, self._start_done = now, done
@@ -220,7 +225,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     from vitfeat_desktop.core.errors import ModelNotCachedError
-    from vitfeat_desktop.core.models.cache import cache_folder
+    from vitfeat_desktop.core.models.layout import cache_folder
 
     if args.model_id is None:
         print(config.models_dir())

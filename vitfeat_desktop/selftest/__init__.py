@@ -321,12 +321,12 @@ def check_tls(ctx: Context) -> str:
     own); this builds the exact context the downloader uses, offline."""
     import ssl
 
-    from vitfeat_desktop.core.models import download
+    from vitfeat_desktop.core.models import http_client
 
-    context = download._tls_context()
+    context = http_client.tls_context()
     if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
         raise CheckFailed("the HTTPS context does not verify certificates")
-    count, sources = download.tls_trust()
+    count, sources = http_client.tls_trust()
     if count < 10:
         raise CheckFailed(f"the HTTPS context holds {count} CA certificates ({', '.join(sources) or 'no source'}); "
                           "model downloads would fail with CERTIFICATE_VERIFY_FAILED")
