@@ -86,7 +86,8 @@ class ProgressPrinter:
     otherwise.
 
     Plain lines (a pipe, a log file, CI) get one line per file and one per 10%, so a log stays readable; the bar
-    shows bytes, percentage, speed and ETA and is redrawn at most 10 times a second. The speed is measured here,
+    shows bytes, percentage, speed and ETA and is redrawn on every report (the download's ``Reporter`` already
+    sends at most 10 a second, so there is no second throttle here). The speed is measured here,
     from the first report this printer saw, not taken from ``Progress.rate``: a resumed download starts at the
     bytes already on disk, which were not transferred now.
     """
@@ -97,7 +98,6 @@ class ProgressPrinter:
         self.width = width
         self._start: float | None = None
         self._start_done = 0
-        self._last_draw = 0.0
         self._last_decile = -1
         self._last_message = ""
         self._drawn = False
@@ -111,9 +111,6 @@ class ProgressPrinter:
         speed = (done - self._start_done) / elapsed if elapsed > 0.2 else None
         eta = (total - done) / speed if speed and total is not None and speed > 0 else None
         if self.tty:
-            if now - self._last_draw < 0.1 and not (total is not None and done >= total):
-                return
-            self._last_draw = now
             if total:
                 frac = min(1.0, done / total)
                 filled = int(frac * self.width)

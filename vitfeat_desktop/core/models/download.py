@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, DownloadError, ModelError, ModelNotCachedError, short_reason
@@ -87,7 +87,7 @@ def _disk_free(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def _open_part(path: Path, mode: str) -> Any:
+def _open_part(path: Path, mode: Literal["ab", "wb"]) -> BinaryIO:
     """Open a part file (a function so tests can simulate a disk that fills up half-way)."""
     return path.open(mode)
 
@@ -227,7 +227,7 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, reporter: Reporter, ba
                 raise Retryable(f"the download server refused the link (HTTP {resp.status})")
             if resp.status >= 400:
                 raise error_for_status(resp, rf.model_id, rf.remote, rf.revision)
-            mode = "ab"
+            mode: Literal["ab", "wb"] = "ab"
             if resp.status == 206:
                 content_range = resp.header("Content-Range") or ""
                 match = re.match(r"bytes (\d+)-", content_range)

@@ -58,7 +58,6 @@ class Retryable(Exception):
         self.kind = kind
 
 
-
 def hub_endpoint() -> str:
     """``$HF_ENDPOINT`` (mirrors, tests) or the public hub, without a trailing slash."""
     endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
@@ -116,6 +115,8 @@ def normalize_etag(value: str | None) -> str | None:
 
 @dataclass
 class Response:
+    """One answer of the hub or the CDN, with its connection (the body is streamed from ``raw``)."""
+
     url: str
     status: int
     headers: Message

@@ -25,11 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class ModelLock:
-    """An OS file lock (``flock``/``msvcrt.locking``) so two processes never download the same model at once.
-
-    An OS lock, not a marker file, because the OS drops it when a process dies: a crashed download can never
-    leave a stale lock that blocks the next one.
-    """
+    """An OS file lock (``flock``/``msvcrt.locking``) so two processes never download the same model at once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
