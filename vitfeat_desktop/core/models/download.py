@@ -77,8 +77,7 @@ def git_blob_sha1(path: Path) -> str:
     size = path.stat().st_size
     digest = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        feed_digest(digest, fh)
     return digest.hexdigest()
 
 
