@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, DownloadError, ModelError, ModelNotCachedError, short_reason
@@ -64,6 +64,9 @@ from vitfeat_desktop.core.models.layout import (
 )
 from vitfeat_desktop.core.models.lock import ModelLock
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,14 @@ class DownloadResult:
     fetched: list[str] = field(default_factory=list)
     bytes_fetched: int = 0
     already_cached: bool = False
+
+
+@dataclass
+class _PartDigest:
+    """The sha256 of a part file's first ``upto`` bytes (-1: none yet), kept while streaming."""
+
+    digest: _Hash = field(default_factory=hashlib.sha256)
+    upto: int = -1
 
 
 # -- the work -----------------------------------------------------------------------------------------------------
@@ -206,7 +217,7 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, reporter: Reporter, ba
     transferred = 0
     # sha256 of the part file's bytes so far, kept while streaming so a clean download needs no second pass
     # over the file; after a resume it is rebuilt from the bytes already on disk.
-    hashed: dict[str, Any] = {"digest": None, "upto": -1}
+    hashed = _PartDigest()
 
     def once() -> None:
         nonlocal transferred
@@ -235,12 +246,12 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, reporter: Reporter, ba
             else:
                 mode, offset = "wb", 0  # server ignored our Range: take the whole file again
             position = offset
-            if hashed["upto"] != offset:
+            if hashed.upto != offset:
                 digest = hashlib.sha256()
                 if offset:
                     with part.open("rb") as existing:
                         feed_digest(digest, existing)
-                hashed["digest"], hashed["upto"] = digest, offset
+                hashed.digest, hashed.upto = digest, offset
             reporter.update(base + position, label, force=True)
             # Never more than announced: a server that keeps sending would otherwise fill the disk.
             limit = rf.size
@@ -272,9 +283,9 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, reporter: Reporter, ba
                             fh.write(block)
                         except OSError as exc:
                             raise _writable_error(dest, exc) from exc
-                        hashed["digest"].update(block)
+                        hashed.digest.update(block)
                         position += len(block)
-                        hashed["upto"] = position
+                        hashed.upto = position
                         transferred += len(block)
                         reporter.update(base + position, label)
             check_cancel(opts.cancel)
@@ -288,8 +299,8 @@ def _fetch(client: HubClient, rf: RemoteFile, dest: Path, reporter: Reporter, ba
             resp.close()
 
     with_retries(opts, f"{rf.remote}", client.endpoint, once)
-    size_now = part.stat().st_size if part.exists() else -1
-    streamed = hashed["digest"].hexdigest() if hashed["digest"] is not None and hashed["upto"] == size_now else None
+    size_now = part.stat().st_size if part.exists() else None
+    streamed = hashed.digest.hexdigest() if hashed.upto == size_now else None
     _verify(rf, part, meta, opts, streamed)
     if dest.suffix == ".onnx":
         _check_onnx(rf, part, meta)
