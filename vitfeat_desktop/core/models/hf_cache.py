@@ -9,7 +9,6 @@ rather than used in place, so the model folder is a plain folder in the hub layo
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from vitfeat_desktop import config
 from vitfeat_desktop.core.fileio import sha256_file
 from vitfeat_desktop.core.models import registry
 from vitfeat_desktop.core.models.layout import (
+    HEX40,
     MANIFEST_NAME,
     ResolvedModel,
     cache_folder,
@@ -69,13 +69,13 @@ def find_hf_snapshot(model_id: str, quantized: bool, revision: str | None = None
         return folder.is_dir() and all((folder / name).is_file() for name in needed)
 
     wanted = revision or "main"
-    if re.fullmatch(r"[0-9a-f]{40}", wanted):
+    if HEX40.fullmatch(wanted):
         return snapshots / wanted if complete(snapshots / wanted) else None
     try:
         commit = (repo / "refs" / wanted).read_text(encoding="utf-8").strip()
     except (OSError, ValueError):
         commit = ""
-    if re.fullmatch(r"[0-9a-f]{40}", commit):
+    if HEX40.fullmatch(commit):
         return snapshots / commit if complete(snapshots / commit) else None
     if revision is not None:
         return None  # asked for a revision this cache does not know
@@ -95,7 +95,7 @@ def adopt_hf_snapshot(model_id: str, snapshot: Path, quantized: bool,
     """
     variant = variant_name(quantized)
     folder = cache_folder(model_id)
-    commit = snapshot.name if re.fullmatch(r"[0-9a-f]{40}", snapshot.name) else None
+    commit = snapshot.name if HEX40.fullmatch(snapshot.name) else None
     previous = read_manifest(folder)
     if cached_variants(folder) and previous.get("commit") != commit:
         return None
