@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.fileio import sha256_file
 from vitfeat_desktop.core.fileops import operations as actions
-from vitfeat_desktop.core.fileops.operations import ProtectedFileError, apply_actions, recover, sha256_file, undo
+from vitfeat_desktop.core.fileops.operations import ProtectedFileError, apply_actions, recover, undo
 
 
 @pytest.fixture()

@@ -13,7 +13,8 @@ from fakehub import FakeHub
 from vitfeat_desktop import config
 from vitfeat_desktop.cli import main
 from vitfeat_desktop.commands import model as model_cmd
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.layout import cache_folder, cached_variants
+from vitfeat_desktop.core.progress import Progress
 
 REPO = "Xenova/tiny-vit"
 
@@ -40,10 +41,10 @@ def test_download_prints_plain_progress_lines_when_not_a_terminal(
 def test_download_defaults_to_the_default_model_and_takes_variants(
         fhub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["model", "download", "--fp32"]) == 0
-    folder = hub.cache_folder(config.DEFAULT_MODEL_ID)
-    assert hub.cached_variants(folder) == ("fp32",)
+    folder = cache_folder(config.DEFAULT_MODEL_ID)
+    assert cached_variants(folder) == ("fp32",)
     assert main(["model", "download", "--all", "--revision", "main"]) == 0
-    assert hub.cached_variants(folder) == ("int8", "fp32")
+    assert cached_variants(folder) == ("int8", "fp32")
     with pytest.raises(SystemExit):
         main(["model", "download", "--fp32", "--all"])
 
@@ -81,7 +82,7 @@ def test_list_path_import_remove(fhub: FakeHub, tiny_vit: Path, capsys: pytest.C
     assert main(["model", "list", "--known"]) == 0
     assert "Xenova/dinov2-small" in capsys.readouterr().out
     assert main(["model", "path", REPO]) == 0
-    assert capsys.readouterr().out.strip() == str(hub.cache_folder(REPO))
+    assert capsys.readouterr().out.strip() == str(cache_folder(REPO))
     assert main(["model", "path"]) == 0
     assert capsys.readouterr().out.strip() == str(config.models_dir())
     assert main(["model", "remove", "me/offline"]) == 0
@@ -109,7 +110,7 @@ def test_terminal_progress_bar_shows_bytes_speed_and_eta(monkeypatch: pytest.Mon
     total = 100_000_000
     for second in range(0, 5):
         clock.now = 100.0 + second
-        bar(second * 10_000_000, total, "org/m: onnx/model_quantized.onnx")
+        bar(Progress("download", second * 10_000_000, total, "org/m: onnx/model_quantized.onnx"))
     bar.finish()
     text = stream.getvalue()
     last = text.split("\r")[-1]
@@ -122,6 +123,6 @@ def test_plain_progress_prints_each_file_and_every_tenth() -> None:
     stream = io.StringIO()
     printer = model_cmd.ProgressPrinter(stream, tty=False)
     for done in range(0, 101):
-        printer(done * 1000, 100_000, "m: onnx/model.onnx")
+        printer(Progress("download", done * 1000, 100_000, "m: onnx/model.onnx"))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 11 and lines[-1].endswith("100%")

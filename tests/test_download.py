@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from fakehub import FakeHub, make_clip_like_repo
 
-from vitfeat_desktop.core.errors import Cancelled, ModelError, ModelNotCachedError
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.errors import Cancelled, DownloadError, ModelError, ModelNotCachedError
 from vitfeat_desktop.core.models import download, registry
-from vitfeat_desktop.core.models.download import DownloadError, download_model
+from vitfeat_desktop.core.models.download import download_model
+from vitfeat_desktop.core.models.http_client import HubClient, normalize_etag, resolve_url
+from vitfeat_desktop.core.models.layout import cache_folder, check_folder, lock_path, read_manifest, validate_revision
+from vitfeat_desktop.core.models.lock import ModelLock
+from vitfeat_desktop.core.models.resolve import resolve_model
 
 REPO = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
@@ -46,7 +49,7 @@ def fetch(**kwargs: object) -> download.DownloadResult:
 
 def test_downloads_configs_and_int8_through_cdn_redirect(fhub: FakeHub, tiny_vit: Path) -> None:
     result = fetch()
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     assert result.folder == folder and result.fetched == ["config.json", "preprocessor_config.json", INT8]
     for rel in ("config.json", "preprocessor_config.json", INT8):
         assert (folder / rel).read_bytes() == (tiny_vit / rel).read_bytes()
@@ -54,13 +57,13 @@ def test_downloads_configs_and_int8_through_cdn_redirect(fhub: FakeHub, tiny_vit
     # the ONNX file came from the CDN after a 302, the small files straight from the hub
     assert fhub.count("GET", INT8, "cdn") == 1 and fhub.count("GET", "config.json", "cdn") == 0
     assert not list(folder.rglob("*.part*"))
-    resolved = hub.resolve_model(REPO)
+    resolved = resolve_model(REPO)
     assert resolved.onnx_path == folder / INT8
 
 
 def test_fp32_and_all_variants(fhub: FakeHub, tiny_vit: Path) -> None:
     fetch(variants=("fp32",))
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     assert (folder / FP32).is_file() and not (folder / INT8).exists()
     fetch(variants=("int8", "fp32"))
     assert sha256(folder / INT8) == sha256(tiny_vit / INT8)
@@ -70,7 +73,7 @@ def test_fp32_and_all_variants(fhub: FakeHub, tiny_vit: Path) -> None:
 def test_manifest_records_commit_files_and_is_pinned(fhub: FakeHub, tiny_vit: Path, tmp_path: Path) -> None:
     first = fhub.commit(REPO)
     fetch()
-    manifest = hub.read_manifest(hub.cache_folder(REPO))
+    manifest = read_manifest(cache_folder(REPO))
     assert manifest["commit"] == first and manifest["revision"] == "main" and manifest["model_id"] == REPO
     assert manifest["files"][INT8]["sha256"] == sha256(tiny_vit / INT8)
     assert manifest["files"][INT8]["size"] == (tiny_vit / INT8).stat().st_size
@@ -85,19 +88,19 @@ def test_manifest_records_commit_files_and_is_pinned(fhub: FakeHub, tiny_vit: Pa
     assert second != first
     fetch(variants=("fp32",))
     assert any(f"/resolve/{first}/onnx/model.onnx" in r.path for r in fhub.requests)
-    assert (hub.cache_folder(REPO) / FP32).read_bytes() == (tiny_vit / FP32).read_bytes()
+    assert (cache_folder(REPO) / FP32).read_bytes() == (tiny_vit / FP32).read_bytes()
     # asking for main explicitly moves the pin and refetches
     fetch(variants=("fp32",), revision="main")
-    manifest = hub.read_manifest(hub.cache_folder(REPO))
+    manifest = read_manifest(cache_folder(REPO))
     assert manifest["commit"] == second
-    assert (hub.cache_folder(REPO) / FP32).read_bytes() == changed["onnx/model.onnx"]
+    assert (cache_folder(REPO) / FP32).read_bytes() == changed["onnx/model.onnx"]
 
 
 def test_revision_by_tag_and_unknown_revision(fhub: FakeHub, tiny_vit: Path) -> None:
     files = {p.relative_to(tiny_vit).as_posix(): p.read_bytes() for p in tiny_vit.rglob("*") if p.is_file()}
     sha = fhub.publish(REPO, files, tag="v1.0")
     result = fetch(revision="v1.0")
-    assert result.commit == sha and hub.read_manifest(result.folder)["revision"] == "v1.0"
+    assert result.commit == sha and read_manifest(result.folder)["revision"] == "v1.0"
     with pytest.raises(DownloadError, match=r"no revision 'nope'"):
         fetch(revision="nope", force=True)
 
@@ -120,7 +123,7 @@ def test_private_repo_without_token_mentions_hf_token(tiny_vit: Path, monkeypatc
         with pytest.raises(DownloadError, match=r"HF_TOKEN") as info:
             download_model("me/private", backoff=0.001)
         assert info.value.status == 401 and "\n" not in str(info.value)
-        assert not hub.cache_folder("me/private").joinpath(INT8).exists()
+        assert not cache_folder("me/private").joinpath(INT8).exists()
 
 
 def test_gated_repo_401_and_403(tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +164,7 @@ def test_renamed_repo_follows_relative_redirect(tiny_vit: Path, monkeypatch: pyt
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
         monkeypatch.setenv("HF_TOKEN", "tok")
         download_model("old/name", backoff=0.001)
-        assert (hub.cache_folder("old/name") / INT8).read_bytes() == (tiny_vit / INT8).read_bytes()
+        assert (cache_folder("old/name") / INT8).read_bytes() == (tiny_vit / INT8).read_bytes()
         # the token still goes along a same-host redirect
         assert all(r.headers.get("Authorization") == "Bearer tok" for r in server.requests if r.server == "hub")
 
@@ -169,7 +172,7 @@ def test_renamed_repo_follows_relative_redirect(tiny_vit: Path, monkeypatch: pyt
 def test_500_twice_then_ok_is_retried(fhub: FakeHub, tiny_vit: Path) -> None:
     fhub.add_fault(INT8, "status", status=500, times=2, method="GET")
     fetch()
-    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    assert sha256(cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
     assert fhub.count("GET", INT8, "hub") == 3
 
 
@@ -195,7 +198,7 @@ def test_no_network_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dropped_connection_resumes_with_range(fhub: FakeHub, tiny_vit: Path) -> None:
     fhub.add_fault(INT8, "drop", at=0.4)
     fetch()
-    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    assert sha256(cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
     cdn_gets = [r for r in fhub.requests if r.server == "cdn" and r.method == "GET"]
     assert len(cdn_gets) == 2
     size = (tiny_vit / INT8).stat().st_size
@@ -207,12 +210,12 @@ def test_truncated_download_is_never_used_and_resumes_later(fhub: FakeHub, tiny_
     fhub.add_fault(INT8, "drop", at=0.5)
     with pytest.raises(DownloadError, match=r"run it again to resume"):
         fetch(retries=0)
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     assert not (folder / INT8).exists()
     part = folder / (INT8 + ".part")
     assert part.stat().st_size == int((tiny_vit / INT8).stat().st_size * 0.5)
     with pytest.raises(ModelError):
-        hub.check_folder(folder, True)
+        check_folder(folder, True)
     kept = part.stat().st_size
     fetch()  # resumes from the part file
     assert sha256(folder / INT8) == sha256(tiny_vit / INT8) and not part.exists()
@@ -224,28 +227,28 @@ def test_server_ignoring_range_restarts_cleanly(fhub: FakeHub, tiny_vit: Path) -
     fhub.add_fault(INT8, "drop", at=0.3)
     fhub.add_fault(INT8, "ignore-range")
     fetch()
-    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    assert sha256(cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
 
 
 def test_corrupted_bytes_fail_verification_and_delete_the_part(fhub: FakeHub) -> None:
     fhub.add_fault(INT8, "corrupt")
     with pytest.raises(DownloadError, match=r"failed verification.*sha256.*deleted"):
         fetch()
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     assert not (folder / INT8).exists() and not list(folder.rglob("*.part"))
     fetch()  # a clean retry works
-    assert hub.read_manifest(folder)["files"][INT8]["sha256"] == sha256(folder / INT8)
+    assert read_manifest(folder)["files"][INT8]["sha256"] == sha256(folder / INT8)
 
 
 def test_corrupted_small_file_fails_git_sha1_check(fhub: FakeHub) -> None:
     fhub.add_fault("config.json", "corrupt")
     with pytest.raises(DownloadError, match=r"config.json failed verification.*git sha1"):
         fetch()
-    assert not (hub.cache_folder(REPO) / "config.json").exists()
+    assert not (cache_folder(REPO) / "config.json").exists()
 
 
 def test_a_stale_part_of_another_version_is_discarded(fhub: FakeHub, tiny_vit: Path) -> None:
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     (folder / "onnx").mkdir(parents=True)
     (folder / (INT8 + ".part")).write_bytes(b"x" * 1000)  # no identity file: we cannot trust it
     fetch()
@@ -259,11 +262,11 @@ def test_cancel_stops_a_stalled_transfer_quickly_and_leaves_a_resumable_part(fhu
     with pytest.raises(Cancelled):
         fetch(cancel=stop.is_set)
     assert not fault.completed.is_set()  # we did not wait for the stalled server to go on
-    part = hub.cache_folder(REPO) / (INT8 + ".part")
+    part = cache_folder(REPO) / (INT8 + ".part")
     half = int((tiny_vit / INT8).stat().st_size * 0.5)
     assert part.stat().st_size == half
     fetch()
-    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    assert sha256(cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
     assert [r for r in fhub.requests if r.server == "cdn"][-1].headers["Range"] == f"bytes={half}-"
 
 
@@ -275,7 +278,7 @@ def test_cancel_before_start_makes_no_request(fhub: FakeHub) -> None:
 
 def test_progress_reports_bytes_of_the_whole_model(fhub: FakeHub, tiny_vit: Path) -> None:
     calls: list[tuple[int, int | None, str]] = []
-    fetch(variants=("int8", "fp32"), progress=lambda d, t, m: calls.append((d, t, m)))
+    fetch(variants=("int8", "fp32"), progress=lambda p: calls.append((p.done, p.total, p.message)))
     total = sum((tiny_vit / f).stat().st_size for f in ("config.json", "preprocessor_config.json", INT8, FP32))
     assert calls and all(t == total for _, t, _ in calls)
     dones = [d for d, _, _ in calls]
@@ -296,8 +299,8 @@ def test_bad_ids_revisions_and_file_names_are_refused_before_any_request(
     with pytest.raises(ModelError, match=r"leave the model folder"):
         fetch()
     assert fhub.requests == []
-    assert download.validate_revision("refs/pr/1") == "refs/pr/1"
-    assert download.resolve_url("http://h", "a/b", "refs/pr/1", "onnx/x.onnx") == \
+    assert validate_revision("refs/pr/1") == "refs/pr/1"
+    assert resolve_url("http://h", "a/b", "refs/pr/1", "onnx/x.onnx") == \
         "http://h/a/b/resolve/refs%2Fpr%2F1/onnx/x.onnx"
 
 
@@ -309,9 +312,9 @@ def test_clip_like_repo_fetches_only_the_vision_tower_under_standard_names(
         download_model(model_id, variants=("int8", "fp32"), backoff=0.001)
         assert server.paths() == ["config.json", "onnx/vision_model.onnx", "onnx/vision_model_quantized.onnx",
                                   "preprocessor_config.json"]  # no text tower, no tokenizer
-    folder = hub.cache_folder(model_id)
+    folder = cache_folder(model_id)
     assert (folder / INT8).read_bytes() == (clip_repo / "onnx/vision_model_quantized.onnx").read_bytes()
-    manifest = hub.read_manifest(folder)
+    manifest = read_manifest(folder)
     assert manifest["outputs"] == {"pooler_output": "image_embeds"}
     assert manifest["files"][INT8]["remote"] == "onnx/vision_model_quantized.onnx"
     import numpy as np
@@ -328,16 +331,16 @@ def test_offline_mode_touches_nothing(fhub: FakeHub, monkeypatch: pytest.MonkeyP
     with pytest.raises(ModelNotCachedError, match=r"vitfeat model import"):
         fetch()
     with pytest.raises(ModelNotCachedError, match=r"offline.*vitfeat model import PATH --id Xenova/tiny-vit"):
-        hub.resolve_model(REPO)
+        resolve_model(REPO)
     assert fhub.requests == []
 
 
 def test_resolve_model_downloads_a_missing_hub_id_with_progress(fhub: FakeHub) -> None:
     seen: list[int] = []
-    resolved = hub.resolve_model(REPO, quantized=False, progress=lambda d, t, m: seen.append(d))
+    resolved = resolve_model(REPO, quantized=False, progress=lambda p: seen.append(p.done))
     assert resolved.onnx_path.name == "model.onnx" and resolved.model_id == REPO and seen
     requests = len(fhub.requests)
-    hub.resolve_model(REPO, quantized=False)  # cached now: no network at all
+    resolve_model(REPO, quantized=False)  # cached now: no network at all
     assert len(fhub.requests) == requests
 
 
@@ -386,7 +389,7 @@ def test_read_only_data_dir_is_a_clear_error(fhub: FakeHub, monkeypatch: pytest.
 
 
 def test_lock_keeps_a_second_downloader_out(fhub: FakeHub) -> None:
-    with download.ModelLock(download.lock_path(REPO)) as lock:
+    with ModelLock(lock_path(REPO)) as lock:
         assert lock.try_acquire()
         with pytest.raises(DownloadError, match=r"another vitfeat process is downloading"):
             fetch(lock_timeout=0.2)
@@ -396,9 +399,9 @@ def test_lock_keeps_a_second_downloader_out(fhub: FakeHub) -> None:
 
 
 def test_normalize_etag_and_git_sha1(tmp_path: Path) -> None:
-    assert download.normalize_etag('W/"ABC"') == "abc"
-    assert download.normalize_etag('"abc"') == "abc"
-    assert download.normalize_etag(None) is None
+    assert normalize_etag('W/"ABC"') == "abc"
+    assert normalize_etag('"abc"') == "abc"
+    assert normalize_etag(None) is None
     f = tmp_path / "f"
     f.write_bytes(b"hello\n")
     assert download.git_blob_sha1(f) == "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object`
@@ -407,7 +410,7 @@ def test_normalize_etag_and_git_sha1(tmp_path: Path) -> None:
 def test_a_stalled_server_times_out_and_the_retry_resumes(fhub: FakeHub, tiny_vit: Path) -> None:
     fhub.add_fault(INT8, "stall", at=0.25, delay=30)
     fetch(timeout=0.3)
-    assert sha256(hub.cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
+    assert sha256(cache_folder(REPO) / INT8) == sha256(tiny_vit / INT8)
     last = [r for r in fhub.requests if r.server == "cdn"][-1]
     assert last.headers["Range"] == f"bytes={int((tiny_vit / INT8).stat().st_size * 0.25)}-"
 
@@ -419,7 +422,7 @@ def test_network_errors_give_up_after_one_retry(monkeypatch: pytest.MonkeyPatch)
         calls.append(url)
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(download.HubClient, "request", refused)
+    monkeypatch.setattr(HubClient, "request", refused)
     with pytest.raises(DownloadError, match=r"cannot reach the model hub .*Connection refused"):
         download_model(REPO, retries=5, backoff=0.001)
     assert len(calls) == 2

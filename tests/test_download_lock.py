@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fakehub import FakeHub
 
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.layout import cache_folder
 
 REPO = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
@@ -35,7 +35,7 @@ def test_two_processes_do_not_corrupt_each_other(tiny_vit: Path, vitfeat_home: P
         words = sorted(out.split()[0] for out, _ in outputs)
         assert words == ["cached", "fetched"], outputs
         assert server.count("GET", INT8, "cdn") == 1  # fetched once, not twice into the same part file
-    folder = hub.cache_folder(REPO)
+    folder = cache_folder(REPO)
     assert hashlib.sha256((folder / INT8).read_bytes()).digest() == hashlib.sha256(
         (tiny_vit / INT8).read_bytes()).digest()
     assert not list(folder.rglob("*.part*"))

@@ -12,8 +12,9 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core.models import cache as hub
 from vitfeat_desktop.core.models import download
+from vitfeat_desktop.core.models.http_client import HubClient, hub_endpoint, normalize_etag, resolve_url
+from vitfeat_desktop.core.models.layout import read_manifest
 
 pytestmark = pytest.mark.slow
 MODEL = "Xenova/dinov2-small"
@@ -21,7 +22,7 @@ MODEL = "Xenova/dinov2-small"
 
 @pytest.fixture
 def online() -> str:
-    endpoint = download.hub_endpoint()
+    endpoint = hub_endpoint()
     parts = urllib.parse.urlsplit(endpoint)
     host = parts.hostname or ""
     try:
@@ -32,16 +33,16 @@ def online() -> str:
 
 
 def test_real_hub_headers(online: str) -> None:
-    client = download.HubClient(online)
-    resp = client.request("HEAD", download.resolve_url(online, MODEL, "main", "onnx/model_quantized.onnx"),
+    client = HubClient(online)
+    resp = client.request("HEAD", resolve_url(online, MODEL, "main", "onnx/model_quantized.onnx"),
                           follow="same-host")
     resp.close()
     assert resp.status in (302, 307) and not client.same_origin(resp.header("Location") or "")
-    assert resp.header("X-Linked-Size") and len(download.normalize_etag(resp.header("X-Linked-Etag")) or "") == 64
+    assert resp.header("X-Linked-Size") and len(normalize_etag(resp.header("X-Linked-Etag")) or "") == 64
     assert len(resp.header("X-Repo-Commit") or "") == 40
-    resp = client.request("HEAD", download.resolve_url(online, MODEL, "main", "config.json"), follow="same-host")
+    resp = client.request("HEAD", resolve_url(online, MODEL, "main", "config.json"), follow="same-host")
     resp.close()
-    assert resp.status == 200 and len(download.normalize_etag(resp.header("ETag")) or "") == 40
+    assert resp.status == 200 and len(normalize_etag(resp.header("ETag")) or "") == 40
 
 
 def test_real_download_verifies_and_runs(online: str) -> None:
@@ -52,4 +53,4 @@ def test_real_download_verifies_and_runs(online: str) -> None:
     extractor = pipeline(model=MODEL)
     vectors = extractor.embed(np.zeros((1, 3, 224, 224), dtype=np.float32))
     assert vectors.shape == (1, 384)
-    assert hub.read_manifest(result.folder)["files"]["onnx/model_quantized.onnx"]["lfs"] is True
+    assert read_manifest(result.folder)["files"]["onnx/model_quantized.onnx"]["lfs"] is True

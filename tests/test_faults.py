@@ -619,17 +619,19 @@ def _hostile_hub(mode: str, tiny_vit: Path) -> Any:
 
 @pytest.mark.parametrize("mode", ["redirect", "overlong"])
 def test_hostile_hub_installs_nothing_unverified(mode: str, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.core.models import cache as hub
-    from vitfeat_desktop.core.models.download import DownloadError, download_model
+    from vitfeat_desktop.core.errors import DownloadError
+    from vitfeat_desktop.core.models.cache import list_cached_models
+    from vitfeat_desktop.core.models.download import download_model
+    from vitfeat_desktop.core.models.layout import cache_folder
 
     with _hostile_hub(mode, tiny_vit) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
         with pytest.raises(DownloadError) as caught:
             download_model("Xenova/tiny-vit", variants=("int8",), backoff=0.001)
         sent = type(server).sent
-    folder = hub.cache_folder("Xenova/tiny-vit")
+    folder = cache_folder("Xenova/tiny-vit")
     assert not (folder / "onnx" / "model_quantized.onnx").exists()
-    assert not [m for m in hub.list_cached_models() if "int8" in m.variants]
+    assert not [m for m in list_cached_models() if "int8" in m.variants]
     assert not list(folder.rglob("*.part"))
     if mode == "overlong":
         assert "more than the announced" in str(caught.value)

@@ -12,9 +12,11 @@ import pytest
 from fakehub import FakeHub, fake_hub  # noqa: F401  (fake_hub is a fixture)
 
 from vitfeat_desktop import pipeline
-from vitfeat_desktop.core.errors import ModelNotCachedError
-from vitfeat_desktop.core.models import cache as hub
-from vitfeat_desktop.core.models.download import DownloadError, download_model, download_timeout, hub_token
+from vitfeat_desktop.core.errors import DownloadError, ModelNotCachedError
+from vitfeat_desktop.core.models.download import download_model
+from vitfeat_desktop.core.models.http_client import download_timeout, hub_token
+from vitfeat_desktop.core.models.layout import cache_folder, read_manifest
+from vitfeat_desktop.core.models.resolve import resolve_model
 
 REPO_ID = "Xenova/tiny-vit"
 INT8 = "onnx/model_quantized.onnx"
@@ -66,11 +68,11 @@ def test_a_snapshot_in_the_hf_cache_is_used_instead_of_downloading(
     snapshot = hf_cache_snapshot(root, REPO_ID, tiny_vit, commit)
     extractor = pipeline("image-feature-extraction", model=REPO_ID)
     assert gets(fake_hub) == 0 and not fake_hub.requests  # nothing asked of the hub
-    folder = hub.cache_folder(REPO_ID)
+    folder = cache_folder(REPO_ID)
     assert extractor.onnx_path == folder / INT8
     # hard links into the HF cache's blobs: no second copy of the weights on the same disk
     assert os.stat(folder / INT8).st_ino == os.stat((snapshot / INT8).resolve()).st_ino
-    manifest = hub.read_manifest(folder)
+    manifest = read_manifest(folder)
     assert manifest["source"] == "hf-cache" and manifest["commit"] == commit
     assert extractor(np.zeros((8, 8, 3), dtype=np.uint8), pool=True).shape == (1, 32)
 
@@ -79,9 +81,9 @@ def test_an_incomplete_snapshot_is_not_used(fake_hub: FakeHub, tiny_vit: Path, t
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "c"))
     hf_cache_snapshot(tmp_path / "c", REPO_ID, tiny_vit, "cd" * 20, skip=(INT8,))
-    resolved = hub.resolve_model(REPO_ID)
+    resolved = resolve_model(REPO_ID)
     assert fake_hub.count("GET", INT8, "cdn") == 1  # downloaded after all
-    assert hub.read_manifest(resolved.folder)["source"] == "hub"
+    assert read_manifest(resolved.folder)["source"] == "hub"
 
 
 def test_revision_picks_the_snapshot_and_a_missing_one_is_not_faked(
@@ -89,13 +91,13 @@ def test_revision_picks_the_snapshot_and_a_missing_one_is_not_faked(
 ) -> None:
     root = tmp_path / "c"
     hf_cache_snapshot(root, REPO_ID, tiny_vit, "11" * 20, ref="v1")
-    resolved = hub.resolve_model(REPO_ID, revision="v1", cache_dir=root, local_files_only=True)
-    assert hub.read_manifest(resolved.folder)["commit"] == "11" * 20
-    assert hub.read_manifest(resolved.folder)["revision"] == "v1"
+    resolved = resolve_model(REPO_ID, revision="v1", cache_dir=root, local_files_only=True)
+    assert read_manifest(resolved.folder)["commit"] == "11" * 20
+    assert read_manifest(resolved.folder)["revision"] == "v1"
     # the cached folder is at v1 / 1111...; an abbreviated commit matches it, another revision does not
-    assert hub.resolve_model(REPO_ID, revision="1111111", local_files_only=True).folder == resolved.folder
+    assert resolve_model(REPO_ID, revision="1111111", local_files_only=True).folder == resolved.folder
     with pytest.raises(ModelNotCachedError, match=r"at revision v2.*local_files_only"):
-        hub.resolve_model(REPO_ID, revision="v2", cache_dir=root, local_files_only=True)
+        resolve_model(REPO_ID, revision="v2", cache_dir=root, local_files_only=True)
     assert not fake_hub.requests
 
 
@@ -103,7 +105,7 @@ def test_cache_dir_of_pipeline_is_a_hf_cache(tiny_vit: Path, tmp_path: Path) -> 
     root = tmp_path / "transformers-cache"
     hf_cache_snapshot(root, "someone/vit", tiny_vit, "ef" * 20)
     extractor = pipeline("image-feature-extraction", model="someone/vit", cache_dir=root, local_files_only=True)
-    assert hub.read_manifest(extractor.folder)["imported_from"].startswith(str(root))
+    assert read_manifest(extractor.folder)["imported_from"].startswith(str(root))
 
 
 # -- token, offline, timeout ---------------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def test_revision_downloads_that_commit(fake_hub: FakeHub, tiny_vit: Path, tmp_p
     first = fake_hub.commit(REPO_ID)
     second = fake_hub.publish(REPO_ID, write_model_folder(tmp_path / "v2", seed=7), tag="v2")
     extractor = pipeline("image-feature-extraction", model=REPO_ID, revision="v2")
-    assert hub.read_manifest(extractor.folder)["commit"] == second != first
+    assert read_manifest(extractor.folder)["commit"] == second != first
     again = pipeline("image-feature-extraction", model=REPO_ID, model_kwargs={"revision": "v2"},
                      local_files_only=True)
     assert again.folder == extractor.folder
@@ -289,4 +291,4 @@ def test_the_app_opening_a_library_reuses_the_hf_cache_without_network(
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "c"))
     hf_cache_snapshot(tmp_path / "c", REPO_ID, tiny_vit, "12" * 20)
     extractor = jobs.load_extractor(REPO_ID, True)
-    assert extractor.folder == hub.cache_folder(REPO_ID) and not fake_hub.requests
+    assert extractor.folder == cache_folder(REPO_ID) and not fake_hub.requests

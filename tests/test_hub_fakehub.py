@@ -8,7 +8,7 @@ import urllib.parse
 
 from fakehub import FakeHub, fake_hub  # noqa: F401  (fake_hub is a fixture)
 
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.resolve import resolve_model
 
 
 def head(url: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
@@ -19,7 +19,7 @@ def head(url: str, headers: dict[str, str] | None = None) -> http.client.HTTPRes
 
 
 def test_fixture_serves_a_tiny_model_and_sets_hf_endpoint(fake_hub: FakeHub) -> None:  # noqa: F811
-    resolved = hub.resolve_model("Xenova/tiny-vit")
+    resolved = resolve_model("Xenova/tiny-vit")
     assert resolved.onnx_path.is_file()
     assert fake_hub.count("GET", "onnx/model_quantized.onnx", "cdn") == 1
 

@@ -436,12 +436,12 @@ def test_quick_scan_never_loads_or_downloads_a_model(folder: Path, monkeypatch: 
 
 def test_model_key_settles_when_the_weights_arrive(folder: Path, tiny_vit: Path, vitfeat_home: Path) -> None:
     """A hub model downloaded by the first scan must not leave its vectors under a provisional key."""
-    from vitfeat_desktop.core.models import cache as hub
+    from vitfeat_desktop.core.models.layout import cache_folder
 
     model_id = "acme/tiny-vit"
     lib = Library.open(folder, model=model_id)
     provisional = lib.model_key
-    shutil.copytree(tiny_vit, hub.cache_folder(model_id))  # what the download does during the scan
+    shutil.copytree(tiny_vit, cache_folder(model_id))  # what the download does during the scan
     lib.scan()
     assert lib.model_key != provisional
     lib.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.errors import ModelError
 from vitfeat_desktop.core.models import registry
-from vitfeat_desktop.core.models.cache import check_folder, validate_model_id
-from vitfeat_desktop.core.models.download import validate_filename
+from vitfeat_desktop.core.models.layout import check_folder, resolve_spec, validate_filename, validate_model_id
 
 
 def test_registry_has_the_default_dinov2_and_a_clip_vision_tower() -> None:
@@ -55,3 +57,18 @@ def test_sizes_say_which_are_estimates() -> None:
     assert clip is not None
     assert clip.describe_size("int8") == "89 MB" and clip.describe_size("fp32").startswith("about ")
     assert registry.known_model("nobody/nothing") is None
+
+
+def test_resolve_spec_tells_a_folder_from_a_hub_id(tmp_path: Path) -> None:
+    """One place decides what a ``model=`` value names; it never downloads nor looks in the HF cache."""
+    default = resolve_spec(None)
+    assert default.model_id == config.DEFAULT_MODEL_ID and default.folder == config.models_dir() / \
+        config.DEFAULT_MODEL_ID.replace("/", "--")
+    hub_id = resolve_spec("org/name", quantized=False)
+    assert hub_id.name == "org/name" and hub_id.variant == "fp32" and hub_id.onnx_path.name == "model.onnx"
+    assert not hub_id.cached
+    folder = resolve_spec(tmp_path)
+    assert folder.model_id is None and folder.folder == tmp_path.resolve() and folder.name == str(tmp_path.resolve())
+    assert resolve_spec(f"{tmp_path}/x/y").model_id is None  # written like a path, even if it is not there
+    with pytest.raises(ModelError, match="not a valid Hugging Face model id"):
+        resolve_spec("org/na me")

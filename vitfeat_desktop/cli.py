@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from vitfeat_desktop import __version__
-from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+from vitfeat_desktop.core.errors import Cancelled, VitfeatError, one_line
 
 # Modules that define ``register(subparsers)``; each sets ``func`` on its parsers.
 COMMAND_MODULES = (
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VitfeatError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"vitfeat: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"vitfeat: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except MemoryError:
         if args.debug:
@@ -96,13 +96,6 @@ def _end_promptly(code: int, grace: float = 0.5) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
-        text = f"{exc.filename}: {text}"
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

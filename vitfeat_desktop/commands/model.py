@@ -9,6 +9,7 @@ import time
 from typing import IO, Any
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.progress import Progress
 
 EXIT_OK = 0
 
@@ -81,10 +82,14 @@ def _fmt_eta(seconds: float) -> str:
 
 
 class ProgressPrinter:
-    """Turns ``progress(done, total, message)`` into a redrawn bar on a terminal and sparse plain lines otherwise.
+    """Turns the download's :class:`Progress` reports into a redrawn bar on a terminal and sparse plain lines
+    otherwise.
 
     Plain lines (a pipe, a log file, CI) get one line per file and one per 10%, so a log stays readable; the bar
-    shows bytes, percentage, speed and ETA and is redrawn at most 10 times a second.
+    shows bytes, percentage, speed and ETA and is redrawn on every report (the download's ``Reporter`` already
+    sends at most 10 a second, so there is no second throttle here). The speed is measured here,
+    from the first report this printer saw, not taken from ``Progress.rate``: a resumed download starts at the
+    bytes already on disk, which were not transferred now.
     """
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None, width: int = 24) -> None:
@@ -93,12 +98,12 @@ class ProgressPrinter:
         self.width = width
         self._start: float | None = None
         self._start_done = 0
-        self._last_draw = 0.0
         self._last_decile = -1
         self._last_message = ""
         self._drawn = False
 
-    def __call__(self, done: int, total: int | None, message: str) -> None:
+    def __call__(self, report: Progress) -> None:
+        done, total, message = report.done, report.total, report.message
         now = time.monotonic()
         if self._start is None:
             self._start, self._start_done = now, done
@@ -106,9 +111,6 @@ class ProgressPrinter:
         speed = (done - self._start_done) / elapsed if elapsed > 0.2 else None
         eta = (total - done) / speed if speed and total is not None and speed > 0 else None
         if self.tty:
-            if now - self._last_draw < 0.1 and not (total is not None and done >= total):
-                return
-            self._last_draw = now
             if total:
                 frac = min(1.0, done / total)
                 filled = int(frac * self.width)
@@ -220,7 +222,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     from vitfeat_desktop.core.errors import ModelNotCachedError
-    from vitfeat_desktop.core.models.cache import cache_folder
+    from vitfeat_desktop.core.models.layout import cache_folder
 
     if args.model_id is None:
         print(config.models_dir())

@@ -4,13 +4,26 @@ A photo folder can hold a FIFO named ``p.jpg``, a symlink to ``/dev/zero`` or a 
 between the scan listing it and a decoder opening it. Reading such a thing blocks forever (a FIFO with no
 writer, beyond Ctrl-C's reach on a worker thread) or never ends. Everything that reads a photo's bytes goes
 through :func:`open_regular`. No third-party imports: the file actions use it too.
+
+The SHA-256 of a file is computed here, once for everyone (the file actions prove a restored file is the one
+they took, the scanner finds exact duplicates and moved files, the model cache and the downloader verify
+weights): streamed in 1 MiB blocks, through :func:`open_regular`, cancellable between blocks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
+
+from vitfeat_desktop.core.errors import Cancelled
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+HASH_CHUNK = 1 << 20
 
 
 class NotAFileError(OSError):
@@ -52,3 +65,35 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def feed_digest(digest: _Hash, fh: BinaryIO, *, cancel: Callable[[], bool] | None = None,
+                chunk: int = HASH_CHUNK) -> int:
+    """Feed the rest of ``fh`` into ``digest`` block by block; the number of bytes read.
+
+    For callers that keep the digest going (a resumed download hashes what is on disk, then what arrives).
+    ``cancel`` is polled after every block and raises :class:`Cancelled`.
+    """
+    size = 0
+    while block := fh.read(chunk):
+        digest.update(block)
+        size += len(block)
+        if cancel is not None and cancel():
+            raise Cancelled()
+    return size
+
+
+def sha256_stream(fh: BinaryIO, *, cancel: Callable[[], bool] | None = None) -> tuple[str, int]:
+    """SHA-256 (hex) and size of everything in an open file, read from its start."""
+    fh.seek(0)
+    digest = hashlib.sha256()
+    size = feed_digest(digest, fh, cancel=cancel)
+    return digest.hexdigest(), size
+
+
+def sha256_file(path: str | os.PathLike[str], *, cancel: Callable[[], bool] | None = None) -> str:
+    """SHA-256 (hex) of a regular file, streamed (a FIFO or a device is refused, see :func:`open_regular`)."""
+    digest = hashlib.sha256()
+    with open_regular(path) as fh:
+        feed_digest(digest, fh, cancel=cancel)
+    return digest.hexdigest()

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HubOptions:
-    """What the factory passes on: to :func:`hub.resolve_model` and to the :class:`FeatureExtractor`."""
+    """What the factory passes on: to :func:`.models.resolve.resolve_model` and to the :class:`FeatureExtractor`."""
 
     quantized: bool
     revision: str | None

@@ -25,8 +25,10 @@ from vitfeat_desktop.core import optimize
 from vitfeat_desktop.core.errors import Cancelled, ModelError
 from vitfeat_desktop.core.hfargs import hf_options
 from vitfeat_desktop.core.images import load_image
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models.layout import MANIFEST_NAME, ResolvedModel
+from vitfeat_desktop.core.models.resolve import resolve_model
 from vitfeat_desktop.core.preprocess import Preprocessor
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class FeatureExtractor:
 
     def __init__(
         self,
-        resolved: hub.ResolvedModel,
+        resolved: ResolvedModel,
         *,
         intra_op_threads: int | None = None,
         providers: Sequence[str] | None = None,
@@ -96,7 +98,7 @@ class FeatureExtractor:
         self._requested_providers = providers
         self.preprocessor = Preprocessor.from_file(self.folder / "preprocessor_config.json")
         self.model_config = _read_json(self.folder / "config.json")
-        self.manifest = _read_json(self.folder / hub.MANIFEST_NAME)
+        self.manifest = _read_json(self.folder / MANIFEST_NAME)
         self._session: Any = None
         self._session_lock = threading.Lock()
         self._outputs: OutputNames | None = None
@@ -352,8 +354,8 @@ def pipeline(
     intra_op_threads: int | None = None,
     providers: Sequence[str] | None = None,
     batch_size: int = 8,
-    progress: hub.ProgressCallback | None = None,
-    cancel: hub.CancelCallback | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
     **unsupported: Any,
 ) -> FeatureExtractor:
     """Build a feature extractor for ``model`` (a hub-layout folder or a hub id; default: the app's model).
@@ -380,7 +382,7 @@ def pipeline(
                       cache_dir=cache_dir, local_files_only=local_files_only, model_kwargs=model_kwargs,
                       session_options=session_options, intra_op_threads=intra_op_threads, providers=providers,
                       extra=unsupported)
-    resolved = hub.resolve_model(
+    resolved = resolve_model(
         model,
         quantized=opts.quantized,
         revision=opts.revision,

@@ -18,12 +18,13 @@ from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.fileops import operations as actions
 from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.progress import ProgressFn
 
 SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
 SETTING_SENSITIVITY = "dupes_sensitivity"
 
 
-def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any = None,
+def load_extractor(model: str | Path | None, quantized: bool, *, progress: ProgressFn | None = None,
                    cancel: Callable[[], bool] | None = None) -> Any:
     """Build the feature extractor and start its ONNX session now (off the GUI thread: it can take seconds).
 
@@ -32,37 +33,25 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
     """
     from vitfeat_desktop import config
     from vitfeat_desktop.core.errors import ModelNotCachedError
-    from vitfeat_desktop.core.models import cache as hub
+    from vitfeat_desktop.core.models.layout import resolve_spec
+    from vitfeat_desktop.core.models.resolve import find_local
     from vitfeat_desktop.core.pipeline import pipeline
 
-    spec = model if model is not None else config.DEFAULT_MODEL_ID
-    if not hub.looks_like_path(spec):
-        folder = hub.cache_folder(str(spec))
-        if not (folder / hub.variant_file(quantized)).is_file() and hub.from_hf_cache(str(spec), quantized) is None:
-            raise ModelNotCachedError(f"model {spec} ({'int8' if quantized else 'fp32'}) is not in the model cache "
-                                      f"{config.models_dir()} yet")
+    spec = resolve_spec(model, quantized)
+    if spec.model_id is not None and find_local(spec) is None:
+        raise ModelNotCachedError(f"model {spec.name} ({spec.variant}) is not in the model cache "
+                                  f"{config.models_dir()} yet")
 
     threads = config.load_settings().get(SETTING_THREADS)
     intra = int(threads) if isinstance(threads, int) and threads > 0 else None
     # cancel reaches the core: a model folder with a file missing is completed from the hub, with retries that
     # must stop when the window closes (the runner drains within 2 s)
     extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra,
-                         progress=_model_progress(progress), cancel=cancel)
+                         progress=progress, cancel=cancel)
     _ = extractor.outputs  # creates the session
     if cancel is not None and cancel():
         raise Cancelled()
     return extractor
-
-
-def _model_progress(progress: Any) -> Any:
-    """The hub's ``(done, total, message)`` download reports as one tuple (what the model panel shows)."""
-    if progress is None:
-        return None
-
-    def report(done: int, total: int | None, message: str = "") -> None:
-        progress((done, total, message))
-
-    return report
 
 
 @dataclass

@@ -32,37 +32,31 @@ from PySide6.QtWidgets import (
 )
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.progress import CancelFn, Progress, ProgressFn
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.text import for_window
 
 
-def download_job(model_id: str, variant: str, *, progress: Any = None, cancel: Any = None) -> str:
-    """Download one variant; the core's ``(done, total, message)`` progress becomes one tuple for the signal."""
+def download_job(model_id: str, variant: str, *, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None) -> str:
+    """Download one variant; the core's :class:`Progress` reports go to the signal as they are."""
     from vitfeat_desktop.core.models.download import download_model
 
-    def report(done: int, total: int | None, message: str = "") -> None:
-        if progress is not None:
-            progress((done, total, message))
-
-    download_model(model_id, variants=(variant,), progress=report, cancel=cancel)
+    download_model(model_id, variants=(variant,), progress=progress, cancel=cancel)
     return model_id
 
 
-def import_job(source: str, *, progress: Any = None, cancel: Any = None) -> str:
+def import_job(source: str, *, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> str:
     from vitfeat_desktop.core.models.cache import import_model
 
-    def report(done: int, total: int | None, message: str = "") -> None:
-        if progress is not None:
-            progress((done, total, message))
-
-    cached = import_model(source, progress=report, cancel=cancel)
+    cached = import_model(source, progress=progress, cancel=cancel)
     return str(cached.model_id)
 
 
-def _show_progress(bar: QProgressBar, label: QLabel, rep: Any) -> None:
-    done, total, message = rep if isinstance(rep, tuple) else (0, None, str(rep))
+def _show_progress(bar: QProgressBar, label: QLabel, rep: Progress | str) -> None:
+    done, total, message = (rep.done, rep.total, rep.message) if isinstance(rep, Progress) else (0, None, str(rep))
     if total:
         bar.setRange(0, 1000)
         bar.setValue(int(1000 * min(1.0, done / total)))
@@ -260,10 +254,10 @@ class ModelManagerDialog(QDialog):
         self.table.resizeRowsToContents()  # now that the stretch column has its real width
 
     def rows(self) -> list[dict[str, Any]]:
-        from vitfeat_desktop.core.models import cache as hub
         from vitfeat_desktop.core.models import registry
+        from vitfeat_desktop.core.models.cache import list_cached_models
 
-        cached = {m.model_id: m for m in hub.list_cached_models()}
+        cached = {m.model_id: m for m in list_cached_models()}
         rows = []
         for model_id, known in registry.KNOWN_MODELS.items():
             rows.append({"id": model_id, "name": known.display_name, "desc": known.description,

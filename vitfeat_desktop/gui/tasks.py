@@ -35,7 +35,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from vitfeat_desktop.core.errors import Cancelled, VitfeatError
+from vitfeat_desktop.core.errors import Cancelled, VitfeatError, one_line
 from vitfeat_desktop.gui.qtcompat import emit
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,10 @@ class Worker:
         except Cancelled:
             self._emit(self.signals.cancelled)
         except (VitfeatError, OSError, ValueError) as exc:
-            self._emit(self.signals.error, _one_line(exc))
+            self._emit(self.signals.error, one_line(exc, first_line=True, limit=300))
         except Exception as exc:  # a bug: keep the app alive, say what happened, log the traceback
             log.error("background job failed:\n%s", traceback.format_exc())
-            self._emit(self.signals.error, f"unexpected error: {_one_line(exc)}")
+            self._emit(self.signals.error, f"unexpected error: {one_line(exc, first_line=True, limit=300)}")
         else:
             self._emit(self.signals.result, value)
         finally:
@@ -395,8 +395,3 @@ def lower_thread_priority() -> None:
             QThread.currentThread().setPriority(QThread.Priority.LowPriority)
     except (OSError, AttributeError):
         pass  # no permission or no such API: run at normal priority
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

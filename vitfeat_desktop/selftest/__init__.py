@@ -34,6 +34,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from vitfeat_desktop.core.errors import one_line
+
 # The Qt platform plugin each OS's users need; the bundle must carry it even though we test offscreen.
 NATIVE_QT_PLATFORM = {"linux": "xcb", "win32": "windows", "darwin": "cocoa"}
 
@@ -319,12 +321,12 @@ def check_tls(ctx: Context) -> str:
     own); this builds the exact context the downloader uses, offline."""
     import ssl
 
-    from vitfeat_desktop.core.models import download
+    from vitfeat_desktop.core.models import http_client
 
-    context = download._tls_context()
+    context = http_client.tls_context()
     if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
         raise CheckFailed("the HTTPS context does not verify certificates")
-    count, sources = download.tls_trust()
+    count, sources = http_client.tls_trust()
     if count < 10:
         raise CheckFailed(f"the HTTPS context holds {count} CA certificates ({', '.join(sources) or 'no source'}); "
                           "model downloads would fail with CERTIFICATE_VERIFY_FAILED")
@@ -620,18 +622,13 @@ def run_checks(
                 except CheckFailed as exc:
                     status, detail = "FAIL", str(exc)
                 except Exception as exc:  # any crash in a check is that check's failure, the others still run
-                    status, detail = "FAIL", _one_line(exc)
+                    status, detail = "FAIL", one_line(exc, name_type=True)
                     if verbose:
                         traceback.print_exc(file=out)
                 result = Result(name, status, detail, time.perf_counter() - start)
                 results.append(result)
                 print(result.line(), file=out, flush=True)
     return results
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join((str(exc).strip() or type(exc).__name__).split())
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, OSError | ValueError) else text
 
 
 def startup_probe(out: TextIO | None = None) -> int:

@@ -44,7 +44,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.errors import VitfeatError
+from vitfeat_desktop.core.errors import VitfeatError, short_reason
+from vitfeat_desktop.core.fileio import sha256_file
 from vitfeat_desktop.core.links import same_file
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
@@ -75,17 +76,6 @@ class JournalDamaged(JournalError):
 
 # --------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, streamed; used to prove that what we put back is byte-identical to what we took."""
-    from vitfeat_desktop.core.fileio import open_regular
-
-    digest = hashlib.sha256()
-    with open_regular(path) as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -739,7 +729,7 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
             except JournalWriteError:
                 raise  # not this file's problem: no further file may be touched without a journal
             except (OSError, VitfeatError) as exc:
-                reason = _reason(exc)
+                reason = short_reason(exc)
                 if n in journal.entries and journal.entries[n].state == "pending":
                     journal.record("failed", i=n, error=reason)
                 result.failed.append((str(src), reason))
@@ -759,12 +749,6 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
         raise JournalError(f"{stopped}: stopped after {moved} of {len(sources)} files; the rest were not touched; "
                            f"free some space, then put them back with: vitfeat undo {journal.id}") from stopped
     return result
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc)
 
 
 def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[Any],
@@ -981,7 +965,7 @@ def _undo_journal(journal: Journal, result: UndoResult, progress: ProgressFn | N
             journal.record("undone", i=entry.i)
             result.restored.append(entry.src)
         except (OSError, VitfeatError) as exc:
-            reason = _reason(exc)
+            reason = short_reason(exc)
             journal.record("undo-failed", i=entry.i, error=reason)
             result.failed.append((entry.src, reason))
     journal.record("undo-end")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vitfeat_desktop.config import write_json_atomic
+from vitfeat_desktop.core.fileio import sha256_stream
 
 RECORD_NAME = "index.json"
 FORMAT_VERSION = 1
@@ -273,7 +274,7 @@ class VectorIndex:
                 self._index.save_index(str(tmp))
                 with open(tmp, "rb+") as fh:
                     os.fsync(fh.fileno())
-                    digest, size = _sha256_of(fh)
+                    digest, size = sha256_stream(fh)
                 os.replace(tmp, self.folder / name)
             finally:
                 with contextlib.suppress(OSError):
@@ -288,16 +289,6 @@ class VectorIndex:
                 if old.name != name:
                     with contextlib.suppress(OSError):
                         old.unlink()
-
-
-def _sha256_of(fh: Any) -> tuple[str, int]:
-    fh.seek(0)
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := fh.read(1 << 20):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _record_digest(record: dict[str, Any]) -> str:
@@ -324,7 +315,7 @@ def verify_saved(folder: Path, record: dict[str, Any]) -> str | None:
             return "its record names a file outside its folder"
         with open(path, "rb") as fh:
             header = fh.read(_HNSW_HEADER.size)
-            digest, size = _sha256_of(fh)
+            digest, size = sha256_stream(fh)
     except FileNotFoundError:
         return "its graph file is missing"
     except (OSError, KeyError, TypeError, ValueError) as exc:

@@ -181,18 +181,11 @@ class Library:
         if self._extractor is not None:
             return (str(self._extractor.model_id), str(self._extractor.variant),
                     weights_fingerprint(getattr(self._extractor, "onnx_path", None)))
-        from vitfeat_desktop.core.models import cache as hub
+        from vitfeat_desktop.core.models.layout import resolve_spec
 
-        spec = self._model_spec if self._model_spec is not None else default_model()
-        variant = "int8" if self._quantized else "fp32"
         # Look at the files only: resolving a hub id may start a download, which opening a library must not.
-        if hub.looks_like_path(spec):
-            folder = Path(spec).expanduser().resolve()
-            model_id = str(folder)
-        else:
-            model_id = hub.validate_model_id(str(spec))
-            folder = hub.cache_folder(model_id)
-        onnx = folder / hub.variant_file(self._quantized)
+        spec = resolve_spec(self._model_spec if self._model_spec is not None else default_model(), self._quantized)
+        model_id, variant, onnx = spec.name, spec.variant, spec.onnx_path
         # Empty when the weights are not here yet; the key then changes once they are, which is right: no
         # vectors can exist for weights we never had.
         return model_id, variant, weights_fingerprint(onnx if onnx.is_file() else None)
@@ -227,13 +220,11 @@ class Library:
         """The model's preprocessor, from its config file only: no ONNX session, and never a download."""
         if self._extractor is not None:
             return self._extractor.preprocessor
-        from vitfeat_desktop.core.models import cache as hub
+        from vitfeat_desktop.core.models.layout import resolve_spec
         from vitfeat_desktop.core.preprocess import Preprocessor
 
         spec = self._model_spec if self._model_spec is not None else default_model()
-        folder = (Path(spec).expanduser() if hub.looks_like_path(spec)
-                  else hub.cache_folder(hub.validate_model_id(str(spec))))
-        path = folder / "preprocessor_config.json"
+        path = resolve_spec(spec, self._quantized).folder / "preprocessor_config.json"
         if not path.is_file():
             raise VitfeatError(f"model {spec} is not available here ({path} is missing)")
         return Preprocessor.from_file(path)

@@ -4,7 +4,7 @@ Why a registry at all: a repo on the hub holds many files (text towers, tokenize
 other frameworks), and we must fetch exactly the few an image encoder needs, under the names our cache uses.
 Some repos keep their image encoder under other names (a CLIP repo's vision tower is ``onnx/vision_model.onnx``)
 and give its outputs other names (``image_embeds`` instead of ``pooler_output``); the registry knows both so the
-cache can store the files under the standard layout that :func:`~vitfeat_desktop.core.models.cache.check_folder`
+cache can store the files under the standard layout that :func:`~vitfeat_desktop.core.models.layout.check_folder`
 expects and
 the pipeline can find the right output through the manifest's ``"outputs"`` mapping.
 
@@ -28,9 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.models.cache import CONFIG_FILES, MODEL_FILES_FP32, MODEL_FILES_INT8
+from vitfeat_desktop.core.models.layout import CONFIG_FILES, MODEL_FILES_FP32, MODEL_FILES_INT8, VARIANTS
 
-VARIANTS = ("int8", "fp32")
 # Where each variant lives in our cache (the standard hub layout).
 LOCAL_FILES = {"int8": MODEL_FILES_INT8, "fp32": MODEL_FILES_FP32}
 HIDDEN = "last_hidden_state"

@@ -14,7 +14,6 @@ has nothing to check against and is used as it is.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import ModelError
+from vitfeat_desktop.core.fileio import sha256_file
 
 CACHE_NAME = "verified-weights.json"
 _lock = threading.Lock()
@@ -71,14 +71,11 @@ def verify_weights(folder: str | os.PathLike[str], onnx_path: str | os.PathLike[
         cached = _load_cache().get(key)
     if isinstance(cached, dict) and cached.get("stamp") == stamp and cached.get("sha256") == expected:
         return
-    digest = hashlib.sha256()
     try:
-        with open(onnx_path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        actual = sha256_file(onnx_path)
     except OSError as exc:
         raise ModelError(f"cannot read the model weights {onnx_path}: {exc.strerror or exc}") from exc
-    if digest.hexdigest() != expected:
+    if actual != expected:
         model_id = (manifest or {}).get("model_id") or folder.name
         raise ModelError(
             f"the weights of model {model_id} are damaged: {onnx_path.name} does not match the SHA-256 recorded "
