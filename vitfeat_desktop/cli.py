@@ -1,8 +1,9 @@
 """The ``vitfeat`` command: headless, never imports Qt.
 
 Each group of subcommands lives in its own module under ``vitfeat_desktop.commands`` and registers its
-parsers here (the modules import the core only when a command runs, so ``vitfeat --help`` stays instant). A :class:`VitfeatError` (or an ``OSError``) becomes one clear
-line on stderr and a non-zero exit code, never a traceback; ``--debug`` shows the traceback.
+parsers here (the modules import the core only when a command runs, so ``vitfeat --help`` stays instant). A
+:class:`VitfeatError` (or an ``OSError``) becomes one clear line on stderr and a non-zero exit code, never a
+traceback; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
