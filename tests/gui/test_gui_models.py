@@ -9,7 +9,7 @@ import pytest
 from fakehub import fake_hub  # noqa: F401  (fixture)
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.models import cache as hub
+from vitfeat_desktop.core.models import cache
 
 pytestmark = pytest.mark.gui
 
@@ -25,7 +25,7 @@ def test_first_run_download_from_fake_hub(qtbot: Any, make_window: Any, fake_hub
     with qtbot.waitSignal(window.model_ready, timeout=60_000) as ready:
         panel.download_button.click()
     assert ready.args[0].model_id == config.DEFAULT_MODEL_ID
-    assert (hub.cache_folder(config.DEFAULT_MODEL_ID) / "onnx" / "model_quantized.onnx").is_file()
+    assert (cache.cache_folder(config.DEFAULT_MODEL_ID) / "onnx" / "model_quantized.onnx").is_file()
     assert fake_hub.count("GET", "onnx/model_quantized.onnx") >= 1
     # the folder given on the command line opens once the model is there
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
