@@ -136,7 +136,7 @@ def check_pillow(ctx: Context) -> str:
         lossy = fmt in ("JPEG", "WEBP", "AVIF")
         options: dict[str, Any] = {"quality": 90} if lossy else {}
 
-        def save(image: Any, path: Path, fmt: str = fmt, options: dict[str, Any] = options) -> None:
+        def save(image: Image.Image, path: Path, fmt: str = fmt, options: dict[str, Any] = options) -> None:
             image.save(path, fmt, **options)
 
         done.append(_roundtrip(ctx, fmt, suffix, save, 12.0 if lossy else 0.5))
