@@ -160,7 +160,7 @@ def apply_file_action(action: str, paths: list[str], *, folder: str | None = Non
                       photo_roots: list[str] | None = None, keepers: dict[str, str] | None = None,
                       progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ActionResult:
     return operations.apply_actions(action, paths, folder=folder, photo_roots=photo_roots or [], keepers=keepers,
-                                 progress=progress, cancel=cancel)
+                                    progress=progress, cancel=cancel)
 
 
 def undo_last(journal_id: str | None = None, *, progress: ProgressFn | None = None,
