@@ -332,7 +332,7 @@ class ComparePanel(QWidget):
         if first is None or image is None:
             return None
         alignment = self.alignments[index]
-        if review.usable_alignment(alignment):
+        if alignment is not None and review.usable_alignment(alignment):
             return np.asarray(alignment.matrix, dtype=np.float64)
         return review.frame_mapping((first.width(), first.height()), (image.width(), image.height()))
 
