@@ -60,7 +60,7 @@ photos=("$SHARED"/data/photos/*.JPEG)
 photo="${photos[0]}"
 if [[ ! -f "$photo" ]]; then
     photo="$WORK/photo.jpg"
-    "$PYTHON" -c "from vitfeat_desktop.selftest import synthetic_photo; synthetic_photo(3).save('$photo')"
+    "$PYTHON" -c "from vitfeat_desktop.selftest.fixtures import synthetic_photo; synthetic_photo(3).save('$photo')"
 fi
 if [[ ${#model_args[@]} -gt 0 ]]; then
     "$BIN/vitfeat" extract "${model_args[@]}" --pool "$photo"

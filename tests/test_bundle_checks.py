@@ -347,19 +347,20 @@ def test_release_constraints_pin_every_runtime_dependency(target: str) -> None:
 def test_tls_self_test_fails_without_ca_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ssl
 
-    from vitfeat_desktop import selftest
     from vitfeat_desktop.core.models import http_client
+    from vitfeat_desktop.selftest import checks
+    from vitfeat_desktop.selftest.context import CheckFailed, Context
 
-    ctx = selftest.Context(workdir=tmp_path, model_arg=None, quantized=True, photos_dir=tmp_path)
-    assert "CA certificates" in selftest.check_tls(ctx)
+    ctx = Context(workdir=tmp_path, model_arg=None, quantized=True, photos_dir=tmp_path)
+    assert "CA certificates" in checks.check_tls(ctx)
     empty = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifying, but no CA loaded: a frozen app without certifi
     monkeypatch.setattr(http_client, "_TLS", empty)
     monkeypatch.setattr(http_client, "_TLS_SOURCES", [])
-    with pytest.raises(selftest.CheckFailed, match="CERTIFICATE_VERIFY_FAILED"):
-        selftest.check_tls(ctx)
+    with pytest.raises(CheckFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        checks.check_tls(ctx)
     unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     monkeypatch.setattr(http_client, "_TLS", unverified)
-    with pytest.raises(selftest.CheckFailed, match="does not verify"):
-        selftest.check_tls(ctx)
+    with pytest.raises(CheckFailed, match="does not verify"):
+        checks.check_tls(ctx)

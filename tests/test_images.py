@@ -120,7 +120,7 @@ def test_jpeg_draft_never_below_min_side(tmp_path: Path) -> None:
 
 def test_camera_raw_dng(tmp_path: Path) -> None:
     pytest.importorskip("rawpy")
-    from vitfeat_desktop.selftest import write_linear_dng
+    from vitfeat_desktop.selftest.fixtures import write_linear_dng
 
     rgb = np.zeros((120, 160, 3), dtype=np.uint16)
     rgb[:, :80] = (50000, 3000, 3000)

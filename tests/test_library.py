@@ -301,7 +301,7 @@ def test_many_deletions_compact_the_index(folder: Path, tiny_vit: Path, monkeypa
 def test_every_format_is_indexed_end_to_end(tmp_path: Path, tiny_vit: Path, photos: list[Path]) -> None:
     pytest.importorskip("pillow_heif").register_heif_opener()
     pytest.importorskip("rawpy")
-    from vitfeat_desktop.selftest import write_linear_dng
+    from vitfeat_desktop.selftest.fixtures import write_linear_dng
 
     root = tmp_path / "formats"
     root.mkdir()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vitfeat_desktop import selftest
+from vitfeat_desktop.selftest import fixtures, runner
+from vitfeat_desktop.selftest.context import Context
 
 NATIVE_CHECKS = "python,onnxruntime,onnx,hnswlib,opencv,pillow,heic,raw,qt,model"
 
@@ -26,7 +26,7 @@ def _lines(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
 
 
 def test_native_parts_pass_with_generated_model(capsys: pytest.CaptureFixture[str]) -> None:
-    code = selftest.main(["--self-test", "--only", NATIVE_CHECKS])
+    code = runner.main(["--self-test", "--only", NATIVE_CHECKS])
     checks = _lines(capsys)
     assert checks == {name: "ok" for name in NATIVE_CHECKS.split(",")}
     assert code == 0
@@ -34,7 +34,7 @@ def test_native_parts_pass_with_generated_model(capsys: pytest.CaptureFixture[st
 
 def test_environment_is_restored(vitfeat_home: Path) -> None:
     before = dict(os.environ)
-    selftest.main(["--only", "python,hnswlib"])
+    runner.main(["--only", "python,hnswlib"])
     assert os.environ.get("VITFEAT_HOME") == str(vitfeat_home)
     assert dict(os.environ) == before
     # and the throw-away home was not the test's home: nothing was written there
@@ -42,7 +42,7 @@ def test_environment_is_restored(vitfeat_home: Path) -> None:
 
 
 def test_bad_model_is_a_failed_line_and_nonzero_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = selftest.main(["--only", "python,model", "--model", str(tmp_path / "nope")])
+    code = runner.main(["--only", "python,model", "--model", str(tmp_path / "nope")])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL model: --model" in out and "not a folder" in out
@@ -52,7 +52,7 @@ def test_bad_model_is_a_failed_line_and_nonzero_exit(tmp_path: Path, capsys: pyt
 def test_broken_model_folder_fails_with_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "onnx").mkdir()
     (tmp_path / "config.json").write_text("{}")
-    code = selftest.main(["--only", "model", "--model", str(tmp_path)])
+    code = runner.main(["--only", "model", "--model", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1
     line = next(x for x in out.splitlines() if x.startswith("FAIL model:"))
@@ -60,18 +60,18 @@ def test_broken_model_folder_fails_with_reason(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_unknown_check_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert selftest.main(["--only", "python,bogus"]) == 2
+    assert runner.main(["--only", "python,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
 
 
 def test_crashing_check_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    def boom(ctx: selftest.Context) -> str:
+    def boom(ctx: Context) -> str:
         raise RuntimeError("simulated missing library")
 
-    checks = tuple((n, boom if n == "hnswlib" else f) for n, f in selftest.CHECKS)
-    monkeypatch.setattr(selftest, "CHECKS", checks)
-    code = selftest.main(["--only", "python,hnswlib,raw"])
+    checks = tuple((n, boom if n == "hnswlib" else f) for n, f in runner.CHECKS)
+    monkeypatch.setattr(runner, "CHECKS", checks)
+    code = runner.main(["--only", "python,hnswlib,raw"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL hnswlib: RuntimeError: simulated missing library" in out
@@ -83,7 +83,7 @@ def test_missing_codec_is_reported(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
     real = features.check
     monkeypatch.setattr(features, "check", lambda name: False if name == "avif" else real(name))
-    assert selftest.main(["--only", "pillow"]) == 1
+    assert runner.main(["--only", "pillow"]) == 1
     assert "FAIL pillow: missing codecs: AVIF" in capsys.readouterr().out
 
 
@@ -93,7 +93,7 @@ def test_linear_dng_decodes_with_the_written_colours(tmp_path: Path) -> None:
     y, x = np.mgrid[0:60, 0:80]
     rgb = np.stack([x * 800, np.full_like(x, 2000), y * 1000], axis=-1)
     path = tmp_path / "grad.dng"
-    selftest.write_linear_dng(path, rgb)
+    fixtures.write_linear_dng(path, rgb)
     image = np.asarray(open_image(path), dtype=np.float64)
     assert image.shape[2] == 3 and min(image.shape[:2]) >= 30
     # red grows left to right, blue top to bottom, as written
@@ -102,25 +102,22 @@ def test_linear_dng_decodes_with_the_written_colours(tmp_path: Path) -> None:
 
 
 def test_synthetic_photos_differ() -> None:
-    a = np.asarray(selftest.synthetic_photo(0), dtype=np.float64)
-    b = np.asarray(selftest.synthetic_photo(1), dtype=np.float64)
+    a = np.asarray(fixtures.synthetic_photo(0), dtype=np.float64)
+    b = np.asarray(fixtures.synthetic_photo(1), dtype=np.float64)
     assert a.shape == (240, 320, 3)
     assert np.abs(a - b).mean() > 20
-    assert np.array_equal(a, np.asarray(selftest.synthetic_photo(0)))
+    assert np.array_equal(a, np.asarray(fixtures.synthetic_photo(0)))
 
 
 def test_real_model_embeds(real_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = selftest.main(["--only", "model", "--model", str(real_model)])
+    code = runner.main(["--only", "model", "--model", str(real_model)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "embed (3, 384)" in out and "hidden (1, 257, 384)" in out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vitfeat_desktop.core.library.facade") is None
-                    or importlib.util.find_spec("vitfeat_desktop.gui.app") is None,
-                    reason="the library or the main window has not landed yet")
 def test_full_self_test_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    code = selftest.main([])
+    code = runner.main([])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "ok   library:" in out and "ok   window:" in out

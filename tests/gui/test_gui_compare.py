@@ -14,6 +14,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from tests_shared import shared_photos
 
+from vitfeat_desktop.gui.compare import ComparePanel, SyncedView
+from vitfeat_desktop.gui.main_window import MainWindow
+
 pytestmark = pytest.mark.gui
 
 
@@ -44,7 +47,7 @@ def copies(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-def compare_and_wait(qtbot: Any, window: Any, paths: list[Path]) -> Any:
+def compare_and_wait(qtbot: Any, window: MainWindow, paths: list[Path]) -> ComparePanel:
     window.compare(paths)
     panel = window.compare_panel
     qtbot.waitUntil(lambda: all(img is not None for img in panel.images), timeout=30_000)
@@ -52,7 +55,7 @@ def compare_and_wait(qtbot: Any, window: Any, paths: list[Path]) -> Any:
     return panel
 
 
-def rect_of(view: Any) -> tuple[float, float, float, float]:
+def rect_of(view: SyncedView) -> tuple[float, float, float, float]:
     r = view.mapped_rect()
     return r.x(), r.y(), r.width(), r.height()
 
@@ -131,3 +134,18 @@ def test_photos_dropped_on_a_pane_are_compared(qtbot: Any, make_window: Any, cop
     QApplication.sendEvent(target, QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime1,
                                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
     assert window.compare_panel.paths == [copies["big"], copies["turned"]]
+
+
+def test_captions_give_the_facts_from_the_files_exif(qtbot: Any, make_window: Any, copies: dict[str, Path]) -> None:
+    """Size, format and the EXIF capture date (read by the core, shown like the duplicates table shows it)."""
+    with Image.open(copies["original"]) as im:
+        exif = im.getexif()
+        exif.get_ifd(0x8769)[0x9003] = "2021:07:04 18:30:05"  # DateTimeOriginal
+        dated = copies["original"].with_name("dated.jpg")
+        im.save(dated, quality=95, exif=exif)
+    window = make_window(None)
+    panel = compare_and_wait(qtbot, window, [dated, copies["edited"]])
+    first, second = panel.captions[0].text().splitlines(), panel.captions[1].text()
+    assert first[0] == "dated.jpg" and first[2] == "2021-07-04 18:30"
+    assert first[1].startswith("640 × 480 px · ") and first[1].endswith("B · JPEG")
+    assert "PNG" in second and "2021-07-04" not in second  # no EXIF date: the file's modification time

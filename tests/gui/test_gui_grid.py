@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.order import visual_order
 from vitfeat_desktop.gui import thumbs
 from vitfeat_desktop.gui.grid import GridItem, ImageListModel
-from vitfeat_desktop.gui.jobs import visual_order
 from vitfeat_desktop.gui.tasks import TaskRunner
 
 pytestmark = pytest.mark.gui

@@ -54,7 +54,7 @@ def make_queries(folder: Path) -> dict[str, Path]:
     try:
         import rawpy  # noqa: F401
 
-        from vitfeat_desktop.selftest import write_linear_dng
+        from vitfeat_desktop.selftest.fixtures import write_linear_dng
 
         rgb = np.zeros((120, 160, 3), dtype=np.uint16)
         rgb[:, :80] = (50000, 3000, 3000)

@@ -21,6 +21,7 @@ from vitfeat_desktop.commands import add_model_options
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 
 if TYPE_CHECKING:
+    from vitfeat_desktop.commands.index import ProgressLine
     from vitfeat_desktop.core.dupes.finder import SimilarSet
 
 
@@ -63,13 +64,10 @@ def _display(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _progress() -> Any:
-    try:
-        from vitfeat_desktop.commands.index import ProgressLine
+def _progress() -> ProgressLine:
+    from vitfeat_desktop.commands.index import ProgressLine
 
-        return ProgressLine()
-    except ImportError:  # pragma: no cover - index command not part of this build
-        return None
+    return ProgressLine()
 
 
 def run_dupes(args: argparse.Namespace) -> int:
@@ -99,8 +97,7 @@ def run_dupes(args: argparse.Namespace) -> int:
                                         marks=NotDuplicateMarks.for_library(lib.folder),
                                         use_model=use_model, progress=progress)
         finally:
-            if progress is not None and hasattr(progress, "end"):
-                progress.end()
+            progress.end()
         groups = finder.groups(args.sensitivity)
         similar = finder.similar_groups(args.sensitivity, groups) if args.similar else []
         skipped = [{"path": _display(p), "reason": r} for p, r in lib.skipped()]

@@ -14,8 +14,8 @@ worker at full size through the core's decoder (EXIF orientation, HEIC, RAW prev
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QImage,
     QPainter,
     QPixmap,
+    QResizeEvent,
     QTransform,
     QWheelEvent,
 )
@@ -43,57 +44,64 @@ from PySide6.QtWidgets import (
 )
 
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.images import is_image_path, open_image
+from vitfeat_desktop.core.dupes.align import Alignment, align_pair
+from vitfeat_desktop.core.images import is_image_path, open_image_with_info
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.qtcompat import emit
 
 
-def load_full(path: Path) -> tuple[QImage, dict[str, Any]]:
-    """Decode ``path`` for display (worker thread) and gather the facts shown under it."""
-    from PIL import Image
+@dataclass
+class PhotoFacts:
+    """What the caption under a pane says about its photo: the facts that decide a keeper."""
 
-    info: dict[str, Any] = {"path": str(path)}
+    path: str
+    size: int | None = None  # bytes
+    mtime: float | None = None
+    format: str | None = None
+    capture_date: str | None = None  # ISO 8601 from the EXIF, read by the core (``core/images.py``)
+    width: int | None = None  # the decoded, upright pixels shown in the pane
+    height: int | None = None
+
+
+def load_full(path: Path) -> tuple[QImage, PhotoFacts]:
+    """Decode ``path`` for display (worker thread) and gather the facts shown under it, from the core's one
+    decode and EXIF reading (the same format, date and orientation the catalogue stores)."""
+    facts = PhotoFacts(str(path))
     try:
         st = path.stat()
-        info["size"] = st.st_size
-        info["mtime"] = st.st_mtime
+        facts.size, facts.mtime = st.st_size, st.st_mtime
     except OSError:
         pass
-    try:
-        with Image.open(path) as raw:
-            info["format"] = raw.format
-            exif = raw.getexif()
-            date = exif.get(36867) or exif.get(306)
-            if date:
-                info["date"] = str(date)
-    except Exception:  # HEIC/RAW without a plugin: the core decoder below still gives the pixels
-        info.setdefault("format", path.suffix.lstrip(".").upper())
-    pil = open_image(path)
-    info["width"], info["height"] = pil.width, pil.height
+    pil, info = open_image_with_info(path)
+    facts.format = info.get("format") or path.suffix.lstrip(".").upper()
+    facts.capture_date = info.get("capture_date")
+    facts.width, facts.height = pil.width, pil.height
     data = pil.tobytes("raw", "RGB")
-    return QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888).copy(), info
+    return QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888).copy(), facts
 
 
-def describe(info: dict[str, Any], sep: str = " · ") -> str:
+def describe(facts: PhotoFacts, sep: str = " · ") -> str:
     """Name, pixel size, file size, format and date; ``sep="\n"`` puts the name and the date on lines of their own
     (the captions under narrow compare panes)."""
-    facts = []
-    if "width" in info:
-        facts.append(f"{info['width']} × {info['height']} px")
-    if "size" in info:
-        facts.append(human_size(info["size"]))
-    if info.get("format"):
-        facts.append(str(info["format"]))
-    date = str(info["date"]) if info.get("date") else (
-        _dt.datetime.fromtimestamp(info["mtime"]).strftime("%Y-%m-%d %H:%M") if info.get("mtime") else "")
-    parts = [Path(info.get("path", "")).name, " · ".join(facts), date]
-    return sep.join(p for p in parts if p)
+    parts = []
+    if facts.width is not None:
+        parts.append(f"{facts.width} × {facts.height} px")
+    if facts.size is not None:
+        parts.append(human_size(facts.size))
+    if facts.format:
+        parts.append(facts.format)
+    if facts.capture_date:  # "2021-07-04T18:30:05" -> "2021-07-04 18:30", as the duplicates table shows it
+        date = facts.capture_date.replace("T", " ", 1)[:16]
+    elif facts.mtime:
+        date = _dt.datetime.fromtimestamp(facts.mtime).strftime("%Y-%m-%d %H:%M")
+    else:
+        date = ""
+    lines = [Path(facts.path).name, " · ".join(parts), date]
+    return sep.join(p for p in lines if p)
 
 
-def compare_alignment(a: str, b: str) -> Any:
+def compare_alignment(a: str, b: str) -> Alignment | None:
     """The alignment of file ``b`` onto file ``a`` (worker thread), or None when nothing matches."""
-    from vitfeat_desktop.core.dupes.align import align_pair
-
     return align_pair(a, b)
 
 
@@ -253,8 +261,8 @@ class ComparePanel(QWidget):
         self.captions: list[QLabel] = []
         self.paths: list[Path] = []
         self.images: list[QImage | None] = []
-        self.infos: list[dict[str, Any]] = []
-        self.alignments: list[Any] = []
+        self.infos: list[PhotoFacts] = []
+        self.alignments: list[Alignment | None] = []
         self.aligned: list[bool] = []  # whether each pane is placed by a real alignment (not only by size)
         self._user_zoomed = False
         self._flicker = QTimer(self)
@@ -270,7 +278,7 @@ class ComparePanel(QWidget):
         self._flicker.stop()
         n = len(paths)
         self.views, self.captions, self.paths = [], [], list(paths)
-        self.images, self.infos = [None] * n, [{} for _ in range(n)]
+        self.images, self.infos = [None] * n, [PhotoFacts(str(p)) for p in paths]
         self.alignments, self.aligned = [None] * n, [False] * n
         self._user_zoomed = False
         for i, path in enumerate(paths):
@@ -298,14 +306,14 @@ class ComparePanel(QWidget):
             self.splitter.setSizes([10_000] * n)  # equal widths (the splitter scales them to fit)
         self._apply_mode()
 
-    def set_image(self, index: int, image: QImage, info: dict[str, Any]) -> None:
+    def set_image(self, index: int, image: QImage, facts: PhotoFacts) -> None:
         if 0 <= index < len(self.views):
             self.images[index] = image
-            self.infos[index] = info
+            self.infos[index] = facts
             self.views[index].set_image(image)
             self._update_mappings()
 
-    def set_alignment(self, index: int, alignment: Any) -> None:
+    def set_alignment(self, index: int, alignment: Alignment | None) -> None:
         if 0 < index < len(self.views):
             self.alignments[index] = alignment
             self._update_mappings()
@@ -324,7 +332,7 @@ class ComparePanel(QWidget):
         if first is None or image is None:
             return None
         alignment = self.alignments[index]
-        if review.usable_alignment(alignment):
+        if alignment is not None and review.usable_alignment(alignment):
             return np.asarray(alignment.matrix, dtype=np.float64)
         return review.frame_mapping((first.width(), first.height()), (image.width(), image.height()))
 
@@ -424,7 +432,7 @@ class ComparePanel(QWidget):
         view.extra.setVisible(not showing_second)
         view.item.setVisible(showing_second)
 
-    def resizeEvent(self, event: Any) -> None:
+    def resizeEvent(self, event: QResizeEvent) -> None:
         """A bigger window fits the photos to the bigger panes, unless the user has zoomed."""
         super().resizeEvent(event)
         if not self._user_zoomed:

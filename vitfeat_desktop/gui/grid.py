@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QRect,
     QSize,
@@ -27,6 +28,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from vitfeat_desktop.core.library.catalog import FileRecord
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key, scaled
 
@@ -72,24 +74,23 @@ class GridItem:
             return cls(path=path)
 
     @classmethod
-    def from_record(cls, rec: Any) -> GridItem:
-        """Build from the library's FileRecord (duck-typed, so a changed record type degrades gracefully)."""
-        capture = getattr(rec, "capture_date", None)
+    def from_record(cls, rec: FileRecord) -> GridItem:
+        """Build from the library's catalogue record (only what the grid shows and sorts by)."""
         extra: dict[str, Any] = {}
-        if capture:
-            extra["capture_date"] = capture
-        if getattr(rec, "camera", None):
+        if rec.capture_date:
+            extra["capture_date"] = rec.capture_date
+        if rec.camera:
             extra["camera"] = rec.camera
-        if getattr(rec, "format", None):
+        if rec.format:
             extra["format"] = rec.format
         return cls(
             path=Path(rec.path),
-            size=int(getattr(rec, "size", 0) or 0),
-            mtime=float(getattr(rec, "mtime", 0) or 0),
-            width=getattr(rec, "width", None),
-            height=getattr(rec, "height", None),
-            file_id=getattr(rec, "id", None),
-            content_hash=getattr(rec, "content_hash", None),
+            size=int(rec.size or 0),
+            mtime=float(rec.mtime or 0),
+            width=rec.width,
+            height=rec.height,
+            file_id=rec.id,
+            content_hash=rec.content_hash,
             extra=extra,
         )
 
@@ -137,7 +138,7 @@ class ImageListModel(QAbstractListModel):
 
     count_changed = Signal(int)
 
-    def __init__(self, loader: ThumbnailLoader, parent: Any = None) -> None:
+    def __init__(self, loader: ThumbnailLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
         self._items: list[GridItem] = []
@@ -211,7 +212,7 @@ class ImageListModel(QAbstractListModel):
         rank = {fid: i for i, fid in enumerate(order)}
         self._reorder(lambda: self._items.sort(key=lambda it: rank.get(it.file_id, len(rank))))  # type: ignore[arg-type]
 
-    def _reorder(self, sort: Any) -> None:
+    def _reorder(self, sort: Callable[[], None]) -> None:
         """Reorder rows in place, moving the persistent indexes with their photos.
 
         Without this the selection and the current cell stay at their row numbers and silently point at other

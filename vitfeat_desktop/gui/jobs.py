@@ -1,7 +1,8 @@
 """The functions the window runs on workers: thin calls into the core with ``progress=`` and ``cancel=``.
 
 Kept apart from the widgets so each job can be read (and tested) as plain Python, and so it is obvious that the
-GUI does no work of its own: every answer comes from the core's library, duplicates and actions modules.
+GUI does no work of its own: every answer comes from the core's library, duplicates, ordering and file-operation
+modules. The types are the core's own, so a change there shows up here in mypy, not at run time in a window.
 """
 
 from __future__ import annotations
@@ -9,34 +10,44 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from PySide6.QtGui import QImage
 
-from vitfeat_desktop.core.dupes import finder as dupes
+from vitfeat_desktop import config
+from vitfeat_desktop.core import order
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.errors import Cancelled, VitfeatError
-from vitfeat_desktop.core.fileops import operations as actions
-from vitfeat_desktop.core.library.facade import Library
-from vitfeat_desktop.core.progress import ProgressFn
+from vitfeat_desktop.core.dupes.finder import (
+    DuplicateFinder,
+    DuplicateGroup,
+    NotDuplicateMarks,
+    SimilarSet,
+    finder_for_library,
+)
+from vitfeat_desktop.core.errors import Cancelled, ModelNotCachedError, VitfeatError
+from vitfeat_desktop.core.fileops import operations
+from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult
+from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.core.library.facade import Library, SimilarResult
+from vitfeat_desktop.core.library.scanner import ScanReport
+from vitfeat_desktop.core.models.layout import resolve_spec
+from vitfeat_desktop.core.models.resolve import find_local
+from vitfeat_desktop.core.pipeline import FeatureExtractor, pipeline
+from vitfeat_desktop.core.progress import CancelFn, ProgressFn
+from vitfeat_desktop.gui.grid import GridItem
 
 SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
 SETTING_SENSITIVITY = "dupes_sensitivity"
 
 
+
 def load_extractor(model: str | Path | None, quantized: bool, *, progress: ProgressFn | None = None,
-                   cancel: Callable[[], bool] | None = None) -> Any:
+                   cancel: CancelFn | None = None) -> FeatureExtractor:
     """Build the feature extractor and start its ONNX session now (off the GUI thread: it can take seconds).
 
     A hub id that is not cached is *not* downloaded here (the core would): the window shows the model panel
     instead, so the user sees the size and chooses to download, with progress and Cancel.
     """
-    from vitfeat_desktop import config
-    from vitfeat_desktop.core.errors import ModelNotCachedError
-    from vitfeat_desktop.core.models.layout import resolve_spec
-    from vitfeat_desktop.core.models.resolve import find_local
-    from vitfeat_desktop.core.pipeline import pipeline
-
     spec = resolve_spec(model, quantized)
     if spec.model_id is not None and find_local(spec) is None:
         raise ModelNotCachedError(f"model {spec.name} ({spec.variant}) is not in the model cache "
@@ -56,14 +67,14 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Progr
 
 @dataclass
 class OpenedLibrary:
-    library: Any
+    library: Library
     folder: Path
-    files: list[Any]
+    files: list[GridItem]
     skipped: list[tuple[str, str]]
 
 
-def open_library(folder: Path, extractor: Any, *, progress: Any = None,
-                 cancel: Callable[[], bool] | None = None) -> OpenedLibrary:
+def open_library(folder: Path, extractor: FeatureExtractor | None, *, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None) -> OpenedLibrary:
     """Open (or create) the library of ``folder`` and read what it already knows, without scanning."""
     if not folder.is_dir():
         raise VitfeatError(f"{folder} is not a folder (was it moved, or is the drive disconnected?)")
@@ -73,36 +84,34 @@ def open_library(folder: Path, extractor: Any, *, progress: Any = None,
 
 @dataclass
 class ScanOutcome:
-    report: Any
-    files: list[Any]
+    report: ScanReport
+    files: list[GridItem]
     skipped: list[tuple[str, str]]
 
 
-def scan_library(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> ScanOutcome:
+def scan_library(lib: Library, *, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ScanOutcome:
     """Incremental scan: new and changed photos are embedded, removed ones dropped (the core decides)."""
     report = lib.scan(embed=True, progress=progress, cancel=cancel)
     return ScanOutcome(report, grid_items(lib), list(lib.skipped()))
 
 
-def grid_items(lib: Any) -> list[Any]:
+def grid_items(lib: Library) -> list[GridItem]:
     """The library's readable photos as grid items, built here on the worker rather than on the GUI thread."""
-    from vitfeat_desktop.gui.grid import GridItem
-
     return [GridItem.from_record(r) for r in lib.files(status="ok")]
 
 
 @dataclass
 class SimilarAnswer:
-    results: list[Any]
+    results: list[SimilarResult]
     vector: np.ndarray  # the query's normalised pooled vector (the inspector's heatmap compares patches to it)
     copies: dict[str, tuple[str, str]] = field(default_factory=dict)  # result path -> (tier, reason)
     scale: np.ndarray | None = None  # the library's nearest-neighbour similarities, sorted (review.score_rank)
     basis: str = ""  # what decided ``copies``: "verified" (the duplicates view's finder) or "hashes" (quick)
 
 
-def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any = None, sensitivity: float = 0.5,
-                 scale: np.ndarray | None = None, progress: Any = None,
-                 cancel: Callable[[], bool] | None = None) -> SimilarAnswer:
+def find_similar(lib: Library, query: Path | np.ndarray, k: int = 60, *, finder: DuplicateFinder | None = None,
+                 sensitivity: float = 0.5, scale: np.ndarray | None = None, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None) -> SimilarAnswer:
     """The ``k`` most similar photos to a file (indexed or not) or a vector, and the query's vector; which
     results are copies of the query by the duplicate check (``finder``, else a quick hash-level one), and the
     library's score scale (``scale`` when the caller has it already)."""
@@ -115,22 +124,18 @@ def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any
     copies: dict[str, tuple[str, str]] = {}
     basis = ""
     if isinstance(query, Path) and self_id is not None:
-        basis = "verified" if finder is not None and getattr(finder, "has_vectors", False) else "hashes"
+        basis = "verified" if finder is not None and finder.has_vectors else "hashes"
         if finder is None:
-            finder = dupes.finder_for_library(lib, use_model=False, cancel=cancel)
+            finder = finder_for_library(lib, use_model=False, cancel=cancel)
         copies = review.copies_of(finder, str(query), [str(r.path) for r in results], sensitivity)
         if scale is None:
             scale = review.neighbour_scale(lib)
     return SimilarAnswer(results, np.asarray(vector, dtype=np.float32), copies, scale, basis)
 
 
-def preview_image(path: Path, side: int = 216) -> Any:
+def preview_image(path: Path, side: int = 216) -> QImage:
     """A small upright preview of any file the index reads (HEIC, AVIF, RAW, EXIF-rotated JPEG), decoded by the
     core's one decoder, as a QImage (worker thread; QImage, unlike QPixmap, may be made off the GUI thread)."""
-    from PySide6.QtGui import QImage
-
-    from vitfeat_desktop.core.images import open_image
-
     pil = open_image(path, min_side=side)
     pil.thumbnail((side, side))
     data = pil.convert("RGB").tobytes("raw", "RGB")
@@ -139,66 +144,42 @@ def preview_image(path: Path, side: int = 216) -> Any:
 
 def apply_file_action(action: str, paths: list[str], *, folder: str | None = None,
                       photo_roots: list[str] | None = None, keepers: dict[str, str] | None = None,
-                      progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
-    return actions.apply_actions(action, paths, folder=folder, photo_roots=photo_roots or [], keepers=keepers,
-                                 progress=progress, cancel=cancel)
+                      progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ActionResult:
+    return operations.apply_actions(action, paths, folder=folder, photo_roots=photo_roots or [], keepers=keepers,
+                                    progress=progress, cancel=cancel)
 
 
-def undo_last(journal_id: str | None = None, *, progress: Any = None,
-              cancel: Callable[[], bool] | None = None) -> Any:
-    return actions.undo(journal_id, progress=progress, cancel=cancel)
+def undo_last(journal_id: str | None = None, *, progress: ProgressFn | None = None,
+              cancel: CancelFn | None = None) -> UndoResult:
+    return operations.undo(journal_id, progress=progress, cancel=cancel)
 
 
-def visual_order(file_ids: np.ndarray, vectors: np.ndarray) -> list[int]:
-    """An order of the library in which look-alikes sit next to each other (for "Sort: visual similarity").
-
-    A greedy nearest-neighbour chain over cosine similarity, started from the photo least like the others: each
-    step appends the most similar photo not yet placed. Quadratic, but in blocks of rows so 20,000 photos take a
-    few seconds on a worker and little memory.
-    """
-    n = len(file_ids)
-    if n == 0:
-        return []
-    v = vectors.astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-12
-    placed = np.zeros(n, dtype=bool)
-    mean = v.mean(axis=0)
-    current = int(np.argmin(v @ mean))
-    order = [current]
-    placed[current] = True
-    for _ in range(n - 1):
-        sims = v @ v[current]
-        sims[placed] = -np.inf
-        current = int(np.argmax(sims))
-        placed[current] = True
-        order.append(current)
-    return [int(file_ids[i]) for i in order]
+def library_order(lib: Library, *, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[int]:
+    """The library's file ids in "visual similarity" order (``core/order.py``)."""
+    return order.library_visual_order(lib, cancel=cancel)
 
 
-def library_order(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> list[int]:
-    ids, vectors = lib.vectors()
-    return visual_order(np.asarray(ids), np.asarray(vectors))
-
-
-def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
+def build_duplicates(lib: Library, *, progress: ProgressFn | None = None,
+                     cancel: CancelFn | None = None) -> DuplicateFinder:
     """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant)."""
-    references = [str(p) for p in actions.reference_folders()]
-    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
-    return dupes.finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
+    references = [str(p) for p in operations.reference_folders()]
+    marks = NotDuplicateMarks.for_library(lib.folder)
+    return finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
 
 
-def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callable[[Any], None] | None = None,
-                            progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
+def build_duplicates_staged(lib: Library, *, use_model: bool = True,
+                            partial: Callable[[review.Stage], None] | None = None,
+                            progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> DuplicateFinder:
     """The duplicates search in stages (``core/dupes/review.py``): each stage's finder goes to ``partial`` as soon as it
     exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
-    references = [str(p) for p in actions.reference_folders()]
-    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
+    references = [str(p) for p in operations.reference_folders()]
+    marks = NotDuplicateMarks.for_library(lib.folder)
     return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
                                       partial=partial, progress=progress, cancel=cancel)
 
 
-def regroup(finder: Any, sensitivity: float, *, progress: Any = None,
-            cancel: Callable[[], bool] | None = None) -> tuple[list[Any], list[list[Any]]]:
+def regroup(finder: DuplicateFinder, sensitivity: float, *, progress: ProgressFn | None = None,
+            cancel: CancelFn | None = None) -> tuple[list[DuplicateGroup], list[SimilarSet]]:
     """Duplicate groups and, separately, groups of similar shots at ``sensitivity`` (no file is read)."""
     groups = finder.groups(sensitivity)
     return groups, finder.similar_groups(sensitivity, groups)

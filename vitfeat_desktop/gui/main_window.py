@@ -55,10 +55,11 @@ from PySide6.QtWidgets import (
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.images import is_image_path
+from vitfeat_desktop.core.inspect import inspect_image
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.compare import ComparePanel, compare_alignment, load_full
 from vitfeat_desktop.gui.grid import GridItem, ImageGrid, ImageListModel, human_size
-from vitfeat_desktop.gui.inspector import InspectorPanel, inspect_image
+from vitfeat_desktop.gui.inspector import InspectorPanel
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.text import for_window, plural

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,6 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from vitfeat_desktop import config
+from vitfeat_desktop.core.models import cache, registry
+from vitfeat_desktop.core.models.cache import CachedModel
+from vitfeat_desktop.core.pipeline import FeatureExtractor
 from vitfeat_desktop.core.progress import CancelFn, Progress, ProgressFn
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.qtcompat import emit
@@ -96,8 +100,6 @@ class ModelSetupPanel(QWidget):
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from vitfeat_desktop.core.models import registry
-
         self.runner = runner
         self.model = registry.default_model()
         self.variant = "int8"
@@ -193,17 +195,30 @@ class ModelSetupPanel(QWidget):
         self._busy(False, "Download cancelled. Downloading again continues where it stopped.")
 
 
+class ModelRow(TypedDict):
+    """One row of the model table: a registry model, a cached one, or the active model's own folder."""
+
+    id: str
+    name: str
+    desc: str
+    size: str
+    cached: CachedModel | None
+    known: bool  # in the registry (so it can be downloaded)
+    folder: NotRequired[bool]  # the active model is a folder outside the cache
+
+
 class ModelManagerDialog(QDialog):
     """Known and cached models, their sizes and status; download, import, remove, and choose the active one."""
 
     model_chosen = Signal(str, bool)  # model id, quantized
 
-    def __init__(self, runner: TaskRunner, parent: QWidget | None = None, active: Any = None) -> None:
+    def __init__(self, runner: TaskRunner, parent: QWidget | None = None,
+                 active: FeatureExtractor | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.runner = runner
-        self.active_id = str(getattr(active, "model_id", "") or "")
-        self.active_variant = str(getattr(active, "variant", "") or "")
+        self.active_id = active.model_id if active is not None else ""
+        self.active_variant = active.variant if active is not None else ""
         layout = QVBoxLayout(self)
         help_text = QLabel("The model turns each photo into a feature vector. Changing it re-indexes your library "
                            "in the background; the old index is kept until the new one is ready. <b>int8</b> is "
@@ -249,16 +264,13 @@ class ModelManagerDialog(QDialog):
         self.resize(980, 460)
         self.refresh()
 
-    def showEvent(self, event: Any) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.table.resizeRowsToContents()  # now that the stretch column has its real width
 
-    def rows(self) -> list[dict[str, Any]]:
-        from vitfeat_desktop.core.models import registry
-        from vitfeat_desktop.core.models.cache import list_cached_models
-
-        cached = {m.model_id: m for m in list_cached_models()}
-        rows = []
+    def rows(self) -> list[ModelRow]:
+        cached = {m.model_id: m for m in cache.list_cached_models()}
+        rows: list[ModelRow] = []
         for model_id, known in registry.KNOWN_MODELS.items():
             rows.append({"id": model_id, "name": known.display_name, "desc": known.description,
                          "size": f"int8 {known.describe_size('int8')}, fp32 {known.describe_size('fp32')}",
@@ -293,7 +305,7 @@ class ModelManagerDialog(QDialog):
         self.table.resizeRowsToContents()
         self._update_buttons()
 
-    def _selected(self) -> dict[str, Any] | None:
+    def _selected(self) -> ModelRow | None:
         rows = self.table.selectionModel().selectedRows()
         return self._rows[rows[0].row()] if rows else None
 
@@ -309,7 +321,7 @@ class ModelManagerDialog(QDialog):
                                         and not config.offline())
         self.download_button.setText(f"Download {self._variant()}")
         self.use_button.setEnabled(has_variant)
-        self.remove_button.setEnabled(cached is not None and not busy and (row or {}).get("id") != self.active_id)
+        self.remove_button.setEnabled(cached is not None and not busy and (row is None or row["id"] != self.active_id))
 
     def download(self) -> None:
         row = self._selected()
@@ -339,10 +351,8 @@ class ModelManagerDialog(QDialog):
         answer = QMessageBox.question(self, "Remove model", f"Delete the downloaded files of {row['id']}?")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        from vitfeat_desktop.core.models.cache import remove_model
-
         try:
-            remove_model(row["id"])
+            cache.remove_model(row["id"])
         except (OSError, ValueError, Exception) as exc:  # a user-facing error either way
             self.status.setText(f"Could not remove: {exc}")
         self.refresh()

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = [ctypes.py_object]
@@ -43,7 +42,7 @@ def _measure_leak(samples: int = 64) -> int:
 TRUE_LEAK_PER_EMIT = _measure_leak()
 
 
-def emit(signal: Any, *args: Any) -> None:
+def emit(signal: SignalInstance, *args: object) -> None:
     """``signal.emit(*args)``, returning any reference the binding stole."""
     signal.emit(*args)
     for _ in range(TRUE_LEAK_PER_EMIT):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal, SignalInstance
 
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError, one_line
 from vitfeat_desktop.gui.qtcompat import emit
@@ -124,7 +124,7 @@ class Worker:
         if relay is not None:
             relay.deleteLater()
 
-    def _emit(self, signal: Any, *args: Any) -> None:
+    def _emit(self, signal: SignalInstance, *args: object) -> None:
         """Emit from the pool thread unless detached; an emit racing the runner's deletion is dropped, not raised
         (PySide raises "Signal source has been deleted" / "Internal C++ object already deleted")."""
         if self._detached.is_set():

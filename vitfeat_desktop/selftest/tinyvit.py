@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # onnx itself is imported when a model is built (a bundle may lack it: see the onnx check)
+    import onnx
 
 
 def build_tiny_vit(
@@ -27,7 +30,7 @@ def build_tiny_vit(
     with_pooler: bool = True,
     seed: int = 0,
     opset: int = 17,
-) -> Any:
+) -> onnx.ModelProto:
     """Return an ``onnx.ModelProto`` of a randomly initialised ViT encoder (pre-norm, GELU MLP, tanh pooler)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -36,8 +39,8 @@ def build_tiny_vit(
     grid = image_size // patch
     tokens = grid * grid + 1
     head_dim = hidden // heads
-    nodes: list[Any] = []
-    inits: list[Any] = []
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
 
     def const(name: str, array: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.asarray(array), name))
