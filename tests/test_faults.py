@@ -461,7 +461,7 @@ def test_damaged_weights_are_refused_on_load(tmp_path: Path, tiny_vit: Path) -> 
 def test_nan_vector_in_the_catalogue_is_damage_not_a_score(library: Path, tiny_vit: Path) -> None:
     import sqlite3
 
-    from vitfeat_desktop.core.library.facade import library_dir
+    from vitfeat_desktop.core.library.paths import library_dir
 
     conn = sqlite3.connect(str(library_dir(library) / "catalog.sqlite"))
     (chash, blob), = conn.execute("SELECT content_hash, vector FROM vectors LIMIT 1").fetchall()
@@ -699,7 +699,7 @@ def test_quarantine_inside_the_library_is_refused(tmp_path: Path, photos: list[P
 def _truncate_catalogue(root: Path) -> Path:
     import sqlite3
 
-    from vitfeat_desktop.core.library.facade import library_dir
+    from vitfeat_desktop.core.library.paths import library_dir
 
     db = library_dir(root) / "catalog.sqlite"
     conn = sqlite3.connect(str(db))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core.library.ann import RECORD_NAME, VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.ann import VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.paths import INDEX_RECORD
 
 
 def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -62,7 +63,7 @@ def test_save_load_roundtrip_with_record(tmp_path: Path) -> None:
     index.add(range(300), vecs)
     index.remove(range(0, 300, 3))
     index.save(seq=7)
-    record = json.loads((folder / RECORD_NAME).read_text())
+    record = json.loads((folder / INDEX_RECORD).read_text())
     assert record["dim"] == 32 and record["space"] == "cosine" and record["seq"] == 7
     assert record["pooling"] == "pooler_output" and record["count"] == 200
     loaded = VectorIndex.load(folder, {"model_key": "m-int8"})
@@ -84,7 +85,7 @@ def test_damaged_files_load_as_none(tmp_path: Path) -> None:
     index = VectorIndex.create(folder, 8)
     index.add([1], np.ones((1, 8), np.float32))
     index.save(seq=1)
-    (folder / RECORD_NAME).write_text("{not json")
+    (folder / INDEX_RECORD).write_text("{not json")
     assert VectorIndex.load(folder) is None
     index.save(seq=2)
     for f in folder.glob("index-*.bin"):

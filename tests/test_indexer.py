@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vitfeat_desktop.core.library.scanner import content_hash, walk
 
 from vitfeat_desktop.core.errors import Cancelled
-from vitfeat_desktop.core.library.facade import Library, library_dir
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.library.paths import library_dir
+from vitfeat_desktop.core.library.scanner import content_hash
+from vitfeat_desktop.core.library.walk import walk
 
 CHILD = textwrap.dedent(
     """

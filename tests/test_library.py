@@ -14,7 +14,8 @@ from PIL import Image
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.library.ann import VectorIndex
-from vitfeat_desktop.core.library.facade import Library, library_dir
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.library.paths import library_dir
 from vitfeat_desktop.core.progress import Progress
 
 

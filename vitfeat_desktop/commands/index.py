@@ -138,7 +138,7 @@ def run_index(args: argparse.Namespace) -> int:
 def find_library_folder(image: Path) -> Path | None:
     """The deepest indexed folder that contains ``image``, from the records in the libraries dir."""
     from vitfeat_desktop import config
-    from vitfeat_desktop.core.library.facade import LIBRARY_RECORD
+    from vitfeat_desktop.core.library.paths import LIBRARY_RECORD
 
     target = image.expanduser().resolve()
     best: Path | None = None
@@ -156,7 +156,8 @@ def find_library_folder(image: Path) -> Path | None:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.library.facade import Library, library_dir
+    from vitfeat_desktop.core.library.facade import Library
+    from vitfeat_desktop.core.library.paths import LibraryPaths
 
     if args.k < 1:
         raise ValueError("-k must be at least 1")
@@ -166,7 +167,7 @@ def run_similar(args: argparse.Namespace) -> int:
     folder = args.folder or find_library_folder(image)
     if folder is None:
         raise VitfeatError(f"no indexed folder contains {image}; say which one to search with --in FOLDER")
-    if not (library_dir(folder) / "catalog.sqlite").exists():
+    if not LibraryPaths.of(folder).catalog.exists():
         raise VitfeatError(f"{folder} is not indexed yet; run: vitfeat index {folder}")
     model, quantized = args.model, not args.fp32
     with Library.open(folder, model=model, quantized=quantized) as library:
@@ -211,7 +212,7 @@ def indexed_models(library: Any) -> list[dict[str, Any]]:
 
 def _no_vectors_message(folder: Path, asked: str | None, library: Any, models: list[dict[str, Any]]) -> str:
     """Why `similar` cannot search: no images for this model; which models the library does have."""
-    from vitfeat_desktop.core.library.facade import default_model
+    from vitfeat_desktop.core.library.model_key import default_model
 
     wanted = asked if asked is not None else f"{default_model()} (the configured model)"
     if not models:
