@@ -100,12 +100,12 @@ def test_crash_during_save_keeps_previous_state(tmp_path: Path, monkeypatch: pyt
     index.save(seq=1)
     index.add([3], np.eye(1, 8, k=3, dtype=np.float32))
 
-    import vitfeat_desktop.core.library.ann as index_mod
+    from vitfeat_desktop.core.library import ann
 
     def boom(path: Path, data: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index_mod, "write_json_atomic", boom)
+    monkeypatch.setattr(ann, "write_json_atomic", boom)
     with pytest.raises(OSError):
         index.save(seq=2)
     monkeypatch.undo()

@@ -24,10 +24,10 @@ from vitfeat_desktop.core.library.walk import walk
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import vitfeat_desktop.core.library.scanner as indexer
+    from vitfeat_desktop.core.library import scanner
     from vitfeat_desktop.core.library.facade import Library
 
-    indexer.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
+    scanner.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
     lib = Library.open(sys.argv[1], model=sys.argv[2])
     lib.extractor.batch_size = 2
     real = lib.extractor.embed

@@ -76,13 +76,13 @@ def test_first_scan_then_nothing_to_do(folder: Path, tiny_vit: Path) -> None:
 def test_rescan_does_not_open_unchanged_files(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Library.open(folder, model=str(tiny_vit)) as lib:
         lib.scan()
-    import vitfeat_desktop.core.library.scanner as indexer_mod
+    from vitfeat_desktop.core.library import scanner
 
     def forbidden(*args: object, **kwargs: object) -> object:
         raise AssertionError("an unchanged file was opened")
 
-    monkeypatch.setattr(indexer_mod, "content_hash", forbidden)
-    monkeypatch.setattr(indexer_mod, "open_image_with_info", forbidden)
+    monkeypatch.setattr(scanner, "content_hash", forbidden)
+    monkeypatch.setattr(scanner, "open_image_with_info", forbidden)
     with Library.open(folder, model=str(tiny_vit)) as lib:
         assert lib.scan().unchanged == 12
 
@@ -286,9 +286,9 @@ def test_index_rebuilt_from_catalogue_when_lost(folder: Path, tiny_vit: Path) ->
 
 
 def test_many_deletions_compact_the_index(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vitfeat_desktop.core.library.ann as index_mod
+    from vitfeat_desktop.core.library import ann
 
-    monkeypatch.setattr(index_mod, "COMPACT_MIN_DELETED", 2)
+    monkeypatch.setattr(ann, "COMPACT_MIN_DELETED", 2)
     with Library.open(folder, model=str(tiny_vit)) as lib:
         lib.scan()
         for p in sorted(folder.glob("*.JPEG"))[:5]:

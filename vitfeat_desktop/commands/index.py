@@ -12,11 +12,25 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, TypedDict
 
 from vitfeat_desktop.commands import add_model_options
 from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.progress import Progress
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.library.facade import Library
+
+
+class IndexedModel(TypedDict):
+    """A model the library has vectors for (a catalogue ``ModelInfo``), and for how many files."""
+
+    model_key: str
+    model_id: str
+    variant: str
+    pooling: str
+    dim: int
+    count: int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +74,7 @@ def _display(path: str) -> str:
 class ProgressLine:
     """Files done/total, images/s and ETA on stderr, at most a few times a second."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
@@ -200,17 +214,17 @@ def run_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def indexed_models(library: Any) -> list[dict[str, Any]]:
+def indexed_models(library: Library) -> list[IndexedModel]:
     """The models this library has vectors for, with how many files each embedded (most first)."""
-    out = []
+    out: list[IndexedModel] = []
     for m in library.catalog.models():
         count = len(library.catalog.has_vector_hashes(m["model_key"]))
         if count:
-            out.append({**m, "count": count})
+            out.append(IndexedModel(**m, count=count))
     return sorted(out, key=lambda m: -m["count"])
 
 
-def _no_vectors_message(folder: Path, asked: str | None, library: Any, models: list[dict[str, Any]]) -> str:
+def _no_vectors_message(folder: Path, asked: str | None, library: Library, models: list[IndexedModel]) -> str:
     """Why `similar` cannot search: no images for this model; which models the library does have."""
     from vitfeat_desktop.core.library.model_key import default_model
 
