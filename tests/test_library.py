@@ -15,7 +15,7 @@ from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.library.ann import VectorIndex
 from vitfeat_desktop.core.library.facade import Library
-from vitfeat_desktop.core.library.paths import library_dir
+from vitfeat_desktop.core.library.paths import library_dir, sidecar
 from vitfeat_desktop.core.progress import Progress
 
 
@@ -437,15 +437,42 @@ def test_quick_scan_never_loads_or_downloads_a_model(folder: Path, monkeypatch: 
 
 def test_model_key_settles_when_the_weights_arrive(folder: Path, tiny_vit: Path, vitfeat_home: Path) -> None:
     """A hub model downloaded by the first scan must not leave its vectors under a provisional key."""
-    from vitfeat_desktop.core.models import cache as hub
+    from vitfeat_desktop.core.models import cache
 
     model_id = "acme/tiny-vit"
     lib = Library.open(folder, model=model_id)
     provisional = lib.model_key
-    shutil.copytree(tiny_vit, hub.cache_folder(model_id))  # what the download does during the scan
+    shutil.copytree(tiny_vit, cache.cache_folder(model_id))  # what the download does during the scan
     lib.scan()
     assert lib.model_key != provisional
     lib.close()
     with Library.open(folder, model=model_id) as again:
         assert again.model_key == lib.model_key
         assert again.scan().unchanged == 12
+
+
+def test_sidecars_live_in_the_library_data_folder_keyed_like_the_library(folder: Path, tmp_path: Path) -> None:
+    """Per-library side files follow the library's own key: a symlink to the folder finds the same ones."""
+    link = tmp_path / "link-to-photos"
+    link.symlink_to(folder, target_is_directory=True)
+    assert sidecar(folder, "not-duplicates.json") == library_dir(folder) / "not-duplicates.json"
+    assert sidecar(link, "not-duplicates.json") == sidecar(folder, "not-duplicates.json")
+    with Library.open(folder) as lib:
+        assert lib.sidecar("verified-pairs.json") == lib.data_dir / "verified-pairs.json"
+    for bad in ("", ".", "..", "a/b", "catalog.sqlite", "library.json", "indexes", "damaged-20260101-000000"):
+        with pytest.raises(ValueError):
+            sidecar(folder, bad)
+    assert not any(p.name == "not-duplicates.json" for p in folder.rglob("*"))  # nothing in the photo folder
+
+
+def test_the_scanner_never_imports_the_facade() -> None:
+    """The scanner writes through the vector store; it neither imports Library nor calls back into it."""
+    import ast
+
+    from vitfeat_desktop.core.library import scanner, vector_store, walk
+
+    for module in (scanner, vector_store, walk):
+        tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "vitfeat_desktop.core.library.facade" not in imported, module.__name__

@@ -20,7 +20,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -290,7 +290,7 @@ class VectorIndex:
                         old.unlink()
 
 
-def _sha256_of(fh: Any) -> tuple[str, int]:
+def _sha256_of(fh: BinaryIO) -> tuple[str, int]:
     fh.seek(0)
     digest = hashlib.sha256()
     size = 0
