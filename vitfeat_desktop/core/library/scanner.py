@@ -3,8 +3,10 @@
 Why this shape: on camera JPEGs the decoder, not the model, is the expensive part unless it is (a) asked for a
 reduced image (JPEG ``draft``, never below what the preprocessor needs) and (b) run on other threads while ONNX
 Runtime works on the previous batch. The window of decodes in flight is bounded, so memory does not grow with the
-library, and the calling thread is the only one that writes (catalogue first, then the index), so a crash loses
-at most the batch in flight: everything committed to the catalogue is replayed into the index on the next open.
+library, and the calling thread is the only one that writes, through the library's vector store (catalogue first,
+then the index), so a crash loses at most the batch in flight: everything committed to the catalogue is replayed
+into the index on the next open. The scanner knows nothing of the ``Library`` that runs it: it gets the folder,
+the store and the model as arguments.
 
 A re-scan never opens a file whose size and mtime are unchanged; a new or changed file whose content hash already
 has a vector for this model (a move, rename or copy) reuses it without decoding; files that vanished become
