@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vitfeat_desktop.core.library import scanner
 from vitfeat_desktop.core.library.facade import Library
-from vitfeat_desktop.core.library import scanner as indexer
 
 
 def _photo(size: tuple[int, int] = (320, 240), seed: int = 0) -> Image.Image:
@@ -126,8 +126,8 @@ EXPECT_SKIPPED = {
 def test_every_bad_input_is_indexed_or_skipped_with_a_reason(
     bad_folder: dict[str, Path], tiny_vit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_hash = indexer.content_hash
-    real_walk = indexer.walk
+    real_hash = scanner.content_hash
+    real_walk = scanner.walk
 
     def hash_as_unprivileged_user(path: str | os.PathLike[str], cancel: object = None) -> str:
         # Root reads a chmod-000 file anyway; emulate what every other user gets.
@@ -140,8 +140,8 @@ def test_every_bad_input_is_indexed_or_skipped_with_a_reason(
         bad_folder["vanishing"].unlink()  # deleted between listing and reading
         return result
 
-    monkeypatch.setattr(indexer, "content_hash", hash_as_unprivileged_user)
-    monkeypatch.setattr(indexer, "walk", walk_then_delete)
+    monkeypatch.setattr(scanner, "content_hash", hash_as_unprivileged_user)
+    monkeypatch.setattr(scanner, "walk", walk_then_delete)
     root = bad_folder["good"].parent
     with Library.open(root, model=str(tiny_vit)) as lib:
         report = lib.scan(threads=2)
@@ -167,7 +167,7 @@ def test_every_bad_input_is_indexed_or_skipped_with_a_reason(
         assert big is not None and (big.width, big.height) == (12500, 8000)
 
     # A second scan does not retry unchanged bad files, and the vanished one is gone from the list.
-    monkeypatch.setattr(indexer, "walk", real_walk)
+    monkeypatch.setattr(scanner, "walk", real_walk)
     with Library.open(root, model=str(tiny_vit)) as lib:
         again = lib.scan()
     assert again.indexed == 0 and again.reused == 0
@@ -204,7 +204,7 @@ def test_unreadable_subfolder_is_reported_not_fatal(tmp_path: Path, tiny_vit: Pa
 
     with Library.open(root, model=str(tiny_vit)) as lib:
         assert lib.scan().indexed == 2
-        monkeypatch.setattr(indexer.os, "scandir", scandir)
+        monkeypatch.setattr(os, "scandir", scandir)
         report = lib.scan()
         assert report.unchanged == 1 and report.removed == 0  # what is below the locked folder is kept
         assert len(lib.vectors()[0]) == 2
@@ -220,18 +220,18 @@ def test_permission_errors_are_retried_without_a_change(tmp_path: Path, tiny_vit
     _photo().save(locked)
     broken = root / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 nope")
-    real_hash = indexer.content_hash
+    real_hash = scanner.content_hash
 
     def denied(path: str | os.PathLike[str], cancel: object = None) -> str:
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", str(path))
         return real_hash(path)
 
-    monkeypatch.setattr(indexer, "content_hash", denied)
+    monkeypatch.setattr(scanner, "content_hash", denied)
     with Library.open(root, model=str(tiny_vit)) as lib:
         first = lib.scan()
         assert {s["reason"] for s in first.skipped} >= {"permission denied"}
-        monkeypatch.setattr(indexer, "content_hash", real_hash)
+        monkeypatch.setattr(scanner, "content_hash", real_hash)
         second = lib.scan()
         assert second.indexed == 1 and [s["path"] for s in second.skipped] == [str(broken)]
         assert str(locked) in {r.path for r in lib.files(status="ok")}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vitfeat_desktop.core.library.catalog import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -18,7 +19,6 @@ from vitfeat_desktop.core.library.catalog import (
     CatalogError,
     FileUpdate,
 )
-
 from vitfeat_desktop.core.phash import ImageHashes, to_signed64
 
 

@@ -263,7 +263,8 @@ def test_file_swapped_for_a_fifo_mid_scan_does_not_hang(tmp_path: Path, photos: 
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from vitfeat_desktop.core.library import scanner as indexer
+    from vitfeat_desktop.core.library import scanner
+    from vitfeat_desktop.core.library.walk import Entry
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -271,14 +272,14 @@ def test_file_swapped_for_a_fifo_mid_scan_does_not_hang(tmp_path: Path, photos: 
         shutil.copy2(p, root / p.name)
     fifo = root / "swapped.jpg"
     os.mkfifo(fifo)
-    real_walk = indexer.walk
+    real_walk = scanner.walk
 
-    def walk_before_the_swap(*args: object, **kwargs: object) -> tuple[list[indexer.Entry], list[dict[str, str]]]:
+    def walk_before_the_swap(*args: object, **kwargs: object) -> tuple[list[Entry], list[dict[str, str]]]:
         entries, skipped = real_walk(*args, **kwargs)  # type: ignore[arg-type]
         # What the listing saw a moment before the file became a FIFO: a regular 1000-byte file.
-        return [e for e in entries if e.path != str(fifo)] + [indexer.Entry(str(fifo), 1000, 1)], skipped
+        return [e for e in entries if e.path != str(fifo)] + [Entry(str(fifo), 1000, 1)], skipped
 
-    monkeypatch.setattr(indexer, "walk", walk_before_the_swap)
+    monkeypatch.setattr(scanner, "walk", walk_before_the_swap)
     outcome: dict[str, object] = {}
 
     def scan() -> None:
@@ -461,7 +462,7 @@ def test_damaged_weights_are_refused_on_load(tmp_path: Path, tiny_vit: Path) -> 
 def test_nan_vector_in_the_catalogue_is_damage_not_a_score(library: Path, tiny_vit: Path) -> None:
     import sqlite3
 
-    from vitfeat_desktop.core.library.facade import library_dir
+    from vitfeat_desktop.core.library.paths import library_dir
 
     conn = sqlite3.connect(str(library_dir(library) / "catalog.sqlite"))
     (chash, blob), = conn.execute("SELECT content_hash, vector FROM vectors LIMIT 1").fetchall()
@@ -701,7 +702,7 @@ def test_quarantine_inside_the_library_is_refused(tmp_path: Path, photos: list[P
 def _truncate_catalogue(root: Path) -> Path:
     import sqlite3
 
-    from vitfeat_desktop.core.library.facade import library_dir
+    from vitfeat_desktop.core.library.paths import library_dir
 
     db = library_dir(root) / "catalog.sqlite"
     conn = sqlite3.connect(str(db))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vitfeat_desktop.core.library.ann import RECORD_NAME, VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.ann import VectorIndex, normalize_rows
+from vitfeat_desktop.core.library.paths import INDEX_RECORD
 
 
 def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -62,7 +63,7 @@ def test_save_load_roundtrip_with_record(tmp_path: Path) -> None:
     index.add(range(300), vecs)
     index.remove(range(0, 300, 3))
     index.save(seq=7)
-    record = json.loads((folder / RECORD_NAME).read_text())
+    record = json.loads((folder / INDEX_RECORD).read_text())
     assert record["dim"] == 32 and record["space"] == "cosine" and record["seq"] == 7
     assert record["pooling"] == "pooler_output" and record["count"] == 200
     loaded = VectorIndex.load(folder, {"model_key": "m-int8"})
@@ -84,7 +85,7 @@ def test_damaged_files_load_as_none(tmp_path: Path) -> None:
     index = VectorIndex.create(folder, 8)
     index.add([1], np.ones((1, 8), np.float32))
     index.save(seq=1)
-    (folder / RECORD_NAME).write_text("{not json")
+    (folder / INDEX_RECORD).write_text("{not json")
     assert VectorIndex.load(folder) is None
     index.save(seq=2)
     for f in folder.glob("index-*.bin"):
@@ -99,12 +100,12 @@ def test_crash_during_save_keeps_previous_state(tmp_path: Path, monkeypatch: pyt
     index.save(seq=1)
     index.add([3], np.eye(1, 8, k=3, dtype=np.float32))
 
-    import vitfeat_desktop.core.library.ann as index_mod
+    from vitfeat_desktop.core.library import ann
 
     def boom(path: Path, data: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index_mod, "write_json_atomic", boom)
+    monkeypatch.setattr(ann, "write_json_atomic", boom)
     with pytest.raises(OSError):
         index.save(seq=2)
     monkeypatch.undo()

@@ -14,18 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vitfeat_desktop.core.library.scanner import content_hash, walk
 
 from vitfeat_desktop.core.errors import Cancelled
-from vitfeat_desktop.core.library.facade import Library, library_dir
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.library.paths import library_dir
+from vitfeat_desktop.core.library.scanner import content_hash
+from vitfeat_desktop.core.library.walk import walk
 
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import vitfeat_desktop.core.library.scanner as indexer
+    from vitfeat_desktop.core.library import scanner
     from vitfeat_desktop.core.library.facade import Library
 
-    indexer.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
+    scanner.SAVE_INTERVAL_S = 0.0  # save the index after every batch: kills land during saves too
     lib = Library.open(sys.argv[1], model=sys.argv[2])
     lib.extractor.batch_size = 2
     real = lib.extractor.embed

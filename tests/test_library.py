@@ -14,7 +14,8 @@ from PIL import Image
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.library.ann import VectorIndex
-from vitfeat_desktop.core.library.facade import Library, library_dir
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.library.paths import library_dir, sidecar
 from vitfeat_desktop.core.progress import Progress
 
 
@@ -75,13 +76,13 @@ def test_first_scan_then_nothing_to_do(folder: Path, tiny_vit: Path) -> None:
 def test_rescan_does_not_open_unchanged_files(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Library.open(folder, model=str(tiny_vit)) as lib:
         lib.scan()
-    import vitfeat_desktop.core.library.scanner as indexer_mod
+    from vitfeat_desktop.core.library import scanner
 
     def forbidden(*args: object, **kwargs: object) -> object:
         raise AssertionError("an unchanged file was opened")
 
-    monkeypatch.setattr(indexer_mod, "content_hash", forbidden)
-    monkeypatch.setattr(indexer_mod, "open_image_with_info", forbidden)
+    monkeypatch.setattr(scanner, "content_hash", forbidden)
+    monkeypatch.setattr(scanner, "open_image_with_info", forbidden)
     with Library.open(folder, model=str(tiny_vit)) as lib:
         assert lib.scan().unchanged == 12
 
@@ -285,9 +286,9 @@ def test_index_rebuilt_from_catalogue_when_lost(folder: Path, tiny_vit: Path) ->
 
 
 def test_many_deletions_compact_the_index(folder: Path, tiny_vit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vitfeat_desktop.core.library.ann as index_mod
+    from vitfeat_desktop.core.library import ann
 
-    monkeypatch.setattr(index_mod, "COMPACT_MIN_DELETED", 2)
+    monkeypatch.setattr(ann, "COMPACT_MIN_DELETED", 2)
     with Library.open(folder, model=str(tiny_vit)) as lib:
         lib.scan()
         for p in sorted(folder.glob("*.JPEG"))[:5]:
@@ -448,3 +449,30 @@ def test_model_key_settles_when_the_weights_arrive(folder: Path, tiny_vit: Path,
     with Library.open(folder, model=model_id) as again:
         assert again.model_key == lib.model_key
         assert again.scan().unchanged == 12
+
+
+def test_sidecars_live_in_the_library_data_folder_keyed_like_the_library(folder: Path, tmp_path: Path) -> None:
+    """Per-library side files follow the library's own key: a symlink to the folder finds the same ones."""
+    link = tmp_path / "link-to-photos"
+    link.symlink_to(folder, target_is_directory=True)
+    assert sidecar(folder, "not-duplicates.json") == library_dir(folder) / "not-duplicates.json"
+    assert sidecar(link, "not-duplicates.json") == sidecar(folder, "not-duplicates.json")
+    with Library.open(folder) as lib:
+        assert lib.sidecar("verified-pairs.json") == lib.data_dir / "verified-pairs.json"
+    for bad in ("", ".", "..", "a/b", "catalog.sqlite", "library.json", "indexes", "damaged-20260101-000000"):
+        with pytest.raises(ValueError):
+            sidecar(folder, bad)
+    assert not any(p.name == "not-duplicates.json" for p in folder.rglob("*"))  # nothing in the photo folder
+
+
+def test_the_scanner_never_imports_the_facade() -> None:
+    """The scanner writes through the vector store; it neither imports Library nor calls back into it."""
+    import ast
+
+    from vitfeat_desktop.core.library import scanner, vector_store, walk
+
+    for module in (scanner, vector_store, walk):
+        tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "vitfeat_desktop.core.library.facade" not in imported, module.__name__

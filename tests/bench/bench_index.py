@@ -75,10 +75,10 @@ def infer_only(extractor, tensors: np.ndarray, batch: int, lanes: int) -> None: 
 
 def part_speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
     from make_camera_jpegs import make
-    from vitfeat_desktop.core.library.scanner import content_hash, inference_lanes
 
     from vitfeat_desktop.core.images import open_image, open_image_with_info
     from vitfeat_desktop.core.library.facade import Library
+    from vitfeat_desktop.core.library.scanner import content_hash, inference_lanes
     from vitfeat_desktop.core.phash import image_hashes
 
     cam = args.jpegs or (work / ("camera-preview" if args.preview else "camera"))
@@ -228,9 +228,9 @@ def part_decode(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
     from make_camera_jpegs import make
     from PIL import Image
-    from vitfeat_desktop.core.library.scanner import content_hash
 
     from vitfeat_desktop.core import images
+    from vitfeat_desktop.core.library.scanner import content_hash
     from vitfeat_desktop.core.preprocess import Preprocessor
 
     pre = Preprocessor.from_file(args.model / "preprocessor_config.json")

@@ -12,11 +12,25 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, TypedDict
 
 from vitfeat_desktop.commands import add_model_options
 from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.progress import Progress
+
+if TYPE_CHECKING:
+    from vitfeat_desktop.core.library.facade import Library
+
+
+class IndexedModel(TypedDict):
+    """A model the library has vectors for (a catalogue ``ModelInfo``), and for how many files."""
+
+    model_key: str
+    model_id: str
+    variant: str
+    pooling: str
+    dim: int
+    count: int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +74,7 @@ def _display(path: str) -> str:
 class ProgressLine:
     """Files done/total, images/s and ETA on stderr, at most a few times a second."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
@@ -138,7 +152,7 @@ def run_index(args: argparse.Namespace) -> int:
 def find_library_folder(image: Path) -> Path | None:
     """The deepest indexed folder that contains ``image``, from the records in the libraries dir."""
     from vitfeat_desktop import config
-    from vitfeat_desktop.core.library.facade import LIBRARY_RECORD
+    from vitfeat_desktop.core.library.paths import LIBRARY_RECORD
 
     target = image.expanduser().resolve()
     best: Path | None = None
@@ -156,7 +170,8 @@ def find_library_folder(image: Path) -> Path | None:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.library.facade import Library, library_dir
+    from vitfeat_desktop.core.library.facade import Library
+    from vitfeat_desktop.core.library.paths import LibraryPaths
 
     if args.k < 1:
         raise ValueError("-k must be at least 1")
@@ -166,7 +181,7 @@ def run_similar(args: argparse.Namespace) -> int:
     folder = args.folder or find_library_folder(image)
     if folder is None:
         raise VitfeatError(f"no indexed folder contains {image}; say which one to search with --in FOLDER")
-    if not (library_dir(folder) / "catalog.sqlite").exists():
+    if not LibraryPaths.of(folder).catalog.exists():
         raise VitfeatError(f"{folder} is not indexed yet; run: vitfeat index {folder}")
     model, quantized = args.model, not args.fp32
     with Library.open(folder, model=model, quantized=quantized) as library:
@@ -199,19 +214,19 @@ def run_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def indexed_models(library: Any) -> list[dict[str, Any]]:
+def indexed_models(library: Library) -> list[IndexedModel]:
     """The models this library has vectors for, with how many files each embedded (most first)."""
-    out = []
+    out: list[IndexedModel] = []
     for m in library.catalog.models():
         count = len(library.catalog.has_vector_hashes(m["model_key"]))
         if count:
-            out.append({**m, "count": count})
+            out.append(IndexedModel(**m, count=count))
     return sorted(out, key=lambda m: -m["count"])
 
 
-def _no_vectors_message(folder: Path, asked: str | None, library: Any, models: list[dict[str, Any]]) -> str:
+def _no_vectors_message(folder: Path, asked: str | None, library: Library, models: list[IndexedModel]) -> str:
     """Why `similar` cannot search: no images for this model; which models the library does have."""
-    from vitfeat_desktop.core.library.facade import default_model
+    from vitfeat_desktop.core.library.model_key import default_model
 
     wanted = asked if asked is not None else f"{default_model()} (the configured model)"
     if not models:

@@ -26,8 +26,8 @@ import numpy as np
 
 from vitfeat_desktop.config import write_json_atomic
 from vitfeat_desktop.core.fileio import sha256_stream
+from vitfeat_desktop.core.library.paths import INDEX_RECORD
 
-RECORD_NAME = "index.json"
 FORMAT_VERSION = 1
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class VectorIndex:
         """The saved index in ``folder``, or None when there is none or it does not match ``expected``."""
         folder = Path(folder)
         try:
-            record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+            record = json.loads((folder / INDEX_RECORD).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
@@ -283,7 +283,7 @@ class VectorIndex:
             record.update(file=name, seq=int(seq), elements=int(self._index.element_count),
                           count=len(self._alive), deleted=sorted(self._deleted), bytes=size, sha256=digest)
             record["record_sha256"] = _record_digest(record)
-            write_json_atomic(self.folder / RECORD_NAME, record)
+            write_json_atomic(self.folder / INDEX_RECORD, record)
             self.record, self.seq, self._dirty = record, int(seq), False
             for old in self.folder.glob("index-*.bin"):
                 if old.name != name:

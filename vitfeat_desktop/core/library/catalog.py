@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -86,6 +86,16 @@ _FILE_COLUMNS = (
     "id, path, size, mtime_ns, content_hash, width, height, format, capture_date, camera, orientation, "
     "phash, hashes, status, error"
 )
+
+
+class ModelInfo(TypedDict):
+    """A model that embedded files of this catalogue (one row of ``models``)."""
+
+    model_key: str
+    model_id: str
+    variant: str
+    pooling: str
+    dim: int
 
 
 class CatalogError(VitfeatError):
@@ -281,10 +291,10 @@ class Catalog:
                 (model_key, model_id, variant, pooling, int(dim)),
             )
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelInfo]:
         with self._lock:
             rows = self._conn.execute("SELECT model_key, model_id, variant, pooling, dim FROM models").fetchall()
-        return [dict(zip(("model_key", "model_id", "variant", "pooling", "dim"), r, strict=True)) for r in rows]
+        return [ModelInfo(model_key=r[0], model_id=r[1], variant=r[2], pooling=r[3], dim=int(r[4])) for r in rows]
 
     # -- files ----------------------------------------------------------------------------------------------
     def scan_state(self) -> dict[bytes, tuple[int, int, int, str, str | None, str | None]]:

@@ -1,9 +1,10 @@
 """A library: one photo folder, its catalogue and one hnswlib index per model/variant, and search over them.
 
-This is the facade the CLI, the duplicates engine and the GUI use. Everything lives under
-``config.libraries_dir()/<folder name>-<hash of its path>/`` and nothing is ever written in the photo folder:
-``catalog.sqlite`` (WAL) and ``indexes/<model key>/`` (``index.json`` + the graph). Changing the model or the
-variant gives another index next to the old one; vectors of every model stay in the catalogue.
+This is the facade the CLI, the duplicates engine and the GUI use; it composes the parts and owns their
+lifetime: the catalogue (:mod:`.catalog`), the writer that keeps it and the current model's index consistent
+(:mod:`.vector_store`), the folder scanner (:mod:`.scanner`) and the model key (:mod:`.model_key`). Where the
+files live is :mod:`.paths`; nothing is ever written in the photo folder. Changing the model or the variant
+gives another index next to the old one; vectors of every model stay in the catalogue.
 
 Thread safety: one scan at a time (a second one raises), queries may run on other threads while it writes, as
 the catalogue and the index each serialise their own access.
@@ -12,15 +13,13 @@ the catalogue and the index each serialise their own access.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +27,10 @@ from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 from vitfeat_desktop.core.library.ann import VectorIndex, normalize_rows
 from vitfeat_desktop.core.library.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
+from vitfeat_desktop.core.library.model_key import ModelIdentity, default_model, identify, model_folder
+from vitfeat_desktop.core.library.paths import LibraryPaths
 from vitfeat_desktop.core.library.scanner import Scanner, ScanReport
+from vitfeat_desktop.core.library.vector_store import VectorStore
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn
 
 if TYPE_CHECKING:
@@ -39,62 +41,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAME = "catalog.sqlite"
-LIBRARY_RECORD = "library.json"
-
 
 @dataclass(frozen=True)
 class SimilarResult:
     path: str
     score: float  # cosine similarity, 1.0 = same direction
     file_id: int
-
-
-def library_dir(folder: str | os.PathLike[str]) -> Path:
-    """Where the data of the library rooted at ``folder`` lives (stable for the folder's absolute path)."""
-    root = Path(folder).expanduser().resolve()
-    digest = hashlib.sha256(os.fsencode(str(root))).hexdigest()[:12]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name)[:40].strip("._") or "root"
-    return config.libraries_dir() / f"{name}-{digest}"
-
-
-def default_model() -> str:
-    """The model a library uses when none is given: the user's setting, else the app default."""
-    settings = config.load_settings()
-    for key in ("model", "model_id"):
-        value = settings.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return config.DEFAULT_MODEL_ID
-
-
-def make_model_key(model_id: str, variant: str, fingerprint: str = "") -> str:
-    """A file-name-safe, stable key for (model, variant, weights): readable name + hash of id and weights.
-
-    The weights' fingerprint is part of the key so that a model folder updated in place (a new revision of
-    the same hub id) gets a new index instead of mixing vectors of two different networks.
-    """
-    base = Path(model_id).name if ("/" in model_id and os.path.isabs(model_id)) else model_id
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base.replace("/", "--"))[:60].strip("._") or "model"
-    digest = hashlib.sha256(f"{model_id}|{fingerprint}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{safe}-{variant}-{digest}"
-
-
-def weights_fingerprint(onnx_path: str | os.PathLike[str] | None) -> str:
-    """Size plus a hash of the first and last MiB of an ONNX file: cheap, and changes with the weights."""
-    if onnx_path is None:
-        return ""
-    try:
-        with open(onnx_path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            digest = hashlib.sha256(str(size).encode())
-            digest.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(size - (1 << 20))
-                digest.update(fh.read(1 << 20))
-    except OSError:
-        return ""
-    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -117,19 +69,19 @@ def repair_library(folder: str | os.PathLike[str]) -> RepairReport:
     if not root.is_dir():
         raise VitfeatError(f"folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
     root = root.resolve()
-    data = library_dir(root)
-    aside = data / time.strftime("damaged-%Y%m%d-%H%M%S", time.gmtime())
-    aside.mkdir(parents=True, exist_ok=True)
-    for name in (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", "indexes"):
-        if (data / name).exists():
-            os.replace(data / name, aside / name)
-    catalog = Catalog(data / CATALOG_NAME)
+    paths = LibraryPaths.of(root)
+    aside = LibraryPaths(paths.damaged(time.strftime("%Y%m%d-%H%M%S", time.gmtime())))
+    aside.data.mkdir(parents=True, exist_ok=True)
+    for path in (*paths.catalog_files, paths.indexes):
+        if path.exists():
+            os.replace(path, aside.data / path.name)
+    catalog = Catalog(paths.catalog)
     try:
-        kept = salvage_vectors(aside / CATALOG_NAME, catalog) if (aside / CATALOG_NAME).exists() else 0
+        kept = salvage_vectors(aside.catalog, catalog) if aside.catalog.exists() else 0
     finally:
         catalog.close()
-    log.warning("set the damaged catalogue of %s aside in %s; kept %d stored vectors", root, aside, kept)
-    return RepairReport(aside, kept)
+    log.warning("set the damaged catalogue of %s aside in %s; kept %d stored vectors", root, aside.data, kept)
+    return RepairReport(aside.data, kept)
 
 
 class Library:
@@ -139,7 +91,8 @@ class Library:
                  extractor: FeatureExtractor | None, intra_op_threads: int | None = None) -> None:
         self.folder = folder
         self.data_dir = data
-        self.catalog = Catalog(data / CATALOG_NAME)
+        self.paths = LibraryPaths(data)
+        self.catalog = Catalog(self.paths.catalog)
         self._model_spec = model
         self._quantized = quantized
         self._extractor = extractor
@@ -148,11 +101,8 @@ class Library:
         self._scan_lock = threading.Lock()
         self._closing = threading.Event()
         self._closed = False
-        self.index: VectorIndex | None = None
-        self._index_loaded = False
         self.repairs: list[str] = []  # what was found damaged and repaired since opening, one line each
-        self._model_id, self._variant, fingerprint = self._identify()
-        self.model_key = make_model_key(self._model_id, self._variant, fingerprint)
+        self._store = self._new_store(self._identify())
 
     @classmethod
     def open(cls, folder: str | os.PathLike[str], *, model: str | Path | None = None, quantized: bool = True,
@@ -164,31 +114,40 @@ class Library:
         if not root.is_dir():
             raise VitfeatError(f"{root} is not a folder")
         root = root.resolve()
-        data = library_dir(root)
-        data.mkdir(parents=True, exist_ok=True)
-        record = data / LIBRARY_RECORD
-        if not record.exists():
-            config.write_json_atomic(record, {"folder": os.fsdecode(os.fsencode(str(root))), "format": 1})
+        paths = LibraryPaths.of(root)
+        paths.data.mkdir(parents=True, exist_ok=True)
+        if not paths.record.exists():
+            config.write_json_atomic(paths.record, {"folder": os.fsdecode(os.fsencode(str(root))), "format": 1})
         try:
-            return cls(root, data, model=model, quantized=quantized, extractor=extractor,
+            return cls(root, paths.data, model=model, quantized=quantized, extractor=extractor,
                        intra_op_threads=intra_op_threads)
         except CatalogDamaged as exc:
             raise CatalogDamaged(f"{exc}; repair it with: vitfeat index --repair {root} (rebuilds it from the "
                                  "photos, keeping not-a-duplicate marks and the undo history)") from exc
 
-    def _identify(self) -> tuple[str, str, str]:
-        """(model id, variant, weights fingerprint) without loading the model."""
+    def _identify(self) -> ModelIdentity:
+        """The model's identity without loading it."""
         if self._extractor is not None:
-            return (str(self._extractor.model_id), str(self._extractor.variant),
-                    weights_fingerprint(getattr(self._extractor, "onnx_path", None)))
-        from vitfeat_desktop.core.models.layout import resolve_spec
+            return ModelIdentity.of(str(self._extractor.model_id), str(self._extractor.variant),
+                                    self._extractor.onnx_path)
+        return identify(self._spec, self._quantized)
 
-        # Look at the files only: resolving a hub id may start a download, which opening a library must not.
-        spec = resolve_spec(self._model_spec if self._model_spec is not None else default_model(), self._quantized)
-        model_id, variant, onnx = spec.name, spec.variant, spec.onnx_path
-        # Empty when the weights are not here yet; the key then changes once they are, which is right: no
-        # vectors can exist for weights we never had.
-        return model_id, variant, weights_fingerprint(onnx if onnx.is_file() else None)
+    @property
+    def _spec(self) -> str | Path:
+        return self._model_spec if self._model_spec is not None else default_model()
+
+    def _new_store(self, model: ModelIdentity) -> VectorStore:
+        return VectorStore(self.folder, self.catalog, self.paths.index_dir(model.key), model, lock=self._lock,
+                           repairs=self.repairs, extractor=self._extractor)
+
+    @property
+    def model_key(self) -> str:
+        """The key of the current model's index (see :func:`.model_key.make_model_key`)."""
+        return self._store.model_key
+
+    def sidecar(self, name: str) -> Path:
+        """The path of this library's side file ``name`` (see :func:`.paths.sidecar`)."""
+        return self.paths.sidecar(name)
 
     # -- model ----------------------------------------------------------------------------------------------
     @property
@@ -199,196 +158,43 @@ class Library:
                 if self._extractor is None:
                     from vitfeat_desktop.core.pipeline import pipeline
 
-                    spec = self._model_spec if self._model_spec is not None else default_model()
-                    self._extractor = pipeline("image-feature-extraction", model=spec, quantized=self._quantized,
-                                               intra_op_threads=self._intra_op_threads)
+                    self._extractor = pipeline("image-feature-extraction", model=self._spec,
+                                               quantized=self._quantized, intra_op_threads=self._intra_op_threads)
                     self._refresh_model_key()
         return self._extractor
 
     def _refresh_model_key(self) -> None:
         """Re-key once the weights are really here (a hub model may have been downloaded just now)."""
-        extractor = self._extractor
-        if extractor is None:
-            return
-        model_id, variant = str(extractor.model_id), str(extractor.variant)
-        key = make_model_key(model_id, variant, weights_fingerprint(getattr(extractor, "onnx_path", None)))
-        if key != self.model_key:
-            self._model_id, self._variant, self.model_key = model_id, variant, key
-            self.index, self._index_loaded = None, False
+        model = self._identify()
+        if model.key != self._store.model_key:
+            self._store = self._new_store(model)  # the old key's index is dropped unsaved: the catalogue has it
+        else:
+            self._store.extractor = self._extractor
 
     def preprocessor(self) -> Preprocessor:
         """The model's preprocessor, from its config file only: no ONNX session, and never a download."""
         if self._extractor is not None:
             return self._extractor.preprocessor
-        from vitfeat_desktop.core.models.layout import resolve_spec
         from vitfeat_desktop.core.preprocess import Preprocessor
 
-        spec = self._model_spec if self._model_spec is not None else default_model()
-        path = resolve_spec(spec, self._quantized).folder / "preprocessor_config.json"
+        spec = self._spec
+        path = model_folder(spec) / "preprocessor_config.json"
         if not path.is_file():
             raise VitfeatError(f"model {spec} is not available here ({path} is missing)")
         return Preprocessor.from_file(path)
 
     @property
-    def writer_lock(self) -> threading.RLock:
-        """Held while a catalogue batch and its index update are applied, and while the index is saved."""
-        return self._lock
+    def index_dir(self) -> Path:
+        return self._store.index_dir
 
     @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "indexes" / self.model_key
+    def index(self) -> VectorIndex | None:
+        """The current model's index when loaded (see :meth:`ensure_index_loaded`)."""
+        return self._store.index
 
-    # -- index lifecycle --------------------------------------------------------------------------------------
     def ensure_index_loaded(self) -> VectorIndex | None:
-        """Load this model's index and bring it in line with the catalogue (replaying rows newer than it).
-
-        A missing or damaged index, or one older than tombstones already purged, is rebuilt from the vectors
-        stored in the catalogue: the index is never the only copy of anything.
-        """
-        with self._lock:
-            if self._index_loaded:
-                return self.index
-            saved = (self.index_dir / "index.json").exists()
-            index = VectorIndex.load(self.index_dir, {"model_key": self.model_key})
-            if index is not None and index.seq > self.catalog.seq:  # the catalogue was replaced or restored
-                index = None
-            if index is not None:
-                self._sync(index)
-                problem = self._disagreement(index)
-                if problem is not None:
-                    index = None
-                    self._note(f"the similarity index of {self.folder} disagreed with the catalogue ({problem}); "
-                               "rebuilt it from the catalogue")
-            elif saved:
-                self._note(f"the similarity index of {self.folder} was damaged or unreadable; rebuilt it from "
-                           "the catalogue", logged=False)  # VectorIndex.load logged why
-            if index is None and len(self.catalog.live_vector_ids(self.model_key)):
-                with self.catalog.transaction():
-                    ids, vectors = self.catalog.live_vectors(self.model_key)  # damaged (NaN) ones dropped
-                    seq = self.catalog.seq
-                if len(ids):
-                    index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record(),
-                                               capacity=len(ids))
-                    index.rebuild(ids, vectors)
-                    index.seq = seq
-            if index is not None and index.dirty:
-                index.save(index.seq)
-            self.index = index
-            self._index_loaded = True
-            return index
-
-    def _note(self, message: str, *, logged: bool = True) -> None:
-        """Something was repaired: kept for the caller to show (``repairs``) and logged."""
-        if logged:
-            log.warning("%s", message)
-        self.repairs.append(message)
-
-    def _disagreement(self, index: VectorIndex, sample: int = 32) -> str | None:
-        """Why ``index`` (already brought up to the catalogue's seq) must not be trusted, or None.
-
-        The checksum catches damage to the files; this catches an index that is intact but wrong for this
-        catalogue (another library's, or one restored from a backup): same labels as the catalogue's live
-        vectors, the right dimension, and a spread sample of stored vectors equal to the catalogue's.
-        """
-        with self.catalog.transaction():
-            ids = self.catalog.live_vector_ids(self.model_key)
-            picks = ids[np.unique(np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64))] \
-                if len(ids) else ids
-            found = self.catalog.vectors_of(self.model_key, picks.tolist())
-        if index.labels() != set(ids.tolist()):
-            return f"{len(index)} vectors, the catalogue {len(ids)}"
-        if not len(ids):
-            return None
-        dims = {v.shape[-1] for v in found.values()}
-        if dims != {index.dim}:
-            return f"dimension {index.dim}, the catalogue's vectors {sorted(dims)}"
-        stored = normalize_rows(index.get(picks.tolist()))
-        expected = normalize_rows(np.stack([found[int(i)] for i in picks]))
-        if not np.all(np.isfinite(expected)):
-            return "the catalogue holds damaged (NaN or infinite) vectors"
-        if not np.all(np.isfinite(stored)) or float(np.min(np.sum(stored * expected, axis=1))) < 0.999:
-            return "stored vectors differ from the catalogue's"
-        return None
-
-    def _sync(self, index: VectorIndex) -> None:
-        """Apply every catalogue row newer than ``index.seq`` (written by another process, or by a batch whose
-        index update was lost in a crash). Reads one consistent snapshot of the catalogue."""
-        with self._lock:
-            with self.catalog.transaction():
-                seq = self.catalog.seq
-                if index.seq >= seq:
-                    return
-                full = index.seq < self.catalog.purged_seq  # tombstones it never saw are gone: start over
-                replay = [] if full else self.catalog.rows_since(index.seq)
-                ids, vectors = self.catalog.live_vectors(self.model_key, min_seq=None if full else index.seq)
-            if full:
-                index.rebuild(ids, vectors)
-            else:
-                if len(ids):
-                    index.add(ids.tolist(), vectors)
-                keep = set(ids.tolist())
-                index.remove(fid for fid, _, _ in replay if fid not in keep)
-            index.seq = seq
-            index.touch()
-
-    def _index_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"model_key": self.model_key, "model": self._model_id, "variant": self._variant}
-        known = {m["model_key"]: m for m in self.catalog.models()}
-        if self.model_key in known and known[self.model_key]["pooling"]:
-            record["pooling"] = known[self.model_key]["pooling"]
-            return record
-        extractor = self._extractor
-        if extractor is not None:
-            with contextlib.suppress(Exception):  # a record without pooling is still a valid index
-                record["pooling"] = extractor.pooling
-        return record
-
-    def index_apply(self, seq: int, labels: list[int], vectors: np.ndarray | None, removed: list[int]) -> None:
-        """The writer's update for catalogue batch ``seq``: add ``labels``/``vectors``, drop ``removed``.
-
-        If batches are missing in between (another process wrote to the catalogue), the index catches up from
-        the catalogue instead, so ``index.seq`` always means "every row up to here is in the index".
-        """
-        with self._lock:
-            if self.index is None:
-                if not labels or vectors is None:
-                    return
-                # A new index: no earlier row has a vector for this model (else one would have been built).
-                self.index = VectorIndex.create(self.index_dir, vectors.shape[1], self._index_record())
-                self.index.seq = seq - 1
-                self.catalog.register_model(self.model_key, self._model_id, self._variant,
-                                            str(self.index.record.get("pooling", "")), vectors.shape[1])
-            index = self.index
-            if index.seq != seq - 1:
-                self._sync(index)
-                return
-            if labels and vectors is not None:
-                index.add(labels, vectors)
-            if removed:
-                index.remove(removed)
-            index.seq = seq
-            index.touch()
-
-    def save_index(self) -> None:
-        with self._lock:
-            if self.index is not None and self.index.dirty:
-                self.index.save(self.index.seq)
-
-    def finish_scan(self, *, compact: bool = True) -> None:
-        """After a scan (also a cancelled or failed one): compact if needed, save, drop seen tombstones."""
-        with self._lock:
-            index = self.index
-            if index is None:
-                return
-            if compact and index.needs_compaction():
-                with self.catalog.transaction():
-                    ids, vectors = self.catalog.live_vectors(self.model_key)
-                    seq = self.catalog.seq
-                index.rebuild(ids, vectors)
-                index.seq = seq
-            if index.dirty:
-                index.save(index.seq)
-            self.catalog.purge_deleted(index.seq)
+        """Load this model's index, replaying or rebuilding it from the catalogue (:meth:`VectorStore.load`)."""
+        return self._store.load()
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def scan(self, *, embed: bool = True, threads: int | None = None, progress: ProgressFn | None = None,
@@ -410,7 +216,16 @@ class Library:
             def stop() -> bool:  # the caller's cancel, or close() from another thread
                 return self._closing.is_set() or bool(cancel is not None and cancel())
 
-            return Scanner(self, embed=embed, threads=threads, progress=progress, cancel=stop).run()
+            scanner = Scanner(self.folder, threads=threads, progress=progress, cancel=stop)
+            listing = scanner.list_files()
+            if embed:
+                # The model first: loading it may download it and so settle the model key (and the store).
+                extractor = self.extractor
+                return scanner.run(listing, self._store, extractor=extractor)
+            min_side = 256
+            with contextlib.suppress(VitfeatError, OSError):  # no model here: hash at the usual size
+                min_side = self.preprocessor().min_decode_side()
+            return scanner.run(listing, self._store, min_side=min_side)
         finally:
             self._scan_lock.release()
 
@@ -431,8 +246,9 @@ class Library:
         if index is None or len(index) == 0:
             # A model that cannot be loaded (damaged, incomplete) gets a new key and so "no images": say why.
             _ = self.extractor.session
+            model = self._store.model
             raise VitfeatError(
-                f"the library {self.folder} has no images indexed with model {self._model_id} ({self._variant}); "
+                f"the library {self.folder} has no images indexed with model {model.model_id} ({model.variant}); "
                 f"run: vitfeat index {self.folder}"
             )
         return index
@@ -477,8 +293,8 @@ class Library:
         pixels = pre.normalize_uint8(pre.to_uint8_chw(image))[None]
         vector = normalize_rows(self.extractor.embed(pixels))[0]
         if not np.all(np.isfinite(vector)):
-            raise ModelError(f"model {self._model_id} gave an invalid vector (NaN or infinite) for the query; "
-                             "its weights may be damaged")
+            raise ModelError(f"model {self._store.model.model_id} gave an invalid vector (NaN or infinite) for the "
+                             "query; its weights may be damaged")
         return vector, file_id
 
     def similar(self, query: str | os.PathLike[str] | Image.Image | np.ndarray, k: int = 10, *,
@@ -549,7 +365,7 @@ class Library:
                 if self._closed:
                     return
                 try:
-                    self.save_index()
+                    self._store.save()
                 finally:
                     self.catalog.close()
                     self._closed = True

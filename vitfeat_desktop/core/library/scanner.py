@@ -3,8 +3,10 @@
 Why this shape: on camera JPEGs the decoder, not the model, is the expensive part unless it is (a) asked for a
 reduced image (JPEG ``draft``, never below what the preprocessor needs) and (b) run on other threads while ONNX
 Runtime works on the previous batch. The window of decodes in flight is bounded, so memory does not grow with the
-library, and the calling thread is the only one that writes (catalogue first, then the index), so a crash loses
-at most the batch in flight: everything committed to the catalogue is replayed into the index on the next open.
+library, and the calling thread is the only one that writes, through the library's vector store (catalogue first,
+then the index), so a crash loses at most the batch in flight: everything committed to the catalogue is replayed
+into the index on the next open. The scanner knows nothing of the ``Library`` that runs it: it gets the folder,
+the store and the model as arguments.
 
 A re-scan never opens a file whose size and mtime are unchanged; a new or changed file whose content hash already
 has a vector for this model (a move, rename or copy) reuses it without decoding; files that vanished become
@@ -19,7 +21,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -28,23 +30,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
-from vitfeat_desktop.core.fileio import kind_of, sha256_file
-from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
+from vitfeat_desktop.core.fileio import sha256_file
+from vitfeat_desktop.core.images import _reason, open_image_with_info
 from vitfeat_desktop.core.library.ann import normalize_rows
-from vitfeat_desktop.core.library.catalog import (
-    STATUS_ERROR,
-    STATUS_OK,
-    CatalogWriteError,
-    FileUpdate,
-    encode_path,
-)
+from vitfeat_desktop.core.library.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate
+from vitfeat_desktop.core.library.vector_store import VectorStore
+from vitfeat_desktop.core.library.walk import Entry, walk
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.core.library.facade import Library
+    from vitfeat_desktop.core.pipeline import FeatureExtractor
+    from vitfeat_desktop.core.preprocess import Preprocessor
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -97,52 +95,6 @@ class ScanReport:
         }
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A walked file: its stat, or why it could not be stat'ed."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    error: str | None = None
-    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file itself, links followed
-    symlink: bool = False
-
-    @property
-    def key(self) -> bytes:
-        return encode_path(self.path)
-
-
-# The start of the reason given to a second name of a file already listed (a symlink to it, or a hard link).
-SAME_FILE_REASON = "the same file as "
-
-
-def _one_name_per_file(entries: list[Entry]) -> list[Entry]:
-    """Give every file one entry: a symlink and its target, or two hard links, are one file with two names.
-
-    Indexing both made them an "exact duplicate" pair: trashing the target while the link was kept left a
-    dangling link, and trashing one hard link frees nothing and removes a name the user made. The name that
-    stays is a real file rather than a symlink, then the first by path; the others are listed as skipped with
-    the reason (they come back by themselves on the next scan if that name goes).
-    """
-    by_file: dict[tuple[int, int], list[int]] = {}
-    for n, entry in enumerate(entries):
-        # st_ino 0: a file system without inode numbers (some FAT/network mounts); nothing to compare there.
-        if entry.identity is not None and entry.identity[1] != 0 and entry.error is None:
-            by_file.setdefault(entry.identity, []).append(n)
-    out = list(entries)
-    for positions in by_file.values():
-        if len(positions) < 2:
-            continue
-        names = sorted(positions, key=lambda n: (entries[n].symlink, entries[n].path))
-        main = entries[names[0]]
-        for n in names[1:]:
-            entry = entries[n]
-            kind = "a symbolic link to it" if entry.symlink else "a hard link of it"
-            out[n] = Entry(entry.path, -1, -1, f"{SAME_FILE_REASON}{main.path} ({kind}); listed once")
-    return out
-
-
 @dataclass
 class Work:
     entry: Entry
@@ -160,119 +112,35 @@ class Prepared:
     reuse: bool = False  # its content already has a vector for this model
 
 
-def walk(root: Path, *, cancel: CancelFn | None = None,
-         on_entry: Callable[[int], None] | None = None) -> tuple[list[Entry], list[dict[str, str]]]:
-    """Every image file below ``root`` (by extension), skipping hidden folders/files and the app's data.
+@dataclass
+class Listing:
+    """The first phase of a scan: what is below the folder now, before any model is involved."""
 
-    Symlinked folders are followed (people link an external drive's folder into their photos), each folder at
-    most once by its device and inode, which is also what stops a link loop. Symlinked files are followed; a
-    broken or looping link is returned with an error. Folders that cannot be listed are returned as skipped.
-    """
-    entries: list[Entry] = []
-    skipped: list[dict[str, str]] = []
-    try:
-        data_root = config.data_dir().resolve()
-    except OSError:
-        data_root = None
-    visited: set[tuple[int, int]] = set()
-    with contextlib.suppress(OSError):
-        st = os.stat(root)
-        visited.add((st.st_dev, st.st_ino))
-    stack = [str(root)]
-    while stack:
-        check_cancel(cancel)
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                children = list(it)
-        except OSError as exc:
-            skipped.append({"path": folder, "reason": f"folder cannot be read: {_reason(exc)}"})
-            continue
-        children.sort(key=lambda e: e.name)
-        subdirs = []
-        for child in children:
-            name = child.name
-            if name.startswith("."):
-                continue
-            try:
-                is_dir = child.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if data_root is not None and _same_path(child.path, data_root):
-                    continue
-                try:
-                    st = child.stat(follow_symlinks=True)
-                except OSError as exc:
-                    skipped.append({"path": child.path, "reason": f"folder cannot be read: {_stat_reason(child, exc)}"})
-                    continue
-                identity = (st.st_dev, st.st_ino)
-                if identity in visited:
-                    continue  # a link back up the tree, or a second way into a folder already listed
-                visited.add(identity)
-                subdirs.append(child.path)
-                continue
-            if not is_image_path(name):
-                continue
-            try:
-                st = child.stat(follow_symlinks=True)
-            except OSError as exc:
-                entries.append(Entry(child.path, -1, -1, _stat_reason(child, exc)))
-                continue
-            kind = kind_of(st.st_mode)
-            if kind is not None:  # a FIFO, a (link to a) device, a socket: listed, never opened
-                entries.append(Entry(child.path, -1, -1, f"is {kind}, not a photo file"))
-                continue
-            try:
-                symlink = child.is_symlink()
-            except OSError:
-                symlink = False
-            entries.append(Entry(child.path, int(st.st_size), int(st.st_mtime_ns),
-                                 identity=(int(st.st_dev), int(st.st_ino)), symlink=symlink))
-        if on_entry is not None:
-            on_entry(len(entries))
-        stack.extend(reversed(subdirs))
-    return _one_name_per_file(entries), skipped
-
-
-def _same_path(path: str, other: Path) -> bool:
-    try:
-        return Path(path).resolve() == other
-    except OSError:
-        return False
-
-
-def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
-    import errno
-
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    if exc.errno == errno.ENAMETOOLONG:
-        return "its path is longer than the system allows; move it higher up to index it"
-    if isinstance(exc, FileNotFoundError):
-        try:
-            if child.is_symlink():
-                return "broken symbolic link (its target does not exist)"
-        except OSError:
-            pass
-        return "file not found (deleted while scanning?)"
-    return _reason(exc)
+    entries: list[Entry]
+    folder_skips: list[dict[str, str]]
+    reporter: Reporter
 
 
 class Scanner:
-    """One scan of one library (use :meth:`Library.scan`)."""
+    """One scan of one folder, in two phases the caller (:meth:`Library.scan`) runs in turn.
 
-    def __init__(self, library: Library, *, embed: bool, threads: int | None,
-                 progress: ProgressFn | None, cancel: CancelFn | None) -> None:
-        self.lib = library
-        self.embed = embed
+    :meth:`list_files` walks the folder; then the caller settles the model (loading it may download it and so
+    change the model key) and hands :meth:`run` the :class:`VectorStore` to write to and, for a full scan, the
+    extractor. The scanner reads the catalogue through the store and writes only through :meth:`VectorStore.write`.
+    """
+
+    def __init__(self, folder: Path, *, threads: int | None, progress: ProgressFn | None,
+                 cancel: CancelFn | None) -> None:
+        self.folder = folder
         self.threads = max(1, int(threads)) if threads else default_decode_threads()
         self.progress = progress
         self.cancel = cancel
-        self.report = ScanReport(embedded=embed)
+        self.embed = False
+        self.report = ScanReport()
         self._known: set[str] = set()
         self._min_side = 256
-        self._pre: Any = None
+        self._extractor: FeatureExtractor | None = None
+        self._pre: Preprocessor | None = None
         self._batch_size = 8
         self._last_save = time.monotonic()
         self._stop = threading.Event()
@@ -285,34 +153,44 @@ class Scanner:
         # Batches embedded at once, each on its own thread (see ``inference_lanes``); 1 = one helper thread.
         self._lanes = 1
         self._infer: ThreadPoolExecutor | None = None
+        self._started = time.monotonic()
 
-    def run(self) -> ScanReport:
-        start = time.monotonic()
-        lib = self.lib
+    def list_files(self) -> Listing:
+        """Walk the folder (cancellable); the first phase, which needs neither the catalogue nor a model."""
+        self._started = time.monotonic()
         reporter = Reporter(self.progress, "walking")
-        entries, folder_skips = walk(lib.folder, cancel=self.cancel,
+        entries, folder_skips = walk(self.folder, cancel=self.cancel,
                                      on_entry=lambda n: reporter.update(n, "listing files"))
         reporter.update(len(entries), "listing files", force=True)
-        self.report.total = len(entries)
-        catalog = lib.catalog
+        return Listing(entries, folder_skips, reporter)
+
+    def run(self, listing: Listing, store: VectorStore, *, extractor: FeatureExtractor | None = None,
+            min_side: int = 256) -> ScanReport:
+        """Bring the catalogue (and with ``extractor``, ``store``'s index) up to date with ``listing``.
+
+        Without an extractor this is the quick pass (no model): ``min_side`` is then the smallest decode the
+        model's preprocessor will later need, so the perceptual hashes match what a full scan computes.
+        """
+        entries, folder_skips, reporter = listing.entries, listing.folder_skips, listing.reporter
+        self.embed = extractor is not None
+        self.report = ScanReport(embedded=self.embed, total=len(entries))
+        self._store = store
+        catalog = store.catalog
         state = catalog.scan_state()
-        if self.embed:
-            extractor = lib.extractor  # first: loading it may download the model and so settle the model key
+        self._min_side = min_side
+        if extractor is not None:
+            self._extractor = extractor
             self._pre = extractor.preprocessor
             self._min_side = self._pre.min_decode_side()
-            self._batch_size = max(1, int(getattr(extractor, "batch_size", 8)))
+            self._batch_size = max(1, int(extractor.batch_size))
             on_cpu = _runs_on_cpu(extractor)
             self._lanes = inference_lanes(extractor) if on_cpu else 1
             # Turn-taking only pays with one lane whose intra-op threads fill the cores; with several 1-thread
             # lanes a decoder taking a core delays one lane, not a whole barrier-synchronised batch.
             self._exclusive = on_cpu and self._lanes == 1 and _gate_wanted()
-            lib.ensure_index_loaded()
-            self._known = catalog.has_vector_hashes(lib.model_key)
-        else:
-            with contextlib.suppress(VitfeatError, OSError):
-                self._min_side = lib.preprocessor().min_decode_side()
-        model_key = lib.model_key if self.embed else None
-        self.report.model_key = model_key
+            store.load()
+            self._known = catalog.has_vector_hashes(store.model_key)
+        self.report.model_key = store.model_key if self.embed else None
 
         # Classify: untouched files cost one dict lookup each (this is the whole of an unchanged re-scan).
         seen: set[bytes] = set()
@@ -344,29 +222,27 @@ class Scanner:
         unlisted = tuple(os.fsencode(s["path"]) + os.sep.encode() for s in folder_skips)
         vanished = [key for key in state if key not in seen and not (unlisted and key.startswith(unlisted))]
         if vanished or error_rows:
-            with lib.writer_lock:
-                seq, now_errors, gone = catalog.write_batch(error_rows, vanished=vanished)
-                self.report.removed = len(gone)
-                if self.embed:  # a file that became unreadable (or a second name of another) leaves the index
-                    lib.index_apply(seq, [], None, gone + list(now_errors.values()))
+            # A file that became unreadable (or a second name of another) leaves the index with the vanished.
+            _, _, gone = store.write(error_rows, vanished=vanished, index=self.embed)
+            self.report.removed = len(gone)
         check_cancel(self.cancel)
 
         reporter.restart("indexing" if self.embed else "hashing", total=len(todo))
         failed = False
         try:
-            self._process(todo, reporter, model_key)
+            self._process(todo, reporter)
         except CatalogWriteError as exc:
             failed = True
             done = self.report.indexed + self.report.reused
             raise CatalogWriteError(f"{exc}: stopped after {done} new files, which are kept; free some space and "
-                                    f"run the scan again to go on (vitfeat index {lib.folder})") from exc
+                                    f"run the scan again to go on (vitfeat index {self.folder})") from exc
         except BaseException:
             failed = True
             raise
         finally:
             if self.embed:
                 try:
-                    lib.finish_scan(compact=not failed)
+                    store.finish(compact=not failed)
                 except (OSError, VitfeatError) as exc:
                     if not failed:
                         raise
@@ -375,11 +251,18 @@ class Scanner:
         reporter.update(len(todo), "done", force=True)
         skipped = [{"path": p, "reason": r} for p, r in catalog.skipped()] + folder_skips
         self.report.skipped = skipped
-        self.report.seconds = time.monotonic() - start
+        self.report.seconds = time.monotonic() - self._started
         return self.report
 
+    @property
+    def _model(self) -> FeatureExtractor:
+        """The extractor of a full scan (only the inference paths ask, and only a full scan gets there)."""
+        if self._extractor is None:
+            raise VitfeatError("a quick scan has no model")
+        return self._extractor
+
     # -- the pipeline -------------------------------------------------------------------------------------------
-    def _process(self, todo: list[Work], reporter: Reporter, model_key: str | None) -> None:
+    def _process(self, todo: list[Work], reporter: Reporter) -> None:
         if not todo:
             return
         window_size = max(2 * self._batch_size + self.threads, 2 * self.threads)
@@ -412,33 +295,33 @@ class Scanner:
                     waiting.append(result)
                     if len(pixels) >= self._batch_size:
                         if lanes is None:
-                            self._write_embedded(waiting, pixels, model_key)
+                            self._write_embedded(waiting, pixels)
                         else:
-                            self._submit(lanes, inflight, waiting, pixels, model_key)
+                            self._submit(lanes, inflight, waiting, pixels)
                         pixels, waiting = [], []
                 else:
                     plain.append(result)
                     if len(plain) >= WRITE_GROUP or time.monotonic() - last_plain > WRITE_AGE_S:
-                        self._write_plain(plain, model_key)
+                        self._write_plain(plain)
                         plain, last_plain = [], time.monotonic()
                 reporter.update(done, os.path.basename(result.work.entry.path))
                 self._maybe_save()
             if waiting:
                 if lanes is None:
-                    self._write_embedded(waiting, pixels, model_key)
+                    self._write_embedded(waiting, pixels)
                 else:
-                    self._submit(lanes, inflight, waiting, pixels, model_key)
+                    self._submit(lanes, inflight, waiting, pixels)
             while inflight:
-                self._write_oldest(inflight, model_key)
+                self._write_oldest(inflight)
             if plain:
-                self._write_plain(plain, model_key)
+                self._write_plain(plain)
         except BaseException:
             # Keep what is finished: results already decoded but not embedded are simply dropped (they are not
             # in the catalogue, so the next scan redoes them).
             self._stop.set()
             with contextlib.suppress(Exception):
                 if plain:
-                    self._write_plain(plain, model_key)
+                    self._write_plain(plain)
             raise
         finally:
             self._stop.set()
@@ -451,20 +334,19 @@ class Scanner:
                 lanes.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, lanes: ThreadPoolExecutor, inflight: deque[tuple[list[Prepared], Future[np.ndarray]]],
-                results: list[Prepared], pixels: list[np.ndarray], model_key: str | None) -> None:
+                results: list[Prepared], pixels: list[np.ndarray]) -> None:
         """Start embedding a batch on a free lane; first write the oldest batches while all lanes are busy."""
         while len(inflight) >= self._lanes:
-            self._write_oldest(inflight, model_key)
+            self._write_oldest(inflight)
         check_cancel(self.cancel)
         batch = np.stack(pixels)
-        inflight.append((results, lanes.submit(self.lib.extractor.embed, batch)))
+        inflight.append((results, lanes.submit(self._model.embed, batch)))
 
-    def _write_oldest(self, inflight: deque[tuple[list[Prepared], Future[np.ndarray]]],
-                      model_key: str | None) -> None:
+    def _write_oldest(self, inflight: deque[tuple[list[Prepared], Future[np.ndarray]]]) -> None:
         results, future = inflight[0]
         vectors = self._wait(future)
         inflight.popleft()
-        self._store_embedded(results, normalize_rows(vectors), model_key)
+        self._store_embedded(results, normalize_rows(vectors))
 
     def _fill(self, pool: ThreadPoolExecutor, window: deque[Future[Prepared]], items: Iterator[Work],
               size: int) -> None:
@@ -497,15 +379,16 @@ class Scanner:
         except OSError as exc:
             return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=_reason(exc)))
         if self.embed and chash in self._known:
-            meta = self.lib.catalog.metadata_for_hash(chash)
+            meta = self._store.catalog.metadata_for_hash(chash)
             if meta is not None:
                 return Prepared(work, _with_stat(meta, key, entry), reuse=True)
         try:
             image, info = open_image_with_info(entry.path, min_side=self._min_side)
             hashes = image_hashes(image)
             pixels = None
-            if self.embed and chash not in self._known:
-                pixels = self._pre.normalize_uint8(self._pre.to_uint8_chw(image))
+            pre = self._pre
+            if pre is not None and chash not in self._known:  # a full scan, and this content is new
+                pixels = pre.normalize_uint8(pre.to_uint8_chw(image))
             del image
         except ImageReadError as exc:
             return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
@@ -525,12 +408,12 @@ class Scanner:
         return Prepared(work, update, pixels=pixels, reuse=pixels is None and self.embed)
 
     # -- the one writer ---------------------------------------------------------------------------------------
-    def _write_embedded(self, results: list[Prepared], pixels: list[np.ndarray], model_key: str | None) -> None:
+    def _write_embedded(self, results: list[Prepared], pixels: list[np.ndarray]) -> None:
         check_cancel(self.cancel)
         batch = np.stack(pixels)
-        self._store_embedded(results, normalize_rows(self._embed(batch)), model_key)
+        self._store_embedded(results, normalize_rows(self._embed(batch)))
 
-    def _store_embedded(self, results: list[Prepared], vectors: np.ndarray, model_key: str | None) -> None:
+    def _store_embedded(self, results: list[Prepared], vectors: np.ndarray) -> None:
         new_vectors: dict[str, np.ndarray] = {}
         for result, vector in zip(results, vectors, strict=True):
             chash = result.update.content_hash
@@ -540,7 +423,7 @@ class Scanner:
                                             "for this image; its weights may be damaged")
                 continue
             new_vectors[chash] = vector
-        self._commit(results, new_vectors, model_key)
+        self._commit(results, new_vectors)
         self.report.indexed += sum(1 for r in results if r.update.status == STATUS_OK)
 
     def _embed(self, batch: np.ndarray) -> np.ndarray:
@@ -554,16 +437,16 @@ class Scanner:
 
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
         if self._infer is None:
-            return self.lib.extractor.embed(batch)
-        future = self._infer.submit(self.lib.extractor.embed, batch)
+            return self._model.embed(batch)
+        future = self._infer.submit(self._model.embed, batch)
         while True:  # a cancel waits for the batch (its work is then kept); Ctrl-C interrupts this wait at once
             try:
                 return future.result(timeout=0.05)
             except FutureTimeout:
                 continue
 
-    def _write_plain(self, results: list[Prepared], model_key: str | None) -> None:
-        self._commit(results, {}, model_key)
+    def _write_plain(self, results: list[Prepared]) -> None:
+        self._commit(results, {})
         for r in results:
             if r.update.status != STATUS_OK:
                 continue
@@ -572,39 +455,14 @@ class Scanner:
             else:
                 self.report.indexed += 1
 
-    def _commit(self, results: list[Prepared], new_vectors: dict[str, np.ndarray], model_key: str | None) -> None:
-        # The catalogue commit and the index update happen under the library lock, so an index saved from
-        # another thread (``Library.close``) never claims a catalogue ``seq`` whose rows it does not hold.
-        with self.lib.writer_lock:
-            self._commit_locked(results, new_vectors, model_key)
-
-    def _commit_locked(self, results: list[Prepared], new_vectors: dict[str, np.ndarray],
-                       model_key: str | None) -> None:
-        updates = [r.update for r in results]
-        seq, ids, _ = self.lib.catalog.write_batch(updates, new_vectors, model_key=model_key)
+    def _commit(self, results: list[Prepared], new_vectors: dict[str, np.ndarray]) -> None:
+        """Write a batch through the store (catalogue, then index, under its lock)."""
+        self._store.write([r.update for r in results], new_vectors, index=self.embed)
         self._known.update(new_vectors)
-        if not self.embed or model_key is None:
-            return
-        ok_hashes = {u.content_hash for u in updates if u.status == STATUS_OK and u.content_hash}
-        vectors = dict(new_vectors)
-        missing = [h for h in ok_hashes if h not in vectors]
-        if missing:
-            vectors.update(self.lib.catalog.known_vectors(missing, model_key))
-        labels: list[int] = []
-        rows: list[np.ndarray] = []
-        bad: list[int] = []
-        for u in updates:
-            fid = ids[u.path]
-            if u.status == STATUS_OK and u.content_hash in vectors:
-                labels.append(fid)
-                rows.append(vectors[u.content_hash])
-            else:
-                bad.append(fid)
-        self.lib.index_apply(seq, labels, np.stack(rows) if rows else None, bad)
 
     def _maybe_save(self) -> None:
         if self.embed and time.monotonic() - self._last_save > SAVE_INTERVAL_S:
-            self.lib.save_index()
+            self._store.save()
             self._last_save = time.monotonic()
 
 
@@ -615,7 +473,7 @@ def _transient(reason: str | None) -> bool:
     return any(word in low for word in ("permission", "not found", "input/output", "timed out", "memory"))
 
 
-def inference_lanes(extractor: Any) -> int:
+def inference_lanes(extractor: FeatureExtractor) -> int:
     """How many batches to embed at once on the CPU: 1 unless ``VITFEAT_INFER_LANES`` asks for more.
 
     Several lanes (batches run side by side, each on its own thread, best with 1-thread extractors) were
@@ -635,7 +493,7 @@ def _gate_wanted() -> bool:
     return os.environ.get("VITFEAT_OVERLAP_DECODE", "") in ("", "0")
 
 
-def _runs_on_cpu(extractor: Any) -> bool:
+def _runs_on_cpu(extractor: FeatureExtractor) -> bool:
     """Whether inference competes with decoding for the CPU (no GPU/NPU provider in front)."""
     try:
         providers = list(extractor.providers)
