@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.photos import REPO
 
 from vitfeat_desktop.core.library.facade import Library
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

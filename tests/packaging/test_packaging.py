@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from helpers.photos import REPO
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGING = REPO / "packaging"
 RESOURCES = REPO / "resources"
 SPEC = PACKAGING / "vitfeat.spec"
