@@ -17,6 +17,7 @@ from vitfeat_desktop.core.dupes import finder as dupes
 from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.fileops import operations as actions
+from vitfeat_desktop.core.fileops.references import reference_folders
 from vitfeat_desktop.core.library.facade import Library
 
 SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
@@ -193,7 +194,7 @@ def library_order(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] 
 
 def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
     """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant)."""
-    references = [str(p) for p in actions.reference_folders()]
+    references = [str(p) for p in reference_folders()]
     marks = dupes.NotDuplicateMarks.for_library(lib.folder)
     return dupes.finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
 
@@ -202,7 +203,7 @@ def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callab
                             progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
     """The duplicates search in stages (``core/dupes/review.py``): each stage's finder goes to ``partial`` as soon as it
     exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
-    references = [str(p) for p in actions.reference_folders()]
+    references = [str(p) for p in reference_folders()]
     marks = dupes.NotDuplicateMarks.for_library(lib.folder)
     return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
                                       partial=partial, progress=progress, cancel=cancel)
