@@ -32,7 +32,7 @@ import numpy as np
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
 from vitfeat_desktop.core.fileio import kind_of
-from vitfeat_desktop.core.images import _reason, is_image_path, open_image_with_info
+from vitfeat_desktop.core.images import is_image_path, open_image_with_info
 from vitfeat_desktop.core.library.ann import normalize_rows
 from vitfeat_desktop.core.library.catalog import (
     STATUS_ERROR,
@@ -42,6 +42,7 @@ from vitfeat_desktop.core.library.catalog import (
     encode_path,
 )
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
+from vitfeat_desktop.core.pixels import failure_reason
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             with os.scandir(folder) as it:
                 children = list(it)
         except OSError as exc:
-            skipped.append({"path": folder, "reason": f"folder cannot be read: {_reason(exc)}"})
+            skipped.append({"path": folder, "reason": f"folder cannot be read: {failure_reason(exc)}"})
             continue
         children.sort(key=lambda e: e.name)
         subdirs = []
@@ -266,7 +267,7 @@ def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
         except OSError:
             pass
         return "file not found (deleted while scanning?)"
-    return _reason(exc)
+    return failure_reason(exc)
 
 
 class Scanner:
@@ -505,7 +506,7 @@ class Scanner:
         try:
             chash = work.known_hash or content_hash(entry.path)
         except OSError as exc:
-            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=_reason(exc)))
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=failure_reason(exc)))
         if self.embed and chash in self._known:
             meta = self.lib.catalog.metadata_for_hash(chash)
             if meta is not None:
@@ -525,7 +526,7 @@ class Scanner:
                                              error="not enough memory to decode this image"))
         except Exception as exc:  # a decoder bug must not stop the library: list the file and go on
             return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
-                                             error=_reason(exc)))
+                                             error=failure_reason(exc)))
         update = FileUpdate(
             key, entry.size, entry.mtime_ns, STATUS_OK, content_hash=chash,
             width=info.get("width"), height=info.get("height"), format=info.get("format"),
