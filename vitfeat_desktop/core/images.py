@@ -298,7 +298,7 @@ def _load_url(url: str, timeout: float) -> Image.Image:
     import urllib.error
     import urllib.request
 
-    from vitfeat_desktop import __version__
+    from vitfeat_desktop.version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"vitfeat-desktop/{__version__}"})
     try:
