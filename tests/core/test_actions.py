@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.files import tree_checksums
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.fileops import operations, references
@@ -27,12 +28,8 @@ def photos_dir(tmp_path: Path) -> Path:
     return root
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_quarantine_and_undo_restore_identical_files(photos_dir: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))[:3]
     result = apply_actions("quarantine", victims, photo_roots=[photos_dir])
     assert not result.failed and len(result.done) == 3
@@ -43,11 +40,11 @@ def test_quarantine_and_undo_restore_identical_files(photos_dir: Path) -> None:
         assert sha256_file(Path(dest)) == before[str(Path(src).relative_to(photos_dir))]
     restored = undo()
     assert sorted(restored.restored) == sorted(str(v) for v in victims) and not restored.failed
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_trash_and_undo(photos_dir: Path, trash_home: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victim = photos_dir / "2023" / "img1.jpg"
     result = apply_actions("trash", [victim])
     assert result.done and not victim.exists()
@@ -55,12 +52,12 @@ def test_trash_and_undo(photos_dir: Path, trash_home: Path) -> None:
     assert trashed.is_file() and trash_home in trashed.parents
     assert list((trash_home / "info").glob("*.trashinfo"))
     undo(result.journal_id)
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
     assert not list((trash_home / "info").glob("*.trashinfo"))  # put back, not left as a ghost entry
 
 
 def test_move_and_copy_round_trip(photos_dir: Path, tmp_path: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     elsewhere = tmp_path / "elsewhere"
     copied = apply_actions("copy", [photos_dir / "keep.jpg"], folder=elsewhere)
     assert (elsewhere / "keep.jpg").is_file() and (photos_dir / "keep.jpg").is_file()
@@ -73,12 +70,12 @@ def test_move_and_copy_round_trip(photos_dir: Path, tmp_path: Path) -> None:
     assert (elsewhere / "img0.jpg").is_file() and not (photos_dir / "2023" / "img0.jpg").exists()
     undo(moved.journal_id)
     undo(copied.journal_id)
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
     assert not (elsewhere / "keep.jpg").exists()
 
 
 def test_reference_folders_are_never_touched(photos_dir: Path, tmp_path: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     with pytest.raises(ProtectedFileError):
         apply_actions("quarantine", [photos_dir / "2023" / "img0.jpg"], references=[photos_dir / "2023"])
     config.save_settings({"reference_folders": [str(photos_dir)]})
@@ -95,7 +92,7 @@ def test_reference_folders_are_never_touched(photos_dir: Path, tmp_path: Path) -
     outside.write_bytes(b"x")
     with pytest.raises(ProtectedFileError):
         apply_actions("move", [outside], folder=photos_dir / "in")
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_missing_keeper_keeps_the_copy(photos_dir: Path) -> None:
@@ -136,7 +133,7 @@ class _Crash(BaseException):
                                                      ("placed", True)])
 def test_crash_mid_action_then_replay_loses_nothing(photos_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                     stage: str, cross_volume: bool) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))
     calls = {"n": 0}
 
@@ -176,11 +173,11 @@ def test_crash_mid_action_then_replay_loses_nothing(photos_dir: Path, monkeypatc
         assert sha256_file(src if src.exists() else dest) == intent["sha256"]
     assert Path(placed[1]["src"]).is_file()
     undo()
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_crash_during_undo_is_finished_by_replay(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))
     result = apply_actions("quarantine", victims)
     count = {"n": 0}
@@ -196,7 +193,7 @@ def test_crash_during_undo_is_finished_by_replay(photos_dir: Path, monkeypatch: 
         undo(result.journal_id)
     monkeypatch.setattr(operations, "_step", lambda at, entry: None)
     recover()
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_quarantine_location_prefers_outside_photo_folder(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.files import file_sha256
 from helpers.photos import REPO
 
 from vitfeat_desktop.core.library.facade import Library
@@ -165,12 +166,6 @@ def _write_journal(records: list[dict[str, object]], *, sign: bool, name: str = 
     return path
 
 
-def _sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[Path], trash_home: Path) -> None:
     from vitfeat_desktop.core.fileops import operations
     from vitfeat_desktop.core.fileops.errors import JournalError
@@ -180,7 +175,7 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
     shutil.copy2(photos[0], untouched)
     unrelated = tmp_path / "elsewhere" / "notes.txt"
     unrelated.write_text("keep me")
-    sha = _sha(untouched)
+    sha = file_sha256(untouched)
     # Unsigned lines: undo would move a file the app never touched and "tidy" a trash record that is a user file.
     _write_journal([
         {"op": "begin", "action": "quarantine", "roots": [str(tmp_path / "lib")]},
@@ -194,7 +189,7 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
     ], sign=False)
     with pytest.raises(JournalError):
         operations.undo()
-    assert untouched.is_file() and _sha(untouched) == sha and unrelated.read_text() == "keep me"
+    assert untouched.is_file() and file_sha256(untouched) == sha and unrelated.read_text() == "keep me"
     assert not (tmp_path / "lib").exists()
     # Even an authentic journal is only believed inside the folders its action involved ("/etc/passwd").
     lib = tmp_path / "lib"
@@ -224,14 +219,14 @@ def test_recovery_never_deletes_the_real_photo(tmp_path: Path, photos: list[Path
     real.parent.mkdir(parents=True)
     shutil.copy2(photos[3], real)
     (lib / "photo.jpg").symlink_to(real)
-    sha = _sha(real)
+    sha = file_sha256(real)
     _write_journal([
         {"op": "begin", "action": "quarantine", "folder": None, "roots": [str(lib)]},
         {"op": "intent", "i": 0, "action": "quarantine", "src": str(lib / "photo.jpg"), "dest": str(real),
          "within": str(within), "sha256": sha, "size": real.stat().st_size},
     ], sign=True, name=jid)
     operations.recover()
-    assert real.is_file() and _sha(real) == sha
+    assert real.is_file() and file_sha256(real) == sha
 
 
 # -- 5. nothing but regular files is opened; Ctrl-C ends the process ------------------------------------------
