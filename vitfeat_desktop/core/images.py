@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -70,6 +70,8 @@ IMAGE_EXTENSIONS = frozenset(
 # Images that still have more pixels than this after ``draft`` are decoded one at a time (see ``_open``).
 BIG_DECODE_PIXELS = 40_000_000
 _big_decode = threading.Semaphore(1)
+
+T = TypeVar("T")
 
 _plugins_lock = threading.Lock()
 _plugins_ready = False
@@ -325,9 +327,9 @@ MAX_DOWNLOAD_BYTES = 256 * 2**20
 
 
 
-def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+def iter_batches(items: Iterable[T], size: int) -> Iterable[list[T]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
-    batch: list[Any] = []
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:

@@ -181,8 +181,9 @@ def apply_actions(
 
 
 
-def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path | None, photo_roots: Sequence[Any],
-           keepers: dict[str, str] | None, progress: ProgressFn | None, cancel: CancelFn | None) -> ActionResult:
+def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path | None,
+           photo_roots: Sequence[str | os.PathLike[str]], keepers: dict[str, str] | None,
+           progress: ProgressFn | None, cancel: CancelFn | None) -> ActionResult:
     result = ActionResult(journal.id, action)
     reporter = Reporter(progress, action, total=len(sources))
     stopped: JournalWriteError | None = None
@@ -235,7 +236,7 @@ def _reason(exc: BaseException) -> str:
 
 
 
-def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[Any],
+def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[str | os.PathLike[str]],
                jid: str) -> tuple[Path | None, Path | None]:
     """Where ``src`` goes, and the folder that destination must stay in (checked again on undo)."""
     if action == "trash":
