@@ -59,9 +59,7 @@ def open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = Non
         raise ImageReadError(path, f"cannot decode camera RAW file ({failure_reason(exc)})") from exc
 
 
-
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
-
 
 
 def _apply_libraw_flip(image: Image.Image, flip: int) -> Image.Image:
@@ -75,18 +73,15 @@ def _apply_libraw_flip(image: Image.Image, flip: int) -> Image.Image:
     return image
 
 
-
 # MP types (CIPA DC-007) of the previews cameras embed after the main picture: the same picture, rendered by the
 # camera at about 640x480 or 1920x1080. Other types (stereo pairs, panorama parts, disparity images) are other
 # pictures and are never used in place of the main one.
 _PREVIEW_MP_TYPES = frozenset({"Large Thumbnail (VGA Equivalent)", "Large Thumbnail (Full HD Equivalent)"})
 
 
-
 # A preview's aspect ratio may differ from the main picture's by this much (rounding of odd sizes), no more: a
 # 16:9 preview of a 3:2 photo is cropped or letterboxed and would change the features.
 _PREVIEW_ASPECT_TOLERANCE = 0.01
-
 
 
 ORIENTATION_TRANSPOSE = {
@@ -100,10 +95,8 @@ ORIENTATION_TRANSPOSE = {
 }
 
 
-
 class PreviewFailed(Exception):
     """Reading an embedded preview failed after Pillow started on it; the caller reopens the file."""
-
 
 
 def camera_preview(opened: Image.Image, min_side: int) -> Image.Image | None:

@@ -41,7 +41,6 @@ def exif_summary(image: Image.Image) -> dict[str, Any]:
     return out
 
 
-
 def exif_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -49,7 +48,6 @@ def exif_text(value: Any) -> str | None:
         value = value.decode("utf-8", "replace")
     text = " ".join(str(value).replace("\x00", " ").split())
     return text[:100] or None
-
 
 
 def exif_date(text: str) -> str | None:

@@ -11,7 +11,6 @@ Two callers with different needs share this module:
 Every failure is an :class:`ImageReadError` with a short reason, so a scan can list it and go on.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -41,13 +40,10 @@ from vitfeat_desktop.core.pixels import (
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
 
 
-
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
 
 
-
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
-
 
 
 IMAGE_EXTENSIONS = frozenset(
@@ -105,11 +101,9 @@ def ensure_plugins() -> None:
         _plugins_ready = True
 
 
-
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """Whether a file name looks like something we can index (by extension, case-insensitive)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
 
 
 def open_image(
@@ -128,7 +122,6 @@ def open_image(
     return _open(path, min_side=min_side, hf_compatible=hf_compatible, info=None)
 
 
-
 def open_image_with_info(
     path: str | os.PathLike[str], *, min_side: int | None = None
 ) -> tuple[Image.Image, dict[str, Any]]:
@@ -141,7 +134,6 @@ def open_image_with_info(
     info.setdefault("height", image.height)
     _upright_size(info, image)
     return image, info
-
 
 
 def _open(
@@ -198,13 +190,11 @@ def _open(
     return image
 
 
-
 def _is_empty(path: Path) -> bool:
     try:
         return path.stat().st_size == 0
     except OSError:
         return False
-
 
 
 def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
@@ -215,7 +205,6 @@ def _fill_info(opened: Image.Image, info: dict[str, Any]) -> None:
     # the JPEG it is (stereo .mpo files are not indexed).
     fmt = "JPEG" if opened.format == "MPO" else (opened.format or "unknown")
     info.update(format=fmt, width=width, height=height, **exif_summary(opened))
-
 
 
 def _upright_size(info: dict[str, Any], image: Image.Image) -> None:
@@ -231,7 +220,6 @@ def _upright_size(info: dict[str, Any], image: Image.Image) -> None:
         info["width"], info["height"] = height, width
 
 
-
 def _finish(image: Image.Image, hf_compatible: bool) -> Image.Image:
     """Apply EXIF orientation and convert to RGB; returns an image detached from the file."""
     upright = ImageOps.exif_transpose(image)
@@ -245,7 +233,6 @@ def _finish(image: Image.Image, hf_compatible: bool) -> Image.Image:
     if rgb is image:
         rgb = image.copy()
     return rgb
-
 
 
 def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
@@ -281,7 +268,6 @@ def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
     )
 
 
-
 def array_to_image(array: np.ndarray) -> Image.Image:
     """An ``HxWx3`` (or ``HxW``, ``HxWx4``) uint8 array as an RGB image, with a clear error for anything else."""
     if array.dtype != np.uint8:
@@ -293,7 +279,6 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[2] in (3, 4):
         return Image.fromarray(np.ascontiguousarray(array[:, :, :3]), mode="RGB")
     raise ValueError(f"image arrays must be HxWx3 (RGB), got shape {tuple(array.shape)}")
-
 
 
 def _load_url(url: str, timeout: float) -> Image.Image:
@@ -322,9 +307,7 @@ def _load_url(url: str, timeout: float) -> Image.Image:
         raise ImageReadError(url, failure_reason(exc)) from exc
 
 
-
 MAX_DOWNLOAD_BYTES = 256 * 2**20
-
 
 
 def iter_batches(items: Iterable[T], size: int) -> Iterable[list[T]]:

@@ -19,13 +19,11 @@ from vitfeat_desktop.core.fileio import NotAFileError
 MAX_PIXELS = 200_000_000
 
 
-
 # The most elongated picture we process. Resizing for a model scales the *shorter* side up to ~224-518 pixels, so
 # the work grows with the aspect ratio, not with the file: a 798-byte 60000x4 PNG became 3.8 million x 256 pixels
 # (9.7 GB at peak in ``vitfeat extract``). The widest real photos (stitched 360-degree panoramas, line-scan
 # strips) stay well under 50:1; at 50:1 a 518-pixel shorter side is 13 megapixels, a normal photo's work.
 MAX_ASPECT_RATIO = 50
-
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -56,17 +54,14 @@ def failure_reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-
 class ImageShapeError(ValueError):
     """An image whose shape cannot be processed sensibly (no pixels, or absurdly elongated); the message is the
     reason shown to the user."""
 
 
-
 def check_size(image: Image.Image) -> None:
     """Refuse, from the header alone, what would cost unbounded memory or time to decode or to resize."""
     check_dims(*image.size)
-
 
 
 def check_dims(width: int, height: int) -> None:
@@ -83,7 +78,6 @@ def check_dims(width: int, height: int) -> None:
         )
 
 
-
 def check_processable(image: Image.Image | tuple[int, int], name: str = "<image>") -> None:
     """Raise :class:`ImageReadError` for an in-memory image (or a ``(width, height)``) that has no pixels, is
     a decompression bomb or too elongated to resize for a model: the Python API's inputs get the same limits
@@ -95,7 +89,6 @@ def check_processable(image: Image.Image | tuple[int, int], name: str = "<image>
         raise ImageReadError(name, failure_reason(exc)) from exc
     except Image.DecompressionBombError as exc:
         raise ImageReadError(name, failure_reason(exc)) from exc
-
 
 
 def high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
@@ -118,7 +111,6 @@ def high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
         arr = np.nan_to_num((arr - lo) / (hi - lo), nan=0.0, posinf=1.0, neginf=0.0)
         return Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
     return image
-
 
 
 def to_rgb_composited(image: Image.Image) -> Image.Image:

@@ -35,10 +35,8 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-
 def resolve(path: Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(path)))
-
 
 
 def is_within(path: Path, folder: Path) -> bool:
@@ -49,16 +47,13 @@ def is_within(path: Path, folder: Path) -> bool:
     return True
 
 
-
 def real_path(path: Path) -> Path:
     """``path`` with its folder's symlinks and ``..`` resolved (the name itself is kept, links included)."""
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-
 def inside(path: Path, folder: Path) -> bool:
     return is_within(real_path(path), Path(os.path.realpath(folder)))
-
 
 
 def mount_point(path: Path) -> Path:

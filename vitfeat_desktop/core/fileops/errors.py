@@ -10,15 +10,12 @@ class ProtectedFileError(VitfeatError):
     """A file in a reference folder (or a keeper) was about to be moved; no code path may do that."""
 
 
-
 class JournalError(VitfeatError):
     """A journal is missing or cannot be read."""
 
 
-
 class JournalWriteError(JournalError):
     """The journal could not be written (a full disk): no file may be touched without its journal line."""
-
 
 
 class JournalDamaged(JournalError):

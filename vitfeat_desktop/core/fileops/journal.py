@@ -38,7 +38,6 @@ def _key_path() -> Path:
     return config.data_dir() / "keys" / KEY_NAME
 
 
-
 def journal_key() -> bytes:
     """This installation's secret for journal MACs, created (0600, 32 random bytes) on first use."""
     path = _key_path()
@@ -65,13 +64,11 @@ def journal_key() -> bytes:
     return key
 
 
-
 def _mac(journal_id: str, record: dict[str, Any]) -> str:
     """HMAC-SHA256 of one journal line (every field but ``mac``), bound to the journal's id so that lines cannot
     be moved from one journal to another."""
     body = json.dumps({k: v for k, v in record.items() if k != "mac"}, sort_keys=True)
     return hmac.new(journal_key(), f"{journal_id}\n{body}".encode(), hashlib.sha256).hexdigest()
-
 
 
 def _check_record(record: Any) -> str | None:
@@ -102,7 +99,6 @@ def _check_record(record: Any) -> str | None:
     return f"unknown line {op!r}"
 
 
-
 @dataclass
 class Entry:
     """One planned file action as recorded in the journal."""
@@ -117,7 +113,6 @@ class Entry:
     trash_info: str | None = None  # freedesktop .trashinfo of a trashed file, to put it back
     error: str = ""
     within: str | None = None  # the folder ``dest`` must lie in (quarantine/move/copy destination root)
-
 
 
 @dataclass
@@ -255,7 +250,6 @@ def list_journals() -> list[Journal]:
         except JournalError as exc:
             log.warning("%s; skipped", exc)
     return journals
-
 
 
 def _set_aside(path: Path, reason: str) -> None:

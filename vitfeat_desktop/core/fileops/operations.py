@@ -9,7 +9,7 @@ Deleting is where duplicate finders lose people's pictures, so every action here
    destination is removed (the source is still intact), nothing is ever deleted unless an identical copy exists.
 2. **No destructive primitive.** Files go to the system trash (send2trash) or to a quarantine folder; moves use
    ``link`` + ``unlink`` on one volume (never overwriting anything) and copy + fsync + verify + unlink across
-   volumes. There is no permanent deletion in this module at all: emptying the trash or the quarantine is left to
+   volumes. There is no permanent deletion in this package at all: emptying the trash or the quarantine is left to
    the user, who sees what is there.
 3. **Reference folders are read-only.** Every entry point refuses to move a file that lies in a reference folder
    (the caller's list plus the ``reference_folders`` setting), whatever the caller asked for.
@@ -17,7 +17,6 @@ Deleting is where duplicate finders lose people's pictures, so every action here
 Here: the actions (:func:`apply_actions`), recovery after a crash (:func:`recover`) and :func:`undo`. The journal,
 the locks, the trash, the reference folders and the disk helpers are the other modules of this package.
 """
-
 
 from __future__ import annotations
 
@@ -70,7 +69,6 @@ def _place(src: Path, dest: Path, sha: str, entry: Entry) -> None:
     fsync_dir(src.parent)
 
 
-
 def _copy_verified(src: Path, dest: Path, sha: str, entry: Entry) -> None:
     """Copy through ``dest.vitfeat-part``, fsync, check the SHA-256, then link into place (never overwriting)."""
     part = dest.with_name(dest.name + PART_SUFFIX)
@@ -117,13 +115,11 @@ class ActionResult:
                 "failed": [{"path": s, "reason": r} for s, r in self.failed]}
 
 
-
 def _dest_under(root: Path, src: Path) -> Path:
     """``root/<absolute source path without its anchor>``: unique per source, and shows where it came from."""
     parts = src.parts[1:] if src.anchor else src.parts
     drive = src.drive.replace(":", "").strip("\\/")
     return root.joinpath(*([drive] if drive else []), *parts)
-
 
 
 def apply_actions(
@@ -180,7 +176,6 @@ def apply_actions(
             return _apply(journal, action, sources, dest_root, photo_roots, keepers, progress, cancel)
 
 
-
 def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path | None,
            photo_roots: Sequence[str | os.PathLike[str]], keepers: dict[str, str] | None,
            progress: ProgressFn | None, cancel: CancelFn | None) -> ActionResult:
@@ -228,12 +223,10 @@ def _apply(journal: Journal, action: str, sources: list[Path], dest_root: Path |
     return result
 
 
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return str(exc)
-
 
 
 def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequence[str | os.PathLike[str]],
@@ -251,7 +244,6 @@ def _plan_dest(action: str, src: Path, dest_root: Path | None, photo_roots: Sequ
         k += 1
         dest = dest_root / f"{stem} ({k}){suffix}"
     return dest, dest_root
-
 
 
 def _run_one(journal: Journal, n: int, action: str, src: Path, dest: Path | None, within: Path | None) -> None:
@@ -315,7 +307,6 @@ def _check_paths(journal: Journal, entry: Entry) -> None:
         raise JournalError(f"{within} is not the folder this action wrote to; left as is")
 
 
-
 def _settle(entry: Entry, journal: Journal) -> tuple[str, dict[str, Any]]:
     """Decide what an unfinished step actually did by looking at the disk. Recovery never deletes anything: a
     half-written ``.vitfeat-part`` or a second complete copy is left where it is (harmless, in the destination
@@ -347,7 +338,6 @@ def _settle(entry: Entry, journal: Journal) -> tuple[str, dict[str, Any]]:
     return "failed", {"error": "neither the original nor the moved copy matches the journal"}
 
 
-
 def recover(finished: list[UndoResult] | None = None) -> list[str]:
     """Finish the journals a crash left open; returns their ids. Run before any new action or undo.
 
@@ -373,7 +363,6 @@ def recover(finished: list[UndoResult] | None = None) -> list[str]:
     return settled
 
 
-
 def _recover_one(journal: Journal) -> UndoResult | None:
     pending = [e for e in journal.entries.values() if e.state == "pending"]
     undo_pending = journal.undo_started and not journal.undo_ended
@@ -389,7 +378,6 @@ def _recover_one(journal: Journal) -> UndoResult | None:
     return None
 
 
-
 @dataclass
 class UndoResult:
     journal_id: str
@@ -399,7 +387,6 @@ class UndoResult:
     def to_dict(self) -> dict[str, Any]:
         return {"journal": self.journal_id, "restored": self.restored,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed]}
-
 
 
 def undo(journal_id: str | None = None, *, progress: ProgressFn | None = None,
@@ -434,7 +421,6 @@ def undo(journal_id: str | None = None, *, progress: ProgressFn | None = None,
     return result
 
 
-
 def _undo_journal(journal: Journal, result: UndoResult, progress: ProgressFn | None = None,
                   cancel: CancelFn | None = None) -> None:
     entries = sorted((e for e in journal.entries.values() if e.state == "done"), key=lambda e: -e.i)
@@ -452,7 +438,6 @@ def _undo_journal(journal: Journal, result: UndoResult, progress: ProgressFn | N
             journal.record("undo-failed", i=entry.i, error=reason)
             result.failed.append((entry.src, reason))
     journal.record("undo-end")
-
 
 
 def _undo_one(entry: Entry) -> None:

@@ -31,7 +31,6 @@ def reference_folders(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path
     return [resolve(p) for p in folders]
 
 
-
 def is_protected(path: str | os.PathLike[str], references: Iterable[Path]) -> bool:
     """True when ``path`` lies in (or is) one of the reference folders; symlinks are resolved on both sides."""
     raw = resolve(Path(path))
@@ -41,7 +40,6 @@ def is_protected(path: str | os.PathLike[str], references: Iterable[Path]) -> bo
         if is_within(raw, folder) or is_within(real, folder_real) or is_within(real, folder):
             return True
     return False
-
 
 
 def _device(path: Path) -> int:
@@ -54,7 +52,6 @@ def _device(path: Path) -> int:
     return probe.stat().st_dev
 
 
-
 def _writable_dir(folder: Path) -> bool:
     """True if we can create ``folder`` (or it exists) and write in it; probes with a temp file."""
     try:
@@ -65,7 +62,6 @@ def _writable_dir(folder: Path) -> bool:
     except OSError:
         return False
     return True
-
 
 
 def quarantine_root_for(

@@ -24,13 +24,11 @@ def trash_dirs() -> list[Path]:
     return dirs
 
 
-
 def trash_candidates(src: Path) -> list[Path]:
     """The trash folders a file from ``src`` can have gone to: the home trash and the volume's own."""
     mount = mount_point(src)
     uid = getattr(os, "getuid", lambda: 0)()
     return [*trash_dirs(), mount / ".Trash" / str(uid), mount / f".Trash-{uid}"]
-
 
 
 def find_trashed(src: Path, sha: str, since: float) -> tuple[Path, Path] | None:
@@ -64,13 +62,11 @@ def find_trashed(src: Path, sha: str, since: float) -> tuple[Path, Path] | None:
     return found[-1][1], found[-1][2]
 
 
-
 def send_to_trash(path: Path) -> None:
     """The platform's trash, via send2trash (imported lazily: it is only needed when the user acts)."""
     from send2trash import send2trash
 
     send2trash(str(path))
-
 
 
 def trash_info_names(info: Path, src: Path) -> bool:
