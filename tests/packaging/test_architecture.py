@@ -1,7 +1,8 @@
 """The package's shape, checked on every run so it cannot drift back (issue 16):
 
-- the core, the CLI and its commands stay headless: the static import contract in pyproject.toml
-  (``[tool.importlinter]``, through import-linter) and, at run time, what importing them actually loads;
+- the core, the CLI and its commands stay headless, and the core imports none of the front ends: the static
+  import contracts in pyproject.toml (``[tool.importlinter]``, through import-linter) and, at run time, what
+  importing them actually loads;
 - no import cycle between modules, counting the imports inside functions and under ``TYPE_CHECKING`` (a lazy
   import that closes a loop is still a loop: the two modules can no longer be understood, or moved, apart);
 - no module over 600 lines, and ``gui/main_window.py`` under 400 (it builds and connects; the work lives in
