@@ -6,13 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.photos import PHOTOS, REAL_MODEL
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REAL_MODEL = SHARED / "models" / "dinov2-small-imgfocus"
-PHOTOS = SHARED / "data" / "photos"
 
 
 @pytest.fixture(autouse=True)

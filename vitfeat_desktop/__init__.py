@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 # it is first imported, unless this is set before that import; the app promises to keep everything local.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-__version__ = "0.1.0"
+from vitfeat_desktop.version import __version__
 
 __all__ = ["__version__", "pipeline"]
 

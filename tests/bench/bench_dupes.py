@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_dupes_library import build as build_library  # noqa: E402
-from vitfeat_desktop.core.dupes.calibrate import calibrate  # noqa: E402
-from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier, alignment_score  # noqa: E402
 
+from vitfeat_desktop.core.dupes.calibrate import calibrate  # noqa: E402
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds  # noqa: E402
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier, alignment_score  # noqa: E402
 from vitfeat_desktop.core.images import open_image  # noqa: E402
 from vitfeat_desktop.core.phash import image_hashes  # noqa: E402
 

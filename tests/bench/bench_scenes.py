@@ -354,9 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         study(args.lib, args.study, args.study_vectors)
         return 0
     from vitfeat_desktop.core.dupes.calibrate import calibrate
-    from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
-
     from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+    from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
     manifest_path = args.lib / "manifest.json"
     if args.rebuild or not manifest_path.is_file():

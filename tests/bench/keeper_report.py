@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from make_dupes_library import build as build_library
+
     from vitfeat_desktop.core.dupes.keeper import KeeperJudge, keeper_key, keeper_reason
 
     manifest_path = args.lib / "manifest.json"

@@ -14,8 +14,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from helpers.photos import shared_photos
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QSettings
 
 N_UNIQUE = 8
 
@@ -35,8 +36,6 @@ def photo_folder(tmp_path: Path) -> Path:
     """10 photos: 8 distinct, an exact copy of the first, and a half-size re-save of the second."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    from tests_shared import shared_photos
-
     sources = shared_photos()[:N_UNIQUE]
     if len(sources) >= N_UNIQUE:
         for src in sources:
@@ -73,33 +72,3 @@ def make_window(qtbot: Any, tiny_vit: Path) -> Iterator[Callable[..., Any]]:
         window.close()
         assert window.runner.active_count() == 0, "a background job outlived its window"
         assert window.runner.pool.activeThreadCount() == 0, "a pool thread is still busy after close"
-
-
-def wait_scan(qtbot: Any, window: Any, timeout: int = 60_000) -> Any:
-    with qtbot.waitSignal(window.scan_finished, timeout=timeout) as blocker:
-        pass
-    return blocker.args[0]
-
-
-
-def answer_next_dialog(qtbot: Any, button: str, *, tick: str | None = None, seen: list[str] | None = None) -> None:
-    """When the next modal dialog opens, read its text into ``seen``, tick the check box labelled ``tick`` and
-    click the button labelled ``button`` with the mouse, as a person would (the dialog's exec() blocks the test)."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QAbstractButton, QApplication, QCheckBox, QMessageBox
-
-    def attempt() -> None:
-        box = QApplication.activeModalWidget()
-        if box is None:
-            QTimer.singleShot(20, attempt)
-            return
-        if seen is not None and isinstance(box, QMessageBox):
-            seen.append(f"{box.text()}\n{box.informativeText()}")
-        buttons = {b.text().replace("&", ""): b for b in box.findChildren(QAbstractButton)}
-        if tick is not None:
-            check = buttons[tick]
-            assert isinstance(check, QCheckBox)
-            qtbot.mouseClick(check, Qt.MouseButton.LeftButton)
-        qtbot.mouseClick(buttons[button], Qt.MouseButton.LeftButton)
-
-    QTimer.singleShot(0, attempt)

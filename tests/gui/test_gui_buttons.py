@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_scan
+from helpers.qt import wait_scan
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton, QTextBrowser
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.photos import shared_photos
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
-from tests_shared import shared_photos
 
 from vitfeat_desktop.gui.compare import ComparePanel, SyncedView
 from vitfeat_desktop.gui.main_window import MainWindow

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import answer_next_dialog, wait_scan
+from helpers.qt import answer_next_dialog, wait_scan
 from PySide6.QtCore import Qt
 
 pytestmark = pytest.mark.gui

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import answer_next_dialog, wait_scan
+from helpers.photos import shared_photos
+from helpers.qt import answer_next_dialog, wait_scan
 from PIL import Image
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QContextMenuEvent, QFontMetrics
 from PySide6.QtWidgets import QApplication, QMenu
-from tests_shared import shared_photos
 
 from vitfeat_desktop.gui.dupes_panel import (
     COL_FOLDER,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_scan
+from helpers.qt import wait_scan
 from PySide6.QtGui import QFileOpenEvent
 from PySide6.QtWidgets import QApplication
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import answer_next_dialog, wait_scan
+from helpers.qt import answer_next_dialog, wait_scan
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import wait_scan
+from helpers.qt import wait_scan
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage

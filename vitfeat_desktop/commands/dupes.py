@@ -72,14 +72,14 @@ def _progress() -> ProgressLine:
 
 def run_dupes(args: argparse.Namespace) -> int:
     from vitfeat_desktop.core.dupes.finder import NotDuplicateMarks, finder_for_library
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops.references import reference_folders
     from vitfeat_desktop.core.library.facade import Library
 
     if not 0.0 <= args.sensitivity <= 1.0:
         raise VitfeatError("--sensitivity must be between 0 and 1")
     if args.yes and not (args.trash or args.quarantine is not None):
         raise VitfeatError("--yes only goes with --trash or --quarantine")
-    references = [str(p) for p in actions.reference_folders(args.reference)]
+    references = [str(p) for p in reference_folders(args.reference)]
     progress = _progress()
     with Library.open(args.folder, model=args.model, quantized=not args.fp32) as lib:
         use_model = not args.quick
@@ -185,10 +185,11 @@ def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root:
 
 def run_undo(args: argparse.Namespace) -> int:
     from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops.journal import list_journals
 
     if args.list:
         rows = []
-        for j in actions.list_journals():
+        for j in list_journals():
             done = sum(e.state == "done" for e in j.entries.values())
             undone = sum(e.state == "undone" for e in j.entries.values())
             rows.append({"journal": j.id, "action": j.header.get("action"), "moved": done, "restored": undone})

@@ -19,29 +19,33 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from vitfeat_desktop.core.decoders import PreviewFailed, camera_preview, open_raw
 from vitfeat_desktop.core.errors import ImageReadError
-from vitfeat_desktop.core.fileio import NotAFileError, kind_of, open_regular
-
-__all__ = ["NotAFileError", "kind_of", "open_regular"]  # re-exported: the callers that read image files
-
-# Pixels we agree to decode. Bigger than any camera (a 150 MP medium-format file, a stitched panorama), far
-# below a decompression bomb (a 30000x30000 PNG is 900 MP and several GB once decoded).
-MAX_PIXELS = 200_000_000
-
-# The most elongated picture we process. Resizing for a model scales the *shorter* side up to ~224-518 pixels, so
-# the work grows with the aspect ratio, not with the file: a 798-byte 60000x4 PNG became 3.8 million x 256 pixels
-# (9.7 GB at peak in ``vitfeat extract``). The widest real photos (stitched 360-degree panoramas, line-scan
-# strips) stay well under 50:1; at 50:1 a 518-pixel shorter side is 13 megapixels, a normal photo's work.
-MAX_ASPECT_RATIO = 50
+from vitfeat_desktop.core.exif import exif_summary
+from vitfeat_desktop.core.fileio import kind_of, open_regular
+from vitfeat_desktop.core.pixels import (
+    MAX_PIXELS,
+    check_processable,
+    check_size,
+    failure_reason,
+    high_bit_depth_to_8bit,
+    to_rgb_composited,
+)
 
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
+
+
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
+
+
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+
+
 IMAGE_EXTENSIONS = frozenset(
     {
         *JPEG_EXTENSIONS,
@@ -58,9 +62,12 @@ IMAGE_EXTENSIONS = frozenset(
     }
 )
 
+
 # Images that still have more pixels than this after ``draft`` are decoded one at a time (see ``_open``).
 BIG_DECODE_PIXELS = 40_000_000
 _big_decode = threading.Semaphore(1)
+
+T = TypeVar("T")
 
 _plugins_lock = threading.Lock()
 _plugins_ready = False
@@ -97,161 +104,6 @@ def ensure_plugins() -> None:
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """Whether a file name looks like something we can index (by extension, case-insensitive)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, human reason for a decode failure (no tracebacks, no Pillow internals)."""
-    if isinstance(exc, NotAFileError):
-        text = str(exc)
-        return text[text.rfind(" is ") + 1 :] if " is " in text else text
-    if isinstance(exc, FileNotFoundError):
-        return "file not found (deleted or moved while scanning?)"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not a file"
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image, or a format we cannot read"
-    if isinstance(exc, Image.DecompressionBombError):
-        return "image too large (possible decompression bomb)"
-    if isinstance(exc, ImageShapeError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "not enough memory to decode this image"
-    text = str(exc).strip() or type(exc).__name__
-    low = text.lower()
-    if "truncated" in low or "premature end" in low or "broken data stream" in low:
-        return "file is truncated or corrupt"
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return f"{os.strerror(exc.errno).lower()}"
-    return text.splitlines()[0][:200]
-
-
-class ImageShapeError(ValueError):
-    """An image whose shape cannot be processed sensibly (no pixels, or absurdly elongated); the message is the
-    reason shown to the user."""
-
-
-def _check_size(image: Image.Image) -> None:
-    """Refuse, from the header alone, what would cost unbounded memory or time to decode or to resize."""
-    _check_dims(*image.size)
-
-
-def _check_dims(width: int, height: int) -> None:
-    if width <= 0 or height <= 0:
-        raise ImageShapeError(f"image has no pixels ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise Image.DecompressionBombError(
-            f"{width}x{height} is more than {MAX_PIXELS // 1_000_000} megapixels"
-        )
-    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise ImageShapeError(
-            f"{width}x{height} is too elongated to process (aspect ratio over {MAX_ASPECT_RATIO}:1); "
-            "resizing it for the model would take gigabytes"
-        )
-
-
-def check_processable(image: Image.Image | tuple[int, int], name: str = "<image>") -> None:
-    """Raise :class:`ImageReadError` for an in-memory image (or a ``(width, height)``) that has no pixels, is
-    a decompression bomb or too elongated to resize for a model: the Python API's inputs get the same limits
-    as files."""
-    width, height = image if isinstance(image, tuple) else image.size
-    try:
-        _check_dims(width, height)
-    except ValueError as exc:  # DecompressionBombError is not a ValueError: caught below
-        raise ImageReadError(name, _reason(exc)) from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(name, _reason(exc)) from exc
-
-
-def high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
-    """Scale 16/32-bit and float images to 8 bits instead of clipping them.
-
-    ``convert("RGB")`` on a 16-bit greyscale PNG clips every value above 255 to white, which turns most
-    scientific and scanned images into a blank page.
-    """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, mode="L")
-    if image.mode == "F":
-        arr = np.asarray(image, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1.0
-        arr = np.nan_to_num((arr - lo) / (hi - lo), nan=0.0, posinf=1.0, neginf=0.0)
-        return Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
-    return image
-
-
-def to_rgb_composited(image: Image.Image) -> Image.Image:
-    """RGB as a viewer shows it: transparency composited onto white, high bit depths scaled, CMYK converted."""
-    image = high_bit_depth_to_8bit(image)
-    has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode != "RGB":
-        return image.convert("RGB")
-    return image
-
-
-def _open_raw(path: Path, min_side: int | None, info: dict[str, Any] | None = None) -> Image.Image:
-    """A camera RAW file through its embedded JPEG preview (fast), else a half-size LibRaw decode."""
-    try:
-        import rawpy
-    except ImportError as exc:  # pragma: no cover - dependency missing
-        raise ImageReadError(path, "camera RAW support is not installed (rawpy)") from exc
-    try:
-        with open_regular(path) as fh, rawpy.imread(fh) as raw:
-            flip = int(getattr(raw.sizes, "flip", 0) or 0)
-            if info is not None:
-                width, height = int(raw.sizes.width), int(raw.sizes.height)
-                info.update(format="RAW", width=width, height=height, orientation=_FLIP_TO_EXIF.get(flip, 1))
-            preview: Image.Image | None = None
-            try:
-                thumb = raw.extract_thumb()
-            except Exception:
-                thumb = None
-            if thumb is not None:
-                if thumb.format == rawpy.ThumbFormat.JPEG:
-                    preview = Image.open(io.BytesIO(cast(bytes, thumb.data)))
-                    if info is not None:
-                        info.update({k: v for k, v in exif_summary(preview).items() if k in ("capture_date", "camera")})
-                    if min_side:
-                        preview.draft("RGB", (min_side, min_side))
-                    preview.load()
-                    # An embedded JPEG with its own orientation tag is trusted; otherwise use the RAW's.
-                    if preview.getexif().get(0x0112, 1) not in (None, 1):
-                        preview = ImageOps.exif_transpose(preview)
-                        flip = 0
-                elif thumb.format == rawpy.ThumbFormat.BITMAP:
-                    preview = Image.fromarray(cast(np.ndarray, thumb.data))
-            if preview is not None and min(preview.size) >= (min_side or 256):
-                return _apply_libraw_flip(preview, flip)
-            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-            return Image.fromarray(rgb)  # postprocess already applied the flip
-    except ImageReadError:
-        raise
-    except Exception as exc:
-        raise ImageReadError(path, f"cannot decode camera RAW file ({_reason(exc)})") from exc
-
-
-_FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
-
-
-def _apply_libraw_flip(image: Image.Image, flip: int) -> Image.Image:
-    # LibRaw's flip codes: 3 = 180 degrees, 5 = 90 degrees counter-clockwise, 6 = 90 degrees clockwise.
-    if flip == 3:
-        return image.transpose(Image.Transpose.ROTATE_180)
-    if flip == 5:
-        return image.transpose(Image.Transpose.ROTATE_90)
-    if flip == 6:
-        return image.transpose(Image.Transpose.ROTATE_270)
-    return image
 
 
 def open_image(
@@ -295,12 +147,12 @@ def _open(
     ensure_plugins()
     path = Path(path)
     if path.suffix.lower() in RAW_EXTENSIONS:
-        image = _open_raw(path, min_side, info)
-        _check_size(image)
+        image = open_raw(path, min_side, info)
+        check_size(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     try:
         with open_regular(path) as fh, Image.open(fh) as opened:
-            _check_size(opened)
+            check_size(opened)
             if info is not None:
                 _fill_info(opened, info)
             if getattr(opened, "n_frames", 1) > 1:
@@ -310,8 +162,8 @@ def _open(
             if min_side and opened.format in ("JPEG", "MPO"):
                 if opened.format == "MPO" and previews and not hf_compatible:
                     try:
-                        preview = _camera_preview(opened, int(min_side))
-                    except _PreviewFailed:
+                        preview = camera_preview(opened, int(min_side))
+                    except PreviewFailed:
                         # Pillow's file object is left mid-frame: start again on a fresh one, main picture only.
                         return _open(path, min_side=min_side, hf_compatible=hf_compatible, info=info,
                                      previews=False)
@@ -334,103 +186,8 @@ def _open(
     except Exception as exc:  # Pillow raises many types: OSError, ValueError, SyntaxError, struct.error ...
         if isinstance(exc, UnidentifiedImageError) and _is_empty(path):
             raise ImageReadError(path, "empty file (0 bytes)") from exc
-        raise ImageReadError(path, _reason(exc)) from exc
+        raise ImageReadError(path, failure_reason(exc)) from exc
     return image
-
-
-# MP types (CIPA DC-007) of the previews cameras embed after the main picture: the same picture, rendered by the
-# camera at about 640x480 or 1920x1080. Other types (stereo pairs, panorama parts, disparity images) are other
-# pictures and are never used in place of the main one.
-_PREVIEW_MP_TYPES = frozenset({"Large Thumbnail (VGA Equivalent)", "Large Thumbnail (Full HD Equivalent)"})
-# A preview's aspect ratio may differ from the main picture's by this much (rounding of odd sizes), no more: a
-# 16:9 preview of a 3:2 photo is cropped or letterboxed and would change the features.
-_PREVIEW_ASPECT_TOLERANCE = 0.01
-
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-class _PreviewFailed(Exception):
-    """Reading an embedded preview failed after Pillow started on it; the caller reopens the file."""
-
-
-def _camera_preview(opened: Image.Image, min_side: int) -> Image.Image | None:
-    """The main picture of a camera JPEG decoded from its embedded large preview (MPF), or None.
-
-    Why: a 24-megapixel JPEG costs ~47 ms of CPU to decode even at 1/8 scale, because every byte of its
-    entropy-coded data must be Huffman-decoded whatever the output size; most cameras (Canon, Nikon, Sony,
-    Fujifilm, Panasonic) also store the same picture as a ~1620x1080 to 1920x1280 "large thumbnail", which
-    decodes at 1/2 scale in ~5 ms and, downscaled to the model's 224-256 pixels, gives the same features
-    (``tests/bench/bench_index.py --part preview`` measures the cosine against the exact path).
-
-    Used only when it is certainly the same picture and big enough: an MP type of "large thumbnail", a shorter
-    side of at least ``min_side``, the main picture's aspect ratio, and no orientation tag of its own that
-    disagrees with the main picture's (which is applied to it). Anything else, or any error reading it, gives
-    None (``opened`` back at frame 0) and the caller decodes the main picture; once a preview's decode has
-    started and failed, :class:`_PreviewFailed` is raised instead, because Pillow's state is then unreliable.
-    """
-    try:
-        entries = opened.mpinfo[0xB002]  # type: ignore[attr-defined]
-    except Exception:
-        return None
-    width, height = opened.size
-    try:
-        orientation = int(opened.getexif().get(0x0112) or 1)
-    except Exception:
-        return None
-    if not 1 <= orientation <= 8:
-        orientation = 1
-    candidates = [
-        frame for frame, entry in enumerate(entries)
-        if frame > 0 and (entry.get("Attribute") or {}).get("MPType") in _PREVIEW_MP_TYPES
-    ]
-    if not candidates:
-        return None
-    preview: Image.Image | None = None
-    try:
-        for frame in candidates:
-            opened.seek(frame)
-            pw, ph = opened.size
-            if opened.format not in ("JPEG", "MPO") or min(pw, ph) < min_side:
-                continue
-            if abs((pw / ph) / (width / height) - 1.0) > _PREVIEW_ASPECT_TOLERANCE:
-                continue
-            own = opened.getexif().get(0x0112)
-            if own not in (None, 1, orientation):
-                continue
-            # Twice min_side: a preview is already downscaled by the camera, so it holds detail up to its own
-            # pixel pitch, and 1/4 DCT scaling of it aliases enough to move features (cosine 0.994 on one of
-            # 48 test files); at >= 2x the model's size the preprocessor's filtered resize does the rest
-            # (cosine >= 0.9997) for ~0.5 ms more.
-            opened.draft("RGB", (2 * min_side, 2 * min_side))
-            try:
-                opened.load()
-            except Exception as exc:  # a truncated or corrupt preview: the main picture may still be fine
-                raise _PreviewFailed() from exc
-            preview = opened.copy()
-            break
-    except _PreviewFailed:
-        raise
-    except Exception:
-        raise _PreviewFailed() from None
-    if preview is None:
-        try:
-            opened.seek(0)
-        except Exception:
-            return None
-        return None
-    method = _ORIENTATION_TRANSPOSE.get(orientation)
-    if method is not None:
-        preview = preview.transpose(method)
-    preview.info.pop("exif", None)
-    return to_rgb_composited(preview)
 
 
 def _is_empty(path: Path) -> bool:
@@ -461,63 +218,6 @@ def _upright_size(info: dict[str, Any], image: Image.Image) -> None:
         return
     if (image.width > image.height) != (width > height):
         info["width"], info["height"] = height, width
-
-
-def exif_summary(image: Image.Image) -> dict[str, Any]:
-    """Orientation, capture date (ISO 8601) and camera from an image's EXIF; bad EXIF gives what it can."""
-    out: dict[str, Any] = {}
-    try:
-        exif = image.getexif()
-    except Exception:
-        return out
-    try:
-        orientation = int(exif.get(0x0112) or 1)
-        out["orientation"] = orientation if 1 <= orientation <= 8 else 1
-    except (TypeError, ValueError):
-        out["orientation"] = 1
-    make = _exif_text(exif.get(0x010F))
-    model = _exif_text(exif.get(0x0110))
-    if model and make and not model.lower().startswith(make.lower().split()[0]):
-        model = f"{make} {model}"
-    camera = model or make
-    if camera:
-        out["camera"] = camera
-    date = None
-    try:
-        ifd = exif.get_ifd(0x8769)
-        date = _exif_text(ifd.get(0x9003) or ifd.get(0x9004))
-    except Exception:
-        pass
-    date = date or _exif_text(exif.get(0x0132))
-    iso = _exif_date(date) if date else None
-    if iso:
-        out["capture_date"] = iso
-    return out
-
-
-def _exif_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = " ".join(str(value).replace("\x00", " ").split())
-    return text[:100] or None
-
-
-def _exif_date(text: str) -> str | None:
-    """"2021:07:04 18:30:05" -> "2021-07-04T18:30:05"; placeholders like "0000:00:00 00:00:00" -> None."""
-    import re
-
-    match = re.match(r"^(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?", text)
-    if not match:
-        return None
-    year, month, day = (int(match.group(i)) for i in (1, 2, 3))
-    if year < 1800 or not 1 <= month <= 12 or not 1 <= day <= 31:
-        return None
-    date = f"{year:04d}-{month:02d}-{day:02d}"
-    if match.group(4):
-        date += f"T{match.group(4)}:{match.group(5)}:{match.group(6) or '00'}"
-    return date
 
 
 def _finish(image: Image.Image, hf_compatible: bool) -> Image.Image:
@@ -558,7 +258,7 @@ def load_image(source: Any, *, timeout: float = 30.0) -> Image.Image:
         try:
             kind = kind_of(os.stat(text).st_mode)
         except OSError as exc:
-            raise ImageReadError(text, _reason(exc)) from exc
+            raise ImageReadError(text, failure_reason(exc)) from exc
         if kind is not None:
             raise ImageReadError(text, f"is {kind}, not a photo file")
         return open_image(text, hf_compatible=True)
@@ -585,7 +285,7 @@ def _load_url(url: str, timeout: float) -> Image.Image:
     import urllib.error
     import urllib.request
 
-    from vitfeat_desktop import __version__
+    from vitfeat_desktop.version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"vitfeat-desktop/{__version__}"})
     try:
@@ -600,19 +300,19 @@ def _load_url(url: str, timeout: float) -> Image.Image:
         raise ImageReadError(url, f"larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            _check_size(opened)
+            check_size(opened)
             opened.load()
             return _finish(opened, hf_compatible=True)
     except Exception as exc:
-        raise ImageReadError(url, _reason(exc)) from exc
+        raise ImageReadError(url, failure_reason(exc)) from exc
 
 
 MAX_DOWNLOAD_BYTES = 256 * 2**20
 
 
-def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+def iter_batches(items: Iterable[T], size: int) -> Iterable[list[T]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
-    batch: list[Any] = []
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:

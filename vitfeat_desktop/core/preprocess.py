@@ -121,7 +121,7 @@ class Preprocessor:
         if image.mode != "RGB":
             if not self.do_convert_rgb:
                 raise ModelError(f"image mode {image.mode} needs do_convert_rgb")
-            from vitfeat_desktop.core.images import to_rgb_composited
+            from vitfeat_desktop.core.pixels import to_rgb_composited
 
             image = to_rgb_composited(image)
         if self.do_resize:

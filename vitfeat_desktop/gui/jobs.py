@@ -27,6 +27,7 @@ from vitfeat_desktop.core.dupes.finder import (
 from vitfeat_desktop.core.errors import Cancelled, ModelNotCachedError, VitfeatError
 from vitfeat_desktop.core.fileops import operations
 from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult
+from vitfeat_desktop.core.fileops.references import reference_folders
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.library.facade import Library, SimilarResult
 from vitfeat_desktop.core.library.scanner import ScanReport
@@ -162,7 +163,7 @@ def library_order(lib: Library, *, progress: ProgressFn | None = None, cancel: C
 def build_duplicates(lib: Library, *, progress: ProgressFn | None = None,
                      cancel: CancelFn | None = None) -> DuplicateFinder:
     """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant)."""
-    references = [str(p) for p in operations.reference_folders()]
+    references = [str(p) for p in reference_folders()]
     marks = NotDuplicateMarks.for_library(lib.folder)
     return finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
 
@@ -172,7 +173,7 @@ def build_duplicates_staged(lib: Library, *, use_model: bool = True,
                             progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> DuplicateFinder:
     """The duplicates search in stages (``core/dupes/review.py``): each stage's finder goes to ``partial`` as soon as it
     exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
-    references = [str(p) for p in operations.reference_folders()]
+    references = [str(p) for p in reference_folders()]
     marks = NotDuplicateMarks.for_library(lib.folder)
     return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
                                       partial=partial, progress=progress, cancel=cancel)

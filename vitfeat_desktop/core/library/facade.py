@@ -279,7 +279,7 @@ class Library:
             image = open_image(path, min_side=pre.min_decode_side())
             file_id = record.id if record is not None else None
         elif isinstance(query, PILImage.Image):
-            from vitfeat_desktop.core.images import check_processable, to_rgb_composited
+            from vitfeat_desktop.core.pixels import check_processable, to_rgb_composited
 
             check_processable(query)
             image, file_id = to_rgb_composited(query), None

@@ -32,12 +32,13 @@ import numpy as np
 
 from vitfeat_desktop.core.errors import Cancelled, ImageReadError, VitfeatError
 from vitfeat_desktop.core.fileio import sha256_file
-from vitfeat_desktop.core.images import _reason, open_image_with_info
+from vitfeat_desktop.core.images import open_image_with_info
 from vitfeat_desktop.core.library.ann import normalize_rows
 from vitfeat_desktop.core.library.catalog import STATUS_ERROR, STATUS_OK, CatalogWriteError, FileUpdate
 from vitfeat_desktop.core.library.vector_store import VectorStore
 from vitfeat_desktop.core.library.walk import Entry, walk
 from vitfeat_desktop.core.phash import image_hashes, to_signed64
+from vitfeat_desktop.core.pixels import failure_reason
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ class Scanner:
         try:
             chash = work.known_hash or content_hash(entry.path)
         except OSError as exc:
-            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=_reason(exc)))
+            return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, error=failure_reason(exc)))
         if self.embed and chash in self._known:
             meta = self._store.catalog.metadata_for_hash(chash)
             if meta is not None:
@@ -398,7 +399,7 @@ class Scanner:
                                              error="not enough memory to decode this image"))
         except Exception as exc:  # a decoder bug must not stop the library: list the file and go on
             return Prepared(work, FileUpdate(key, entry.size, entry.mtime_ns, STATUS_ERROR, content_hash=chash,
-                                             error=_reason(exc)))
+                                             error=failure_reason(exc)))
         update = FileUpdate(
             key, entry.size, entry.mtime_ns, STATUS_OK, content_hash=chash,
             width=info.get("width"), height=info.get("height"), format=info.get("format"),

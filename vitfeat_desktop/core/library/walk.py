@@ -16,8 +16,9 @@ from pathlib import Path
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.fileio import kind_of
-from vitfeat_desktop.core.images import _reason, is_image_path
+from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.core.library.catalog import encode_path
+from vitfeat_desktop.core.pixels import failure_reason
 from vitfeat_desktop.core.progress import CancelFn, check_cancel
 
 
@@ -93,7 +94,7 @@ def walk(root: Path, *, cancel: CancelFn | None = None,
             with os.scandir(folder) as it:
                 children = list(it)
         except OSError as exc:
-            skipped.append({"path": folder, "reason": f"folder cannot be read: {_reason(exc)}"})
+            skipped.append({"path": folder, "reason": f"folder cannot be read: {failure_reason(exc)}"})
             continue
         children.sort(key=lambda e: e.name)
         subdirs = []
@@ -161,4 +162,4 @@ def _stat_reason(child: os.DirEntry[str], exc: OSError) -> str:
         except OSError:
             pass
         return "file not found (deleted while scanning?)"
-    return _reason(exc)
+    return failure_reason(exc)

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.photos import PHOTOS
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
-from vitfeat_desktop.core.dupes.keeper import KeeperChoices, KeeperJudge, keeper_key, keeper_reason
 
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.keeper import KeeperChoices, KeeperJudge, keeper_key, keeper_reason
 from vitfeat_desktop.core.images import open_image_with_info
 from vitfeat_desktop.core.phash import image_hashes
-
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.photos import BENCH
 from PIL import Image
 
 from vitfeat_desktop.core.images import open_image, open_image_with_info
 
 _spec = importlib.util.spec_from_file_location(
-    "make_camera_jpegs", Path(__file__).parent / "bench" / "make_camera_jpegs.py")
+    "make_camera_jpegs", BENCH / "make_camera_jpegs.py")
 assert _spec is not None and _spec.loader is not None
 _make = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_make)

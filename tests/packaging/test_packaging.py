@@ -1,7 +1,7 @@
 """Installers: lint every recipe here (spec, .iss, Info.plist, .desktop, workflow, icons) and, marked slow,
 build the Linux bundle + .deb + tar.gz, install the .deb into a throw-away root and run what it installed.
 
-Fast tests run with the default suite. The full build: ``pytest -m slow tests/test_packaging.py`` (about 2
+Fast tests run with the default suite. The full build: ``pytest -m slow tests/packaging/test_packaging.py`` (about 2
 minutes on an idle 2-core machine); ``VITFEAT_REUSE_BUNDLE=1`` repackages an existing PyInstaller bundle.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from helpers.photos import REPO
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGING = REPO / "packaging"
 RESOURCES = REPO / "resources"
 SPEC = PACKAGING / "vitfeat.spec"

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.files import file_sha256
+from helpers.photos import REPO
 
 from vitfeat_desktop.core.library.facade import Library
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -140,10 +140,10 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
     assert (root / "z_real.jpg").is_file() and (root / "a_link.jpg").resolve() == root / "z_real.jpg"
     assert (root / "h1.jpg").is_file() and (root / "h2.jpg").is_file()
     # And the action itself refuses a link of its own keeper, whoever planned it.
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
 
     keepers = {str(root / "z_real.jpg"): str(root / "a_link.jpg")}
-    result = actions.apply_actions("trash", [root / "z_real.jpg"], keepers=keepers)
+    result = operations.apply_actions("trash", [root / "z_real.jpg"], keepers=keepers)
     assert not result.done and "same file as its keeper" in result.failed[0][1]
     assert (root / "z_real.jpg").is_file()
 
@@ -152,35 +152,30 @@ def test_links_are_one_file_never_a_duplicate_pair(tmp_path: Path, photos: list[
 def _write_journal(records: list[dict[str, object]], *, sign: bool, name: str = "20260101-000000-deadbeef") -> Path:
     """A journal as an attacker (``sign=False``) or this installation (``sign=True``, where it signs) writes it."""
     from vitfeat_desktop import config
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import journal
 
     folder = config.trash_journal_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.jsonl"
     lines = []
     for record in records:
-        if sign and hasattr(actions, "_mac"):
-            record = {**record, "mac": actions._mac(path.stem, record)}
+        if sign and hasattr(journal, "_mac"):
+            record = {**record, "mac": journal._mac(path.stem, record)}
         lines.append(json.dumps(record, sort_keys=True))
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[Path], trash_home: Path) -> None:
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
+    from vitfeat_desktop.core.fileops.errors import JournalError
 
     untouched = tmp_path / "elsewhere" / "never_touched.jpg"
     untouched.parent.mkdir()
     shutil.copy2(photos[0], untouched)
     unrelated = tmp_path / "elsewhere" / "notes.txt"
     unrelated.write_text("keep me")
-    sha = _sha(untouched)
+    sha = file_sha256(untouched)
     # Unsigned lines: undo would move a file the app never touched and "tidy" a trash record that is a user file.
     _write_journal([
         {"op": "begin", "action": "quarantine", "roots": [str(tmp_path / "lib")]},
@@ -192,9 +187,9 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
         {"op": "done", "i": 1, "dest": str(untouched), "trash_info": str(unrelated)},
         {"op": "end"},
     ], sign=False)
-    with pytest.raises(actions.JournalError):
-        actions.undo()
-    assert untouched.is_file() and _sha(untouched) == sha and unrelated.read_text() == "keep me"
+    with pytest.raises(JournalError):
+        operations.undo()
+    assert untouched.is_file() and file_sha256(untouched) == sha and unrelated.read_text() == "keep me"
     assert not (tmp_path / "lib").exists()
     # Even an authentic journal is only believed inside the folders its action involved ("/etc/passwd").
     lib = tmp_path / "lib"
@@ -206,7 +201,7 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
         {"op": "done", "i": 0, "dest": str(untouched)},
         {"op": "end"},
     ], sign=True, name="20260101-000000-cafecafe")
-    outcome = actions.undo("20260101-000000-cafecafe")
+    outcome = operations.undo("20260101-000000-cafecafe")
     assert not outcome.restored and outcome.failed
     assert untouched.is_file() and not (lib / "passwd").exists()
 
@@ -214,7 +209,7 @@ def test_crafted_journals_move_and_delete_nothing(tmp_path: Path, photos: list[P
 def test_recovery_never_deletes_the_real_photo(tmp_path: Path, photos: list[Path]) -> None:
     """An unfinished move whose source is a symlink to its destination: both 'match', and the old recovery
     deleted the destination, which was the only real file."""
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -224,14 +219,14 @@ def test_recovery_never_deletes_the_real_photo(tmp_path: Path, photos: list[Path
     real.parent.mkdir(parents=True)
     shutil.copy2(photos[3], real)
     (lib / "photo.jpg").symlink_to(real)
-    sha = _sha(real)
+    sha = file_sha256(real)
     _write_journal([
         {"op": "begin", "action": "quarantine", "folder": None, "roots": [str(lib)]},
         {"op": "intent", "i": 0, "action": "quarantine", "src": str(lib / "photo.jpg"), "dest": str(real),
          "within": str(within), "sha256": sha, "size": real.stat().st_size},
     ], sign=True, name=jid)
-    actions.recover()
-    assert real.is_file() and _sha(real) == sha
+    operations.recover()
+    assert real.is_file() and file_sha256(real) == sha
 
 
 # -- 5. nothing but regular files is opened; Ctrl-C ends the process ------------------------------------------
@@ -339,7 +334,8 @@ def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, 
     journal intent (as a slow disk would); B runs meanwhile. Every picture must keep a copy in the library."""
     import threading
 
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
+    from vitfeat_desktop.core.fileops.journal import Entry
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -352,7 +348,7 @@ def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, 
     b_started = threading.Event()
     a_waiting = threading.Event()
 
-    def step(stage: str, entry: actions.Entry) -> None:
+    def step(stage: str, entry: Entry) -> None:
         if stage == "intent" and threading.current_thread().name == "batch-a" and not a_waiting.is_set():
             a_waiting.set()
             b_started.wait(3)  # with the lock, B cannot start moving until A is done: do not wait for ever
@@ -360,17 +356,17 @@ def test_concurrent_batches_with_opposite_keepers_keep_one_copy(tmp_path: Path, 
 
             time.sleep(0.3)
 
-    monkeypatch.setattr(actions, "_step", step)
-    results: dict[str, actions.ActionResult] = {}
+    monkeypatch.setattr(operations, "_step", step)
+    results: dict[str, operations.ActionResult] = {}
 
     def batch_a() -> None:
-        results["a"] = actions.apply_actions("quarantine", [b for _, b in pairs], photo_roots=[root],
+        results["a"] = operations.apply_actions("quarantine", [b for _, b in pairs], photo_roots=[root],
                                              keepers={b: a for a, b in pairs})
 
     def batch_b() -> None:
         a_waiting.wait(10)
         b_started.set()
-        results["b"] = actions.apply_actions("quarantine", [a for a, _ in pairs], photo_roots=[root],
+        results["b"] = operations.apply_actions("quarantine", [a for a, _ in pairs], photo_roots=[root],
                                              keepers={a: b for a, b in pairs})
 
     threads = [threading.Thread(target=batch_a, name="batch-a"), threading.Thread(target=batch_b, name="batch-b")]
@@ -512,14 +508,15 @@ def test_unreadable_journals_are_set_aside_and_work_goes_on(tmp_path: Path, phot
     done = _cli("undo", env=xdg)
     assert done.returncode == 0 and len(list(root.iterdir())) == 2
     # A line torn by a crash is skipped, and what is appended after it starts on a line of its own.
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
+    from vitfeat_desktop.core.fileops.journal import Journal
 
-    result = actions.apply_actions("quarantine", [root / "a.jpg"], photo_roots=[root])
+    result = operations.apply_actions("quarantine", [root / "a.jpg"], photo_roots=[root])
     journal = folder / f"{result.journal_id}.jsonl"
     with open(journal, "ab") as fh:
         fh.write(b'{"op": "intent", "i": 7, "act')
-    assert actions.undo().restored == [str(root / "a.jpg")]
-    assert journal.exists() and actions.Journal.load(journal).undo_ended
+    assert operations.undo().restored == [str(root / "a.jpg")]
+    assert journal.exists() and Journal.load(journal).undo_ended
 
 
 # -- 9. full disks: one line each, with what was done and how to go on or undo ------------------------------
@@ -555,7 +552,7 @@ def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, 
     import errno
 
     from vitfeat_desktop.core.errors import VitfeatError
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
 
     root = tmp_path / "lib"
     root.mkdir()
@@ -575,13 +572,13 @@ def test_full_journal_disk_stops_the_batch_and_says_how_to_undo(tmp_path: Path, 
 
     monkeypatch.setattr("builtins.open", full_after_a_while)
     with pytest.raises(VitfeatError) as caught:
-        actions.apply_actions("quarantine", victims, photo_roots=[root])
+        operations.apply_actions("quarantine", victims, photo_roots=[root])
     monkeypatch.setattr("builtins.open", real_open)
     message = str(caught.value)
     assert "stopped after 10 of 12 files" in message and "vitfeat undo" in message and "\n" not in message
     assert sum(v.exists() for v in victims) == 2
     journal_id = message.rsplit("vitfeat undo ", 1)[1].strip()
-    outcome = actions.undo(journal_id)
+    outcome = operations.undo(journal_id)
     assert len(outcome.restored) == 10 and all(v.exists() for v in victims)
 
 
@@ -715,11 +712,11 @@ def _truncate_catalogue(root: Path) -> Path:
 
 def test_truncated_catalogue_offers_and_does_the_repair(library: Path, tiny_vit: Path, photos: list[Path]) -> None:
     from vitfeat_desktop import config
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
 
     victim = library / sorted(p.name for p in library.iterdir())[0]
     shutil.copy2(victim, library.parent / "copy.jpg")
-    done_action = actions.apply_actions("quarantine", [library.parent / "copy.jpg"])  # some undo history
+    done_action = operations.apply_actions("quarantine", [library.parent / "copy.jpg"])  # some undo history
     marks = config.data_dir() / "dupes" / "not-duplicates-test.json"
     marks.parent.mkdir(parents=True, exist_ok=True)
     marks.write_text('{"pairs": []}')
@@ -734,7 +731,7 @@ def test_truncated_catalogue_offers_and_does_the_repair(library: Path, tiny_vit:
     assert list(db.parent.glob("damaged-*/catalog.sqlite"))  # kept, not deleted
     assert marks.read_text() == '{"pairs": []}'
     assert {p: p.read_bytes() for p in config.trash_journal_dir().glob("*.jsonl")} == journals
-    assert actions.undo(done_action.journal_id).restored  # the undo history still works
+    assert operations.undo(done_action.journal_id).restored  # the undo history still works
     done = _cli("similar", str(victim), "--in", str(library), "--model", str(tiny_vit), "--json")
     assert done.returncode == 0 and len(json.loads(done.stdout)["results"]) == 10
 
@@ -776,7 +773,8 @@ def test_messages_say_what_happened(tmp_path: Path, photos: list[Path], tiny_vit
     from PIL import Image
 
     from vitfeat_desktop.core.errors import ImageReadError, ModelError
-    from vitfeat_desktop.core.fileops import operations as actions
+    from vitfeat_desktop.core.fileops import operations
+    from vitfeat_desktop.core.fileops.journal import Entry
     from vitfeat_desktop.core.images import load_image, open_image
     from vitfeat_desktop.core.pipeline import pipeline
 
@@ -787,20 +785,20 @@ def test_messages_say_what_happened(tmp_path: Path, photos: list[Path], tiny_vit
     for n, p in enumerate(photos[:3]):
         shutil.copy2(p, root / f"{n}.jpg")
         victims.append(root / f"{n}.jpg")
-    result = actions.apply_actions("quarantine", victims, photo_roots=[root])
+    result = operations.apply_actions("quarantine", victims, photo_roots=[root])
     calls = {"n": 0}
 
-    def crash(stage: str, entry: actions.Entry) -> None:
+    def crash(stage: str, entry: Entry) -> None:
         if stage == "placed":
             calls["n"] += 1
             if calls["n"] == 2:
                 raise _Crash()
 
-    monkeypatch.setattr(actions, "_step", crash)
+    monkeypatch.setattr(operations, "_step", crash)
     with pytest.raises(_Crash):
-        actions.undo(result.journal_id)
-    monkeypatch.setattr(actions, "_step", lambda stage, entry: None)
-    outcome = actions.undo()  # the next undo: recovery finishes the interrupted one
+        operations.undo(result.journal_id)
+    monkeypatch.setattr(operations, "_step", lambda stage, entry: None)
+    outcome = operations.undo()  # the next undo: recovery finishes the interrupted one
     assert all(v.is_file() for v in victims) and outcome.journal_id == result.journal_id and outcome.restored
     # FIFOs and devices are called what they are, not "file not found" / "empty file"
     if hasattr(os, "mkfifo"):

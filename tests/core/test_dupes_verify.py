@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
 from vitfeat_desktop.core.dupes.finder import FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
 CUT = Thresholds().align_cut
 

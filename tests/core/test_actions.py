@@ -8,11 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.files import tree_checksums
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.fileio import sha256_file
-from vitfeat_desktop.core.fileops import operations as actions
-from vitfeat_desktop.core.fileops.operations import ProtectedFileError, apply_actions, recover, undo
+from vitfeat_desktop.core.fileops import operations, references
+from vitfeat_desktop.core.fileops.disk import mount_point
+from vitfeat_desktop.core.fileops.errors import ProtectedFileError
+from vitfeat_desktop.core.fileops.journal import Entry
+from vitfeat_desktop.core.fileops.operations import apply_actions, recover, undo
 
 
 @pytest.fixture()
@@ -25,12 +29,8 @@ def photos_dir(tmp_path: Path) -> Path:
     return root
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_quarantine_and_undo_restore_identical_files(photos_dir: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))[:3]
     result = apply_actions("quarantine", victims, photo_roots=[photos_dir])
     assert not result.failed and len(result.done) == 3
@@ -41,11 +41,11 @@ def test_quarantine_and_undo_restore_identical_files(photos_dir: Path) -> None:
         assert sha256_file(Path(dest)) == before[str(Path(src).relative_to(photos_dir))]
     restored = undo()
     assert sorted(restored.restored) == sorted(str(v) for v in victims) and not restored.failed
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_trash_and_undo(photos_dir: Path, trash_home: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victim = photos_dir / "2023" / "img1.jpg"
     result = apply_actions("trash", [victim])
     assert result.done and not victim.exists()
@@ -53,12 +53,12 @@ def test_trash_and_undo(photos_dir: Path, trash_home: Path) -> None:
     assert trashed.is_file() and trash_home in trashed.parents
     assert list((trash_home / "info").glob("*.trashinfo"))
     undo(result.journal_id)
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
     assert not list((trash_home / "info").glob("*.trashinfo"))  # put back, not left as a ghost entry
 
 
 def test_move_and_copy_round_trip(photos_dir: Path, tmp_path: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     elsewhere = tmp_path / "elsewhere"
     copied = apply_actions("copy", [photos_dir / "keep.jpg"], folder=elsewhere)
     assert (elsewhere / "keep.jpg").is_file() and (photos_dir / "keep.jpg").is_file()
@@ -71,12 +71,12 @@ def test_move_and_copy_round_trip(photos_dir: Path, tmp_path: Path) -> None:
     assert (elsewhere / "img0.jpg").is_file() and not (photos_dir / "2023" / "img0.jpg").exists()
     undo(moved.journal_id)
     undo(copied.journal_id)
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
     assert not (elsewhere / "keep.jpg").exists()
 
 
 def test_reference_folders_are_never_touched(photos_dir: Path, tmp_path: Path) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     with pytest.raises(ProtectedFileError):
         apply_actions("quarantine", [photos_dir / "2023" / "img0.jpg"], references=[photos_dir / "2023"])
     config.save_settings({"reference_folders": [str(photos_dir)]})
@@ -93,7 +93,7 @@ def test_reference_folders_are_never_touched(photos_dir: Path, tmp_path: Path) -
     outside.write_bytes(b"x")
     with pytest.raises(ProtectedFileError):
         apply_actions("move", [outside], folder=photos_dir / "in")
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_missing_keeper_keeps_the_copy(photos_dir: Path) -> None:
@@ -134,22 +134,22 @@ class _Crash(BaseException):
                                                      ("placed", True)])
 def test_crash_mid_action_then_replay_loses_nothing(photos_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                     stage: str, cross_volume: bool) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))
     calls = {"n": 0}
 
-    def crash(at: str, entry: actions.Entry) -> None:
+    def crash(at: str, entry: Entry) -> None:
         if at == stage:
             calls["n"] += 1
             if calls["n"] == 2:  # the first file completes, the second dies mid-way
                 raise _Crash()
 
-    monkeypatch.setattr(actions, "_step", crash)
+    monkeypatch.setattr(operations, "_step", crash)
     if cross_volume:
         real_link = os.link
 
         def no_link(src: object, dst: object) -> None:
-            if str(dst).endswith(actions.PART_SUFFIX) or actions.PART_SUFFIX in str(src):
+            if str(dst).endswith(operations.PART_SUFFIX) or operations.PART_SUFFIX in str(src):
                 real_link(src, dst)  # type: ignore[arg-type]
                 return
             raise OSError(errno.EXDEV, "cross-device link")
@@ -157,7 +157,7 @@ def test_crash_mid_action_then_replay_loses_nothing(photos_dir: Path, monkeypatc
         monkeypatch.setattr(os, "link", no_link)
     with pytest.raises(_Crash):
         apply_actions("quarantine", victims)
-    monkeypatch.setattr(actions, "_step", lambda at, entry: None)
+    monkeypatch.setattr(operations, "_step", lambda at, entry: None)
     journal_files = list(config.trash_journal_dir().glob("*.jsonl"))
     assert len(journal_files) == 1
     assert recover() == [journal_files[0].stem]
@@ -174,53 +174,53 @@ def test_crash_mid_action_then_replay_loses_nothing(photos_dir: Path, monkeypatc
         assert sha256_file(src if src.exists() else dest) == intent["sha256"]
     assert Path(placed[1]["src"]).is_file()
     undo()
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_crash_during_undo_is_finished_by_replay(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _checksums(photos_dir)
+    before = tree_checksums(photos_dir)
     victims = sorted((photos_dir / "2023").glob("*.jpg"))
     result = apply_actions("quarantine", victims)
     count = {"n": 0}
 
-    def crash(at: str, entry: actions.Entry) -> None:
+    def crash(at: str, entry: Entry) -> None:
         if at == "placed":
             count["n"] += 1
             if count["n"] == 2:
                 raise _Crash()
 
-    monkeypatch.setattr(actions, "_step", crash)
+    monkeypatch.setattr(operations, "_step", crash)
     with pytest.raises(_Crash):
         undo(result.journal_id)
-    monkeypatch.setattr(actions, "_step", lambda at, entry: None)
+    monkeypatch.setattr(operations, "_step", lambda at, entry: None)
     recover()
-    assert _checksums(photos_dir) == before
+    assert tree_checksums(photos_dir) == before
 
 
 def test_quarantine_location_prefers_outside_photo_folder(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = photos_dir / "keep.jpg"
-    assert actions.quarantine_root_for(src, [photos_dir]) == config.data_dir() / "quarantine"
+    assert references.quarantine_root_for(src, [photos_dir]) == config.data_dir() / "quarantine"
     # data dir and mount point unusable: the highest writable folder above the photos on that volume
-    blocked = {config.data_dir() / "quarantine", actions._mount_point(src) / actions.QUARANTINE_NAME}
-    real = actions._writable_dir
-    monkeypatch.setattr(actions, "_writable_dir", lambda f: f not in blocked and real(f) and
+    blocked = {config.data_dir() / "quarantine", mount_point(src) / references.QUARANTINE_NAME}
+    real = references._writable_dir
+    monkeypatch.setattr(references, "_writable_dir", lambda f: f not in blocked and real(f) and
                         os.access(f.parent, os.W_OK))
-    chosen = actions.quarantine_root_for(src, [photos_dir])
-    assert photos_dir not in chosen.parents and chosen != photos_dir / actions.QUARANTINE_NAME
+    chosen = references.quarantine_root_for(src, [photos_dir])
+    assert photos_dir not in chosen.parents and chosen != photos_dir / references.QUARANTINE_NAME
     # nowhere else writable: only then inside the photo folder
-    monkeypatch.setattr(actions, "_writable_dir", lambda f: False)
-    assert actions.quarantine_root_for(src, [photos_dir]) == photos_dir / actions.QUARANTINE_NAME
+    monkeypatch.setattr(references, "_writable_dir", lambda f: False)
+    assert references.quarantine_root_for(src, [photos_dir]) == photos_dir / references.QUARANTINE_NAME
 
 
 def test_recover_leaves_a_journal_in_use_alone(photos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     victims = sorted((photos_dir / "2023").glob("*.jpg"))[:2]
     seen: dict[str, list[str]] = {}
 
-    def concurrent_recover(at: str, entry: actions.Entry) -> None:
+    def concurrent_recover(at: str, entry: Entry) -> None:
         if at == "intent" and "ids" not in seen:
             seen["ids"] = recover()  # e.g. the CLI starting while the GUI is mid-batch
 
-    monkeypatch.setattr(actions, "_step", concurrent_recover)
+    monkeypatch.setattr(operations, "_step", concurrent_recover)
     result = apply_actions("quarantine", victims)
     assert seen["ids"] == [] and len(result.done) == 2 and not result.failed
     assert all(not v.exists() for v in victims)

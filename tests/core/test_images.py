@@ -9,14 +9,8 @@ import pytest
 from PIL import Image
 
 from vitfeat_desktop.core.errors import ImageReadError
-from vitfeat_desktop.core.images import (
-    IMAGE_EXTENSIONS,
-    exif_summary,
-    is_image_path,
-    load_image,
-    open_image,
-    open_image_with_info,
-)
+from vitfeat_desktop.core.exif import exif_summary
+from vitfeat_desktop.core.images import IMAGE_EXTENSIONS, is_image_path, load_image, open_image, open_image_with_info
 
 
 def _picture(size: tuple[int, int] = (160, 120)) -> Image.Image:

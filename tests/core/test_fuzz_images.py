@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.photos import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CASES = 320
 SEED = 1313
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.photos import SCENES
 from PIL import Image
-from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier
 
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes
-
-SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from helpers.files import tree_checksums
 from PIL import Image
 
 from vitfeat_desktop.cli import main
-
-
-def _sums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
@@ -74,7 +69,7 @@ def test_model_pass_runs_calibration(folder: Path, tiny_vit: Path, capsys: pytes
 
 
 def test_quarantine_then_undo(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    before = _sums(folder)
+    before = tree_checksums(folder)
     code, out, err = _run(capsys, "dupes", str(folder), "--quick", "--quarantine", "--yes", "--json")
     assert code == 0
     moved = json.loads(out)["action"]["done"]
@@ -86,18 +81,18 @@ def test_quarantine_then_undo(folder: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0 and "quarantine" in out
     code, out, _ = _run(capsys, "undo")
     assert code == 0 and "restored 2 files" in out
-    assert _sums(folder) == before
+    assert tree_checksums(folder) == before
     code, _, err = _run(capsys, "undo")
     assert code == 1 and "nothing to undo" in err
 
 
 def test_trash_needs_confirmation(folder: Path, capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _sums(folder)
+    before = tree_checksums(folder)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     code, _, err = _run(capsys, "dupes", str(folder), "--quick", "--trash")
     assert code == 1 and "--yes" in err
-    assert _sums(folder) == before
+    assert tree_checksums(folder) == before
 
 
 def test_reference_folder_files_are_kept(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

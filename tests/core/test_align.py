@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.photos import SCENES
 from PIL import Image, ImageOps
 
 from vitfeat_desktop.core.dupes.align import FeatureCache, align_pair
-
-SCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,7 @@ import types
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers.photos import REPO
 
 
 def _load() -> types.ModuleType:

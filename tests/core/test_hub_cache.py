@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakehub import make_clip_like_repo
+from helpers.files import tree_checksums
 
 from vitfeat_desktop import config
 from vitfeat_desktop.core.errors import Cancelled, ModelError
@@ -20,11 +21,6 @@ from vitfeat_desktop.core.models.resolve import resolve_model
 
 INT8 = "onnx/model_quantized.onnx"
 FP32 = "onnx/model.onnx"
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def leftovers() -> list[str]:
@@ -42,9 +38,9 @@ def save_model(model: object, path: Path) -> Path:
 
 
 def test_import_hub_layout_folder_validates_copies_and_never_touches_the_source(tiny_vit: Path) -> None:
-    before = tree_digest(tiny_vit)
+    before = tree_checksums(tiny_vit)
     model = import_model(tiny_vit)
-    assert tree_digest(tiny_vit) == before
+    assert tree_checksums(tiny_vit) == before
     assert model.model_id == "local/tiny-vit" and model.variants == ("int8", "fp32") and model.source == "import"
     assert model.imported_from == str(tiny_vit.resolve())
     for rel in ("config.json", "preprocessor_config.json", INT8, FP32):
