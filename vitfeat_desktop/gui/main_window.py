@@ -152,10 +152,7 @@ class MainWindow(QMainWindow):
     def __init__(self, folder: Path | None = None, model: str | Path | None = None, *, quantized: bool = True,
                  restore: bool = True) -> None:
         super().__init__()
-        from vitfeat_desktop.gui.app import app_icon
-
-        self.setWindowTitle("vitfeat")
-        self.setWindowIcon(app_icon())
+        self.setWindowTitle("vitfeat")  # the icon: gui.app.build_window
         self.setAcceptDrops(True)
         settings = config.load_settings()
         self.model_spec: str | Path | None = model if model is not None else settings.get(SETTINGS_MODEL)
