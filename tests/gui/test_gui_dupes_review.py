@@ -274,9 +274,9 @@ def test_trash_asks_once_with_count_and_size_and_says_what_happened(qtbot: Any, 
         qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert all(p.exists() for p in checked)
     # "Don't ask again" was remembered: the next trash goes without a dialog
-    from vitfeat_desktop import config
+    from vitfeat_desktop import settings
 
-    assert config.load_settings().get("confirm_trash") is False
+    assert settings.read_file().get("confirm_trash") is False
 
 
 def test_not_a_duplicate_is_listed_and_can_be_undone(qtbot: Any, make_window: Any, review_folder: Path) -> None:

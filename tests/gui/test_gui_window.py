@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.gui import thumbs
 
 pytestmark = pytest.mark.gui
@@ -215,14 +215,14 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
     report = finished.args[0]
     assert report.indexed + report.reused == len(image_files(photo_folder)) and report.indexed >= len(
         image_files(photo_folder)) - 1
-    assert config.load_settings()["model"] == str(tiny_vit_no_pooler)
+    assert settings.read_file()["model"] == str(tiny_vit_no_pooler)
     with qtbot.waitSignal(window.similar_ready, timeout=30_000) as got:
         window.find_similar(image_files(photo_folder)[0])
     assert len(got.args[0]) == len(image_files(photo_folder)) - 1
 
 
 def test_settings_thread_count_and_geometry_persist(qtbot: Any, make_window: Any) -> None:
-    config.save_settings({"threads": 1})
+    settings.update(threads=1)
     window = make_window(None)
     qtbot.waitUntil(lambda: window.extractor is not None, timeout=30_000)
     assert window.extractor.intra_op_threads == 1

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitfeat_desktop import config
+from vitfeat_desktop import settings
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.text import for_window, plural
@@ -147,8 +147,7 @@ class DuplicatesPanel(QWidget):
         bar.addWidget(QLabel("Sensitivity:  strict"))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
-        stored = config.load_settings().get(jobs.SETTING_SENSITIVITY, 0.5)
-        self.slider.setValue(round(100 * float(stored)) if isinstance(stored, (int, float)) else 50)
+        self.slider.setValue(round(100 * settings.load().dupes_sensitivity))
         self.slider.setMinimumWidth(120)
         self.slider.setMaximumWidth(220)
         self.slider.setToolTip("Move right to also group looser copies (stronger edits), left to keep only the most "
@@ -187,7 +186,7 @@ class DuplicatesPanel(QWidget):
         self.keep_button.clicked.connect(lambda _checked=False: self.make_keeper())
         self.trash_button = QPushButton("Trash")
         self.trash_button.setToolTip("Move the checked photos to the system trash (Undo puts them back)"
-                                     if config.trash_undo_supported() else
+                                     if settings.trash_undo_supported() else
                                      "Move the checked photos to the system trash; restore them with Explorer's "
                                      "Restore / Finder's Put Back (vitfeat's Undo cannot take them out of it here)")
         self.trash_button.clicked.connect(lambda _checked=False: self.act("trash"))
@@ -393,7 +392,7 @@ class DuplicatesPanel(QWidget):
         self.summary.setText(f"Cannot find duplicates: {for_window(message)}")
 
     def _save_sensitivity(self) -> None:
-        config.save_settings({jobs.SETTING_SENSITIVITY: self.sensitivity()})
+        settings.update(dupes_sensitivity=self.sensitivity())
 
     def sensitivity(self) -> float:
         return self.slider.value() / 100.0

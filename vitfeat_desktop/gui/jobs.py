@@ -19,9 +19,6 @@ from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.fileops import operations as actions
 from vitfeat_desktop.core.library.facade import Library
 
-SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
-SETTING_SENSITIVITY = "dupes_sensitivity"
-
 
 def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any = None,
                    cancel: Callable[[], bool] | None = None) -> Any:
@@ -30,7 +27,7 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
     A hub id that is not cached is *not* downloaded here (the core would): the window shows the model panel
     instead, so the user sees the size and chooses to download, with progress and Cancel.
     """
-    from vitfeat_desktop import config
+    from vitfeat_desktop import config, settings
     from vitfeat_desktop.core.errors import ModelNotCachedError
     from vitfeat_desktop.core.models import cache as hub
     from vitfeat_desktop.core.pipeline import pipeline
@@ -42,8 +39,8 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Any =
             raise ModelNotCachedError(f"model {spec} ({'int8' if quantized else 'fp32'}) is not in the model cache "
                                       f"{config.models_dir()} yet")
 
-    threads = config.load_settings().get(SETTING_THREADS)
-    intra = int(threads) if isinstance(threads, int) and threads > 0 else None
+    threads = settings.load().threads
+    intra = threads if threads > 0 else None
     # cancel reaches the core: a model folder with a file missing is completed from the hub, with retries that
     # must stop when the window closes (the runner drains within 2 s)
     extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra,

@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.compare import ComparePanel, compare_alignment, load_full
@@ -63,14 +63,6 @@ from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.text import for_window, plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader
-
-SETTINGS_LIBRARIES = "gui_libraries"
-SETTINGS_ACTIVE = "gui_active_library"
-SETTINGS_ZOOM = "gui_thumb_size"
-SETTINGS_MODEL = "model"
-SETTINGS_FP32 = "model_fp32"
-SETTINGS_REFERENCES = "reference_folders"
-SETTINGS_CONFIRM_TRASH = "confirm_trash"
 
 
 def format_eta(seconds: float | None) -> str:
@@ -154,9 +146,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("vitfeat")  # the icon: gui.app.build_window
         self.setAcceptDrops(True)
-        settings = config.load_settings()
-        self.model_spec: str | Path | None = model if model is not None else settings.get(SETTINGS_MODEL)
-        self.quantized = quantized and not bool(settings.get(SETTINGS_FP32, False)) if model is None else quantized
+        stored = settings.load()
+        self.model_spec: str | Path | None = model if model is not None else stored.model
+        self.quantized = quantized and not stored.model_fp32 if model is None else quantized
         self.runner = TaskRunner(max_threads=max(4, os.cpu_count() or 2), parent=self)
         self.loader = ThumbnailLoader(self.runner, parent=self)
         self.extractor: Any = None
@@ -185,7 +177,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status()
         self._restore_geometry()
-        self.set_thumb_side(int(settings.get(SETTINGS_ZOOM, 160) or 160))
+        self.set_thumb_side(stored.thumb_size)
         self._refresh_library_list()
         self._update_actions()
 
@@ -194,8 +186,8 @@ class MainWindow(QMainWindow):
             self._pending_query = Path(start_folder).expanduser().resolve()
             start_folder = self._pending_query.parent
         if start_folder is None and restore:
-            active = settings.get(SETTINGS_ACTIVE)
-            if isinstance(active, str) and Path(active).is_dir():
+            active = stored.active_library
+            if active is not None and Path(active).is_dir():
                 start_folder = Path(active)
         self._pending_folder = start_folder
         self.load_model(self.model_spec, self.quantized)
@@ -322,10 +314,10 @@ class MainWindow(QMainWindow):
         self.act_inspect = self._action("Inspect Features", self.inspect_selected, "I",
                                         "Run the model on the selected photo and show its output")
         self.act_preview = self._action("Preview", self.preview, "Space", "Show the selected photo large")
-        # Delete goes to the trash only where Undo can take photos back out of it (config.default_removal_action)
-        removal = config.default_removal_action()
+        # Delete goes to the trash only where Undo can take photos back out of it (settings.default_removal_action)
+        removal = settings.default_removal_action()
         self.act_trash = self._action("Move to Trash" if removal == "trash" else "Quarantine",
-                                      lambda: self.file_action(config.default_removal_action()),
+                                      lambda: self.file_action(settings.default_removal_action()),
                                       [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")],
                                       "Move the selected photos to the system trash (undoable)" if removal == "trash"
                                       else "Move the selected photos to vitfeat's quarantine folder (undoable)")
@@ -505,7 +497,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText("A model is needed before photos can be indexed.")
 
     def _model_installed(self, model: str) -> None:
-        config.save_settings({SETTINGS_MODEL: model})
+        settings.update(model=model)
         self.load_model(model, self.quantized)
 
     def show_model_manager(self) -> None:
@@ -525,8 +517,7 @@ class MainWindow(QMainWindow):
         threads = QSpinBox()
         threads.setRange(0, max(1, os.cpu_count() or 1))
         threads.setSpecialValueText("all cores")
-        current = config.load_settings().get(jobs.SETTING_THREADS, 0)
-        threads.setValue(int(current) if isinstance(current, int) else 0)
+        threads.setValue(settings.load().threads)
         threads.setToolTip("Fewer cores keep other programs snappier while a library is indexed; more index faster")
         form.addRow("Processor cores for the model:", threads)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -538,13 +529,13 @@ class MainWindow(QMainWindow):
         self._prefs_dialog = dialog
 
     def _threads_chosen(self, value: int) -> None:
-        if config.load_settings().get(jobs.SETTING_THREADS, 0) != value:
-            config.save_settings({jobs.SETTING_THREADS: value})
+        if settings.load().threads != value:
+            settings.update(threads=value)
             if self.extractor is not None and not self.runner.is_running("scan"):
                 self.load_model(self.model_spec, self.quantized)  # a new session with the new thread count
 
     def _model_chosen(self, model: str, quantized: bool) -> None:
-        config.save_settings({SETTINGS_MODEL: model, SETTINGS_FP32: not quantized})
+        settings.update(model=model, model_fp32=not quantized)
         self.load_model(model, quantized)
 
     # ------------------------------------------------------------------------------------------------------
@@ -786,29 +777,28 @@ class MainWindow(QMainWindow):
         self._skipped_dialog = dialog
 
     def _remember_library(self, folder: Path) -> None:
-        settings = config.load_settings()
-        libs = [p for p in settings.get(SETTINGS_LIBRARIES, []) if isinstance(p, str)]
+        libs = settings.load().libraries
         if str(folder) not in libs:
             libs.append(str(folder))
-        config.save_settings({SETTINGS_LIBRARIES: libs, SETTINGS_ACTIVE: str(folder)})
+        settings.update(libraries=libs, active_library=str(folder))
         self._refresh_library_list()
 
     def _refresh_library_list(self) -> None:
-        settings = config.load_settings()
+        stored = settings.load()
         self.library_list.clear()
-        for p in settings.get(SETTINGS_LIBRARIES, []):
+        for p in stored.libraries:
             item = QListWidgetItem(Path(p).name or p)
             item.setToolTip(p)
             item.setData(Qt.ItemDataRole.UserRole, p)
             if not Path(p).is_dir():
                 item.setText(f"{Path(p).name} (not found)")
-            if settings.get(SETTINGS_ACTIVE) == p:
+            if stored.active_library == p:
                 font = item.font()
                 font.setBold(True)
                 item.setFont(font)
             self.library_list.addItem(item)
         self.reference_list.clear()
-        for p in settings.get(SETTINGS_REFERENCES, []):
+        for p in stored.reference_folders:
             item = QListWidgetItem(Path(p).name or p)
             item.setToolTip(p)
             item.setData(Qt.ItemDataRole.UserRole, p)
@@ -819,12 +809,12 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         path = item.data(Qt.ItemDataRole.UserRole)
-        settings = config.load_settings()
-        libs = [p for p in settings.get(SETTINGS_LIBRARIES, []) if p != path]
-        updates: dict[str, Any] = {SETTINGS_LIBRARIES: libs}
-        if settings.get(SETTINGS_ACTIVE) == path:
-            updates[SETTINGS_ACTIVE] = None
-        config.save_settings(updates)
+        stored = settings.load()
+        libs = [p for p in stored.libraries if p != path]
+        if stored.active_library == path:
+            settings.update(libraries=libs, active_library=None)
+        else:
+            settings.update(libraries=libs)
         self._refresh_library_list()
 
     def add_reference_folder(self, folder: str | None = None) -> None:
@@ -833,11 +823,11 @@ class MainWindow(QMainWindow):
                                                       str(self.library_folder or Path.home()))
         if not folder:
             return
-        refs = [p for p in config.load_settings().get(SETTINGS_REFERENCES, []) if isinstance(p, str)]
+        refs = settings.load().reference_folders
         resolved = str(Path(folder).expanduser().resolve())
         if resolved not in refs:
             refs.append(resolved)
-        config.save_settings({SETTINGS_REFERENCES: refs})
+        settings.update(reference_folders=refs)
         self._refresh_library_list()
         self.dupes_panel.library_changed()
 
@@ -846,8 +836,8 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         path = item.data(Qt.ItemDataRole.UserRole)
-        refs = [p for p in config.load_settings().get(SETTINGS_REFERENCES, []) if p != path]
-        config.save_settings({SETTINGS_REFERENCES: refs})
+        refs = [p for p in settings.load().reference_folders if p != path]
+        settings.update(reference_folders=refs)
         self._refresh_library_list()
         self.dupes_panel.library_changed()
 
@@ -866,7 +856,7 @@ class MainWindow(QMainWindow):
 
     def _save_zoom(self) -> None:
         if not self._closing:
-            config.save_settings({SETTINGS_ZOOM: self._zoom_save})
+            settings.update(thumb_size=self._zoom_save)
 
     def zoom(self, factor: float) -> None:
         self.set_thumb_side(int(self.zoom_slider.value() * factor))
@@ -1174,7 +1164,7 @@ class MainWindow(QMainWindow):
     def confirm_removal(self, action: str, paths: list[Path]) -> bool:
         """Ask once, with the count and total size, before photos go to the trash or the quarantine; "Don't ask
         again" is remembered in the settings (Undo still puts every file back)."""
-        if config.load_settings().get(SETTINGS_CONFIRM_TRASH) is False:
+        if not settings.load().confirm_trash:
             return True
         total = 0
         for p in paths:
@@ -1184,7 +1174,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Question, "Move photos?",
                           f"Move {plural(len(paths), 'photo')} ({human_size(total)}) to {where}?", parent=self)
         box.setInformativeText("Nothing is deleted: Undo (Ctrl+Z) puts every file back where it was."
-                               if action != "trash" or config.trash_undo_supported() else
+                               if action != "trash" or settings.trash_undo_supported() else
                                "Nothing is deleted: restore them with Explorer's Restore or Finder's Put Back "
                                "(vitfeat's Undo cannot take files out of the system trash here).")
         ok = box.addButton("Move to the Trash" if action == "trash" else "Quarantine",
@@ -1199,7 +1189,7 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Nothing was moved.")
             return False
         if again.isChecked():
-            config.save_settings({SETTINGS_CONFIRM_TRASH: False})
+            settings.update(confirm_trash=False)
         return True
 
     def _action_done(self, result: Any) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.errors import VitfeatError
 from vitfeat_desktop.core.links import same_file
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
@@ -105,9 +105,7 @@ def _fsync_dir(folder: Path) -> None:
 def reference_folders(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """The user's reference folders (setting ``reference_folders``) plus ``extra``, resolved."""
     folders = [Path(p) for p in extra]
-    stored = config.load_settings().get("reference_folders", [])
-    if isinstance(stored, list):
-        folders.extend(Path(str(p)) for p in stored)
+    folders.extend(Path(p) for p in settings.load().reference_folders)
     return [_resolve(p) for p in folders]
 
 

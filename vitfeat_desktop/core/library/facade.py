@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 from vitfeat_desktop.core.library.ann import VectorIndex, normalize_rows
 from vitfeat_desktop.core.library.catalog import STATUS_OK, Catalog, CatalogDamaged, FileRecord, salvage_vectors
@@ -60,12 +60,7 @@ def library_dir(folder: str | os.PathLike[str]) -> Path:
 
 def default_model() -> str:
     """The model a library uses when none is given: the user's setting, else the app default."""
-    settings = config.load_settings()
-    for key in ("model", "model_id"):
-        value = settings.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return config.DEFAULT_MODEL_ID
+    return settings.load().model or config.DEFAULT_MODEL_ID
 
 
 def make_model_key(model_id: str, variant: str, fingerprint: str = "") -> str:
