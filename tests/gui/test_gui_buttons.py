@@ -26,7 +26,7 @@ def button(window: Any, text: str) -> QPushButton:
 
 def test_add_reference_folder_opens_a_dialog(qtbot: Any, make_window: Any, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.gui import main_window as mw
+    from vitfeat_desktop.gui import folders_dock as mw
 
     refs = tmp_path / "originals"
     refs.mkdir()

@@ -22,7 +22,7 @@ def test_delete_quarantines_when_that_is_the_policy_and_undo_restores(
     settings.update(removal="quarantine")  # what Windows and macOS get by default
     window = make_window(photo_folder)
     wait_scan(qtbot, window)
-    assert window.act_trash.text() == "Quarantine"
+    assert window.commands["trash"].text() == "Quarantine"
     window.sort_combo.setCurrentIndex(window.sort_combo.findData("name"))
     window.activateWindow()
     window.grid.setFocus()

@@ -186,13 +186,13 @@ def test_inspector_heatmap_compares_patches_to_the_query(qtbot: Any, make_window
     files = image_files(photo_folder)
     with qtbot.waitSignal(window.similar_ready, timeout=30_000):
         window.find_similar(files[0])
-    assert window._query_vector is not None and window._query_vector.shape == (32,)
+    assert window.similar_panel.query_vector is not None and window.similar_panel.query_vector.shape == (32,)
     with qtbot.waitSignal(window.inspection_ready, timeout=30_000) as blocker:
         window.inspect(files[4])
     ins = blocker.args[0]
     assert ins.heat_mode.startswith("cosine similarity")
     # the map is the per-patch cosine to the query, rescaled to 0..1
-    q = window._query_vector / np.linalg.norm(window._query_vector)
+    q = window.similar_panel.query_vector / np.linalg.norm(window.similar_panel.query_vector)
     patches = ins.features[0, 1:]
     sims = patches @ q / np.linalg.norm(patches, axis=1)
     expected = (sims - sims.min()) / (sims.max() - sims.min())
@@ -207,7 +207,7 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
     during: list[Any] = []
     window.library_ready.connect(lambda: during.append(window.query_library()))
     with qtbot.waitSignal(window.scan_finished, timeout=60_000) as finished:
-        window._model_chosen(str(tiny_vit_no_pooler), True)
+        window.session.choose_model(str(tiny_vit_no_pooler), True)
     assert during and during[0] is old  # searches used the previous model's index while re-indexing
     assert window.library is not old and window.query_library() is window.library
     # every photo embedded with the new model; the exact copy may reuse its original's vector when the original
