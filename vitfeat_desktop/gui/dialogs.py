@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from vitfeat_desktop import __version__, settings
-from vitfeat_desktop.gui.compare import ComparePanel, load_full
+from vitfeat_desktop.gui import compare_jobs
+from vitfeat_desktop.gui.compare import ComparePanel
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.text import for_window
 
@@ -39,10 +40,7 @@ def preview_dialog(parent: QWidget, path: Path, runner: TaskRunner) -> QDialog:
     panel = ComparePanel()
     panel.hint.setText("Scroll to zoom, drag to pan. Space or Esc closes.")
     panel.mode.setVisible(False)  # one photo: nothing to line up or flicker
-    panel.load_requested.connect(lambda i, p: runner.submit(
-        load_full, Path(p), key="preview", pass_callbacks=False,
-        on_result=lambda res: panel.set_image(i, res[0], res[1]),
-        on_error=lambda msg: panel.set_error(i, msg)))
+    compare_jobs.serve(panel, runner, "preview")
     layout.addWidget(panel)
     close = QAction(dialog)
     close.setShortcut(QKeySequence("Space"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl, Signal
@@ -57,13 +58,35 @@ class FileActions(QObject):
     finished = Signal(object, str, bool)  # ActionResult | UndoResult, the summary line, whether Undo applies
     failed = Signal(str)
 
-    def __init__(self, session: Session, parent: QWidget) -> None:
+    def __init__(self, session: Session, parent: QWidget, selection: Callable[[], list[Path]]) -> None:
         super().__init__(parent)
         self.session = session
         self.parent_widget = parent
+        self.selection = selection  # the photos the window's commands act on (the current view's selection)
         self.last_journal: str | None = None
         self.confirm_box: QMessageBox | None = None
         self._moved_sizes: dict[str, int] = {}  # sizes of the files an action is moving (for its summary)
+
+    # -- the window's commands, on the current selection ---------------------------------------------------
+    def move_selected(self) -> None:
+        self.run("move", self.selection())
+
+    def copy_selected(self) -> None:
+        self.run("copy", self.selection())
+
+    def open_selected(self) -> None:
+        open_in_default_app(self.selection())
+
+    def reveal_selected(self) -> None:
+        paths = self.selection()
+        if paths:
+            reveal(paths[0])
+
+    def copy_path(self) -> None:
+        paths = self.selection()
+        if paths:
+            copy_paths(paths)
+            emit(self.status, f"Copied {len(paths)} path(s).")
 
     def run(self, action: str, paths: list[Path], *, folder: str | None = None,
             keepers: dict[str, str] | None = None) -> None:

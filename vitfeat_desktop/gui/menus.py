@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu, QSlider, QToolBar, QWidget
 
 from vitfeat_desktop import settings
+from vitfeat_desktop.gui.grid import ImageGrid
 
 K = QKeySequence.StandardKey
 Shortcut = QKeySequence.StandardKey | str | list[QKeySequence] | None
@@ -24,7 +25,7 @@ Shortcut = QKeySequence.StandardKey | str | list[QKeySequence] | None
 class Command:
     name: str
     text: str
-    slot: str  # the window's method it runs (called without arguments)
+    slot: str  # the window's method it runs, without arguments ("files.undo": a method of window.files)
     shortcut: Shortcut = None
     tip: str = ""
 
@@ -48,21 +49,23 @@ def _commands() -> tuple[Command, ...]:
                 [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")],
                 "Move the selected photos to the system trash (undoable)" if trash
                 else "Move the selected photos to vitfeat's quarantine folder (undoable)"),
-        Command("undo", "Undo", "undo", K.Undo, "Undo the last move, trash or copy"),
-        Command("move", "Move to Folder…", "move_selected", None, "Move the selected photos into a folder (undoable)"),
-        Command("copy", "Copy to Folder…", "copy_selected", None, "Copy the selected photos into a folder"),
-        Command("reveal", "Show in File Manager", "reveal_selected", None, "Open the folder that contains the photo"),
-        Command("open_file", "Open in Default App", "open_selected", "Return",
+        Command("undo", "Undo", "files.undo", K.Undo, "Undo the last move, trash or copy"),
+        Command("move", "Move to Folder…", "files.move_selected", None,
+                "Move the selected photos into a folder (undoable)"),
+        Command("copy", "Copy to Folder…", "files.copy_selected", None, "Copy the selected photos into a folder"),
+        Command("reveal", "Show in File Manager", "files.reveal_selected", None,
+                "Open the folder that contains the photo"),
+        Command("open_file", "Open in Default App", "files.open_selected", "Return",
                 "Open the photo with your usual image viewer"),
-        Command("copy_path", "Copy Path", "copy_path", "Ctrl+Shift+C", "Copy the file path"),
+        Command("copy_path", "Copy Path", "files.copy_path", "Ctrl+Shift+C", "Copy the file path"),
         Command("dupes", "Find Duplicates", "show_duplicates", "Ctrl+D",
                 "Group exact copies, re-saved files and near-duplicates"),
         Command("prefs", "Preferences…", "show_preferences", K.Preferences,
                 "How many processor cores the model may use"),
         Command("models", "Models…", "show_model_manager", None,
                 "Download, import and choose the model that describes your photos"),
-        Command("zoom_in", "Larger Thumbnails", "zoom_in", K.ZoomIn),
-        Command("zoom_out", "Smaller Thumbnails", "zoom_out", K.ZoomOut),
+        Command("zoom_in", "Larger Thumbnails", "thumbs.zoom_in", K.ZoomIn),
+        Command("zoom_out", "Smaller Thumbnails", "thumbs.zoom_out", K.ZoomOut),
         Command("quit", "Quit", "close", K.Quit),
         Command("skipped", "Skipped Files…", "show_skipped", None, "Files that could not be read, and why"),
         Command("about", "About vitfeat", "show_about"),
@@ -90,8 +93,7 @@ def build_actions(window: QMainWindow) -> dict[str, QAction]:
     actions: dict[str, QAction] = {}
     for cmd in _commands():
         act = QAction(cmd.text, window)
-        slot: Callable[[], object] = getattr(window, cmd.slot)
-        act.triggered.connect(lambda *_, slot=slot: slot())
+        act.triggered.connect(lambda *_, path=cmd.slot: _slot(window, path)())
         if cmd.shortcut is not None:
             sc = cmd.shortcut
             act.setShortcuts(sc if isinstance(sc, list) else [QKeySequence(sc)])
@@ -103,6 +105,15 @@ def build_actions(window: QMainWindow) -> dict[str, QAction]:
             window.addAction(act)
         actions[cmd.name] = act
     return actions
+
+
+def _slot(window: QMainWindow, path: str) -> Callable[[], object]:
+    """The method a command runs, looked up when it runs (the window builds its parts after its commands)."""
+    owner: object = window
+    for part in path.split(".")[:-1]:
+        owner = getattr(owner, part)
+    method: Callable[[], object] = getattr(owner, path.rsplit(".", 1)[-1])
+    return method
 
 
 def actions_of(actions: dict[str, QAction], names: tuple[str | None, ...]) -> list[QAction | None]:
@@ -157,3 +168,47 @@ def popup(parent: QWidget, actions: dict[str, QAction], names: tuple[str | None,
     menu = QMenu(parent)
     fill_menu(menu, actions_of(actions, names))
     return menu
+
+
+def update_enabled(actions: dict[str, QAction], *, selection: bool, library: bool, comparable: bool,
+                   scanning: bool) -> None:
+    """Commands that need a selection, an open library, something to compare, or no scan running."""
+    for name in NEED_SELECTION:
+        actions[name].setEnabled(selection)
+    actions["similar"].setEnabled(selection and library)
+    actions["query_file"].setEnabled(library)
+    actions["compare"].setEnabled(comparable)
+    actions["rescan"].setEnabled(library and not scanning)
+    actions["dupes"].setEnabled(library)
+
+
+class ThumbSize(QObject):
+    """The toolbar's Size slider and Ctrl + / Ctrl −: both grids' thumbnail side, remembered in the settings."""
+
+    def __init__(self, slider: QSlider, grids: list[ImageGrid], closing: Callable[[], bool],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.slider, self.grids, self.closing = slider, grids, closing
+        self._side = slider.value()
+        slider.valueChanged.connect(self.set_side)
+
+    def set_side(self, side: int) -> None:
+        side = max(64, min(320, int(side)))
+        if self.slider.value() != side:
+            self.slider.blockSignals(True)
+            self.slider.setValue(side)
+            self.slider.blockSignals(False)
+        for grid in self.grids:
+            grid.set_thumb_side(side)
+        self._side = side
+        QTimer.singleShot(500, self._save)  # once the slider rests
+
+    def _save(self) -> None:
+        if not self.closing():
+            settings.update(thumb_size=self._side)
+
+    def zoom_in(self) -> None:
+        self.set_side(int(self.slider.value() * 1.25))
+
+    def zoom_out(self) -> None:
+        self.set_side(int(self.slider.value() * 0.8))

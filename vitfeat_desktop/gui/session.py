@@ -46,6 +46,7 @@ class Session(QObject):
     scan_failed = Signal(str)
     scan_cancelled = Signal()
     files_refreshed = Signal(list, list)  # GridItems, skipped (after a cancelled scan)
+    query_ready = Signal(object)  # Path: the image opened with the app, to query now that its folder is indexed
     status = Signal(str)  # a line for the status bar
     failed = Signal(str)  # a job's one-line error
 
@@ -58,6 +59,7 @@ class Session(QObject):
         self.library: Library | None = None
         self.library_folder: Path | None = None
         self.pending_folder: Path | None = None  # opens once a model is ready
+        self.pending_query: Path | None = None  # an image opened with the app: queried once its folder is indexed
         self.last_report: object = None
         self.closing = False
         self._fallback: tuple[Library, FeatureExtractor] | None = None
@@ -146,6 +148,22 @@ class Session(QObject):
         self.runner.submit(jobs.open_library, folder, self.extractor, key="open",
                            on_result=self._library_opened, on_error=lambda m: emit(self.open_failed, folder, m))
 
+    def open_image(self, path: Path) -> None:
+        """An image opens its folder as a library and becomes the similarity query as soon as the folder's scan
+        has finished (a query on a half-built index would show only the photos indexed so far), or at once when
+        that library is already open and indexed."""
+        self.pending_query = path = Path(path).expanduser().resolve()
+        if self.extractor is not None and self.library is not None and self.library_folder == path.parent:
+            if not self.runner.is_running("scan") and not self.runner.is_running("open"):
+                self._release_query()
+            return
+        self.open_folder(path.parent)
+
+    def _release_query(self) -> None:
+        query, self.pending_query = self.pending_query, None
+        if query is not None and self.library is not None and not self.closing:
+            emit(self.query_ready, query)
+
     def repair(self, folder: Path) -> None:
         """Rebuild a damaged catalogue (the photos are indexed again; marks and undo history are kept)."""
         emit(self.status, f"Repairing the library of {folder}…")
@@ -225,6 +243,7 @@ class Session(QObject):
         self._close_fallback()  # the new model's index is complete
         self.last_report = outcome.report
         emit(self.scan_done, outcome)
+        self._release_query()
 
     def _scan_error(self, message: str) -> None:
         self._live_timer.stop()
@@ -233,6 +252,7 @@ class Session(QObject):
     def _scan_cancelled(self) -> None:
         self._live_timer.stop()
         emit(self.scan_cancelled)
+        self._release_query()
         if self.library is not None:
             lib = self.library
             self.runner.submit(lambda: (jobs.grid_items(lib), list(lib.skipped())), pass_callbacks=False,

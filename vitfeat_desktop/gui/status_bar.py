@@ -6,12 +6,16 @@ and changed, in one place.
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
 from vitfeat_desktop.core.library.scanner import ScanReport
+from vitfeat_desktop.core.pipeline import FeatureExtractor
 from vitfeat_desktop.core.progress import Progress
 from vitfeat_desktop.gui.grid import GridItem
+from vitfeat_desktop.gui.session import Session
 from vitfeat_desktop.gui.text import plural
 
 PHASE_WORDS = {"walk": "Looking for photos", "scan": "Looking for photos", "hash": "Checking files",
@@ -50,9 +54,10 @@ def scan_summary(report: ScanReport, before: list[GridItem], after: list[GridIte
 
 
 class StatusBar:
-    """The widgets in the window's QStatusBar, and how a scan's progress is shown in them."""
+    """The widgets in the window's QStatusBar, and how the session's model and scan are shown in them."""
 
-    def __init__(self, bar: QStatusBar) -> None:
+    def __init__(self, bar: QStatusBar, session: Session) -> None:
+        self.session = session
         self.label = QLabel("Ready")
         self.progress_bar = QProgressBar()
         self.progress_bar.setFixedWidth(220)
@@ -69,13 +74,34 @@ class StatusBar:
         for widget in (self.undo_label, self.skipped_label, self.rate_label, self.progress_bar, self.cancel_button,
                        self.model_label):
             bar.addPermanentWidget(widget)
+        self.cancel_button.clicked.connect(session.cancel_scan)
+        session.status.connect(self.label.setText)
+        session.model_loading.connect(lambda: self.model_label.setText("loading model…"))
+        session.model_ready.connect(self.model_ready)
+        session.model_failed.connect(lambda _message: self.model_failed())
+        session.library_opening.connect(lambda folder: self.label.setText(f"Opening {folder}…"))
+        session.scan_started.connect(self.scan_started)
+        session.scan_progress.connect(self.scan_progress)
+        session.scan_done.connect(lambda _outcome: self.scan_ended())
+        session.scan_failed.connect(lambda _message: self.scan_ended())
+        session.scan_cancelled.connect(self.scan_cancelled)
 
-    def scan_started(self, folder: object) -> None:
+    def model_ready(self, extractor: FeatureExtractor) -> None:
+        self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
+        if self.label.text().startswith("A model is needed"):
+            self.label.setText("Ready")
+        self.model_label.setToolTip(json.dumps(extractor.describe(), indent=1))
+
+    def model_failed(self) -> None:
+        self.model_label.setText("no model")
+        self.label.setText("A model is needed before photos can be indexed.")
+
+    def scan_started(self) -> None:
         self.progress_bar.setVisible(True)
         self.progress_bar.setRange(0, 0)
         self.cancel_button.setVisible(True)
         self.rate_label.setText("")
-        self.label.setText(f"Indexing {folder}…")
+        self.label.setText(f"Indexing {self.session.library_folder}…")
 
     def scan_progress(self, rep: Progress) -> None:
         done, total = int(rep.done or 0), rep.total
@@ -98,6 +124,10 @@ class StatusBar:
         self.progress_bar.setVisible(False)
         self.cancel_button.setVisible(False)
         self.rate_label.setText("")
+
+    def scan_cancelled(self) -> None:
+        self.scan_ended()
+        self.label.setText("Indexing cancelled; photos indexed so far are kept. Rescan (F5) to continue.")
 
     def set_skipped(self, count: int) -> None:
         self.skipped_label.setText(f'<a href="#skipped">{count} skipped</a>' if count else "")
