@@ -7,6 +7,9 @@ user left them. Moving the sensitivity slider only regroups (``finder.groups(s)`
 "Similar shots" (bursts, same scene) are a separate list with the core's reason per set and never pre-selected
 for removal. Nothing is deleted: checked files go to the system trash or to the quarantine through the core's
 journal (after one confirmation with the count and size), and Undo puts them back.
+
+The panel hears the :class:`Session` (library opened, scan ticks) and asks :class:`FileActions` to move files; it
+never reaches into the window. The rows themselves are built by ``dupes_rows.DuplicatesTree``.
 """
 
 from __future__ import annotations
@@ -304,10 +307,8 @@ class DuplicatesPanel(QWidget):
 
     def show_groups(self, keep_view: bool = False) -> None:
         """Refill the tree from the current groups (see :meth:`DuplicatesTree.fill`)."""
-        if self.mode.currentData() == "dupes":
-            self.tree.fill("dupes", self.groups, self.finder, keep_view)
-        else:
-            self.tree.fill("similar", self.similar, self.finder, keep_view)
+        groups = self.groups if self.mode.currentData() == "dupes" else self.similar
+        self.tree.fill(groups, self.finder, keep_view)
         self._update_summary()
 
     def flush(self) -> None:

@@ -86,7 +86,7 @@ class DuplicatesTree(QTreeWidget):
         self.loader = loader
         self.finder: DuplicateFinder | None = None
         self._items_by_key: dict[str, list[QTreeWidgetItem]] = {}
-        self._pending: list[tuple[str, int, Any]] = []
+        self._pending: list[tuple[int, DuplicateGroup | SimilarSet]] = []
         self._checked_before: set[str] = set()
         self._populate_timer = QTimer(self)
         self._populate_timer.setInterval(0)
@@ -212,9 +212,9 @@ class DuplicatesTree(QTreeWidget):
             bar.setValue(int(state["scroll"]))
         self.filled.emit()
 
-    def fill(self, kind: str, groups: list[DuplicateGroup] | list[SimilarSet], finder: DuplicateFinder | None,
+    def fill(self, groups: list[DuplicateGroup] | list[SimilarSet], finder: DuplicateFinder | None,
              keep_view: bool = False) -> None:
-        """Refill the tree with ``groups`` (``kind`` "dupes" or "similar"). Groups are added a batch per
+        """Refill the tree with ``groups`` (of duplicates or of similar shots). Groups are added a batch per
         event-loop turn, so thousands of groups never freeze the window; anything that needs every row
         (auto-select, actions) calls :meth:`flush` first.
 
@@ -230,7 +230,7 @@ class DuplicatesTree(QTreeWidget):
             self.clear()
             self._items_by_key.clear()
             self.finder = finder
-            self._pending = [(kind, n, g) for n, g in enumerate(groups, 1)]
+            self._pending = [(n, g) for n, g in enumerate(groups, 1)]
             self._pending.reverse()
             if state is not None:
                 self.flush()  # the rows the saved view refers to must exist before it is restored
@@ -251,8 +251,8 @@ class DuplicatesTree(QTreeWidget):
         self.blockSignals(True)
         checked = self._checked_before
         for _ in range(min(batch, len(self._pending))):
-            kind, n, group = self._pending.pop()
-            if kind == "dupes":
+            n, group = self._pending.pop()
+            if isinstance(group, DuplicateGroup):
                 self._add_dupe_group(n, group, checked)
             else:
                 self._add_similar_group(n, group, checked)
@@ -418,7 +418,7 @@ class DuplicatesTree(QTreeWidget):
                 self._items_by_key[key] = kept
             else:
                 del self._items_by_key[key]
-        self._pending = [p for p in self._pending if not self._group_touches(p[2], gone)]
+        self._pending = [p for p in self._pending if not self._group_touches(p[1], gone)]
         self.blockSignals(True)
         for it in self.members():
             if it.data(0, PathRole) in gone:

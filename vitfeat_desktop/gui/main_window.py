@@ -38,8 +38,6 @@ from vitfeat_desktop.gui.thumbs import ThumbnailLoader
 
 IMAGE_FILTER = ("Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.tif *.tiff *.avif *.bmp *.gif *.dng *.cr2 *.nef "
                 "*.arw);;All files (*)")
-NO_FOLDER = ("<h2>No folder open</h2><p>Open a photo folder (Ctrl+O) or drop one on this window.<br>vitfeat indexes "
-             "it in the background; your photos are never modified.</p>")
 
 
 class MainWindow(QMainWindow):
@@ -197,7 +195,7 @@ class MainWindow(QMainWindow):
         self.status.label.setText(message)
         emit(self.job_failed, message)
 
-    # -- commands (menus.ACTIONS) --------------------------------------------------------------------------
+    # -- commands (menus._commands) --------------------------------------------------------------------------
     def choose_folder(self) -> None:
         choose_folder(self, self.session)
 
