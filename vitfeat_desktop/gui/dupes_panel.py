@@ -42,7 +42,6 @@ from PySide6.QtWidgets import (
 from vitfeat_desktop import settings
 from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder, DuplicateGroup, FileInfo, NotDuplicateMarks, SimilarSet
-from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult
 from vitfeat_desktop.core.progress import Progress
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.dupes_rows import DuplicatesTree, KeeperRole, PathRole, SizeRole
@@ -187,7 +186,8 @@ class DuplicatesPanel(QWidget):
         session.library_opened.connect(lambda _opened: self.library_changed())
         session.scan_done.connect(lambda _outcome: self.library_changed())
         session.scan_tick.connect(self.scan_tick)
-        files.finished.connect(self._files_done)
+        files.removed.connect(self.files_removed)
+        files.finished.connect(lambda _result, text, undoable: self.action_finished(text, undoable))
 
     def set_shared_actions(self, compare: QAction, file_actions: list[QAction | None]) -> None:
         """The window's Compare and file commands, offered in the list's context menu (None: a separator)."""
@@ -424,11 +424,6 @@ class DuplicatesPanel(QWidget):
         """The window's summary of a finished action, with Undo, shown above the list too."""
         self.action_label.setText(text + (' <a href="#undo">Undo</a>' if undoable else ""))
         self.action_label.setVisible(True)
-
-    def _files_done(self, result: ActionResult | UndoResult, text: str, undoable: bool) -> None:
-        if isinstance(result, ActionResult) and result.action != "copy":
-            self.files_removed([Path(s) for s, _ in result.done])
-        self.action_finished(text, undoable)
 
     def files_removed(self, paths: list[Path]) -> None:
         self.tree.remove_paths(paths)

@@ -55,6 +55,7 @@ class FileActions(QObject):
     """Move, copy, remove and undo, with one confirmation and a summary; ``finished`` carries the result."""
 
     status = Signal(str)  # a line for the status bar ("Moving 3 photos…", "Nothing was moved.")
+    removed = Signal(list)  # Paths that left their folder (moved, trashed, quarantined): views drop them
     finished = Signal(object, str, bool)  # ActionResult | UndoResult, the summary line, whether Undo applies
     failed = Signal(str)
 
@@ -155,7 +156,11 @@ class FileActions(QObject):
             (f" {where}" if where else "")
         if result.failed:
             text += f"; {len(result.failed)} not: {for_window(result.failed[0][1])}"
+        if result.action != "copy":
+            emit(self.removed, done)
         emit(self.finished, result, text + ".", bool(done))
+        if result.action != "copy" and done and self.session.library is not None:
+            self.session.rescan()  # the library learns what moved (the journal can put it back)
 
     def undo(self) -> None:
         emit(self.status, "Undoing…")
@@ -168,3 +173,5 @@ class FileActions(QObject):
         if result.failed:
             text += f"; {len(result.failed)} could not be restored: {result.failed[0][1]}"
         emit(self.finished, result, text + ".", False)
+        if self.session.library is not None:
+            self.session.rescan()

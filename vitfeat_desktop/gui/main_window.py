@@ -16,7 +16,6 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QTabWidget
 
 from vitfeat_desktop import settings
-from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult
 from vitfeat_desktop.core.images import is_image_path
 from vitfeat_desktop.core.library.facade import Library
 from vitfeat_desktop.core.pipeline import FeatureExtractor
@@ -84,7 +83,7 @@ class MainWindow(QMainWindow):
         self.status_label, self.progress_bar, self.cancel_button = bar.label, bar.progress_bar, bar.cancel_button
         self.skipped_label, self.undo_label, self.model_label = bar.skipped_label, bar.undo_label, bar.model_label
         self.status.skipped_label.linkActivated.connect(lambda _l: self.show_skipped())
-        self.status.undo_label.linkActivated.connect(lambda _l: self.files.undo())
+        bar.follow(self.files)
         self._connect_session()
         window_state.restore(self)
         self.thumbs.set_side(stored.thumb_size)
@@ -144,9 +143,10 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         s = self.session
         s.failed.connect(self._job_error)
-        self.files.status.connect(self.status.label.setText)
         self.files.failed.connect(self._job_error)
-        self.files.finished.connect(self._files_done)
+        self.files.removed.connect(self.library_model.remove_paths)
+        self.files.removed.connect(self.similar_model.remove_paths)
+        self.files.finished.connect(lambda result, _text, _undoable: emit(self.action_done, result))
         s.model_ready.connect(lambda extractor: emit(self.model_ready, extractor))
         s.model_failed.connect(lambda _message: self.tabs.setCurrentIndex(0))
         s.not_a_folder.connect(lambda f: QMessageBox.warning(self, "Cannot open folder", f"{f} is not a folder."))
@@ -352,20 +352,6 @@ class MainWindow(QMainWindow):
             self.dupes_panel.act(action)
         else:
             self.files.run(action, self.selected_paths())
-
-    def _files_done(self, result: ActionResult | UndoResult, text: str, _undoable: bool) -> None:
-        moved = isinstance(result, ActionResult) and result.action != "copy"
-        if isinstance(result, ActionResult):
-            done = [Path(src) for src, _ in result.done]
-            if moved:
-                self.library_model.remove_paths(done)
-                self.similar_model.remove_paths(done)
-            moved = moved and bool(done)
-        self.status.label.setText(text)
-        self.status.undo_label.setText('<a href="#undo">Undo</a>' if isinstance(result, ActionResult) else "")
-        emit(self.action_done, result)
-        if (moved or isinstance(result, UndoResult)) and self.library is not None:
-            self.rescan()
 
     # -- drag and drop, close ------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -11,9 +11,11 @@ import json
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
+from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult
 from vitfeat_desktop.core.library.scanner import ScanReport
 from vitfeat_desktop.core.pipeline import FeatureExtractor
 from vitfeat_desktop.core.progress import Progress
+from vitfeat_desktop.gui.file_actions import FileActions
 from vitfeat_desktop.gui.grid import GridItem
 from vitfeat_desktop.gui.session import Session
 from vitfeat_desktop.gui.text import plural
@@ -85,6 +87,16 @@ class StatusBar:
         session.scan_done.connect(lambda _outcome: self.scan_ended())
         session.scan_failed.connect(lambda _message: self.scan_ended())
         session.scan_cancelled.connect(self.scan_cancelled)
+
+    def follow(self, files: FileActions) -> None:
+        """File actions: their progress line, then the summary with Undo (gone once undone)."""
+        files.status.connect(self.label.setText)
+        files.finished.connect(self._files_done)
+        self.undo_label.linkActivated.connect(lambda _link: files.undo())
+
+    def _files_done(self, result: ActionResult | UndoResult, text: str, _undoable: bool) -> None:
+        self.label.setText(text)
+        self.undo_label.setText('<a href="#undo">Undo</a>' if isinstance(result, ActionResult) else "")
 
     def model_ready(self, extractor: FeatureExtractor) -> None:
         self.model_label.setText(f"Model: {extractor.model_id} ({extractor.variant})")
