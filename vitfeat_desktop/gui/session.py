@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from vitfeat_desktop import settings
 from vitfeat_desktop.core.library.facade import Library, repair_library
+from vitfeat_desktop.core.library.scanner import ScanReport
 from vitfeat_desktop.core.pipeline import FeatureExtractor
 from vitfeat_desktop.core.progress import Progress
 from vitfeat_desktop.gui import jobs
@@ -60,7 +61,7 @@ class Session(QObject):
         self.library_folder: Path | None = None
         self.pending_folder: Path | None = None  # opens once a model is ready
         self.pending_query: Path | None = None  # an image opened with the app: queried once its folder is indexed
-        self.last_report: object = None
+        self.last_report: ScanReport | None = None
         self.closing = False
         self._fallback: tuple[Library, FeatureExtractor] | None = None
         self._live_timer = QTimer(self)
