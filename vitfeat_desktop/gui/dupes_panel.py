@@ -22,14 +22,10 @@ from pathlib import Path
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -47,6 +43,7 @@ from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.dupes_rows import DuplicatesTree, KeeperRole, PathRole, SizeRole
 from vitfeat_desktop.gui.file_actions import FileActions
 from vitfeat_desktop.gui.grid import human_size
+from vitfeat_desktop.gui.marks_dialog import MarksDialog
 from vitfeat_desktop.gui.qtcompat import emit
 from vitfeat_desktop.gui.session import Session
 from vitfeat_desktop.gui.text import for_window, plural
@@ -457,57 +454,19 @@ class DuplicatesPanel(QWidget):
         else:
             self.summary.setText("Open a folder first.")
             return
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Not a duplicate: your marks")
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(QLabel("These pairs are never grouped as duplicates. Unmark a pair to let it group again."))
-        listing = QListWidget()
-        listing.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        layout.addWidget(listing, 1)
-
-        def fill() -> None:
-            listing.clear()
-            for pair, left, right in review.marked_pairs(marks, files):
-                def name(paths: list[str]) -> str:
-                    return ", ".join(Path(p).name for p in paths) if paths else "(no longer in the library)"
-                item = QListWidgetItem(f"{name(left)}  ↔  {name(right)}" if pair[0] != pair[1]
-                                       else f"{name(left)}  (identical files)")
-                item.setToolTip("\n".join(left + right))
-                item.setData(Qt.ItemDataRole.UserRole, list(pair))
-                listing.addItem(item)
-            if not listing.count():
-                listing.addItem(QListWidgetItem("No marks: every pair may be grouped."))
-
-        def unmark() -> None:
-            chosen = [it.data(Qt.ItemDataRole.UserRole) for it in listing.selectedItems()
-                      if it.data(Qt.ItemDataRole.UserRole)]
-            for pair in chosen:
-                review.unmark_pair(marks, (str(pair[0]), str(pair[1])))
-            if chosen:
-                fill()
-                self.summary.setText(f"Unmarked {plural(len(chosen), 'pair')}; regrouping…")
-                self.regroup()
-
-        fill()
-        row = QHBoxLayout()
-        unmark_button = QPushButton("Unmark")
-        unmark_button.clicked.connect(lambda _checked=False: unmark())
-        close = QPushButton("Close")
-        close.clicked.connect(dialog.accept)
-        row.addStretch(1)
-        row.addWidget(unmark_button)
-        row.addWidget(close)
-        layout.addLayout(row)
-        dialog.resize(640, 360)
+        dialog = MarksDialog(marks, files, self)
+        dialog.unmarked.connect(self._unmarked)
         dialog.show()
-        self.marks_dialog = dialog
-        self.marks_list = listing
-        self.unmark_button = unmark_button
+        self.marks_dialog, self.marks_list, self.unmark_button = dialog, dialog.listing, dialog.unmark_button
+
+    def _unmarked(self, count: int) -> None:
+        self.summary.setText(f"Unmarked {plural(count, 'pair')}; regrouping…")
+        self.regroup()
 
     def make_keeper(self) -> None:
         """Make the highlighted photo the keeper of its group; the core stores the choice, so it sticks."""
         sel = [it for it in self.tree.selectedItems() if it.data(0, PathRole)]
-        if self.finder is None or len(sel) != 1 :
+        if self.finder is None or len(sel) != 1:
             return
         path, keeper = sel[0].data(0, PathRole), sel[0].data(0, KeeperRole)
         group = next((g for g in self.groups if g.keeper.path == keeper and path in g.files), None)
