@@ -4,7 +4,9 @@
 checks the installation; ``python -m vitfeat_desktop index ...`` (any ``vitfeat`` subcommand) runs the headless CLI.
 
 The app's argument parser lives here, not in ``gui.app``, so ``--help`` and ``--version`` answer without importing
-Qt or ONNX Runtime (fast, and they work even where the Qt libraries cannot load).
+Qt or ONNX Runtime (fast, and they work even where the Qt libraries cannot load). This module is the top of the
+start-up chain: it runs the self-test or the CLI itself and hands ``gui.app.run_app`` parsed options; nothing
+imports it back.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 #: Wall-clock time when this module was imported: the start-up timer's fallback for "process start" where the
-#: OS cannot tell (see ``gui.app.seconds_since_process_start``).
+#: OS cannot tell (passed to ``gui.app.run_app``).
 IMPORTED_AT = time.time()
 
 HELP_EPILOG = ("Opening an image file opens its folder as a library and finds photos similar to it. "
@@ -61,7 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"vitfeat-desktop: the desktop app is not available: {exc}", file=sys.stderr)
         return 1
-    return run_app(args)
+    options = build_parser().parse_args(args)
+    path = Path(options.folder).expanduser() if options.folder else None
+    if path is not None and not path.is_dir():
+        from vitfeat_desktop.core.images import is_image_path
+
+        if not path.exists():
+            print(f"vitfeat-desktop: {options.folder} does not exist", file=sys.stderr)
+            return 2
+        if not (path.is_file() and is_image_path(path)):
+            print(f"vitfeat-desktop: {options.folder} is not a folder or a supported image file", file=sys.stderr)
+            return 2
+    return run_app(path, options.model, quantized=not options.fp32, started_at=IMPORTED_AT)
 
 
 def _cli_commands() -> set[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.files import tree_checksums
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.fileio import sha256_file
 from vitfeat_desktop.core.fileops import operations, references
 from vitfeat_desktop.core.fileops.disk import mount_point
@@ -79,7 +79,7 @@ def test_reference_folders_are_never_touched(photos_dir: Path, tmp_path: Path) -
     before = tree_checksums(photos_dir)
     with pytest.raises(ProtectedFileError):
         apply_actions("quarantine", [photos_dir / "2023" / "img0.jpg"], references=[photos_dir / "2023"])
-    config.save_settings({"reference_folders": [str(photos_dir)]})
+    settings.update(reference_folders=[str(photos_dir)])
     for action in ("trash", "quarantine", "move"):
         with pytest.raises(ProtectedFileError):
             apply_actions(action, [photos_dir / "keep.jpg"], folder=tmp_path / "out")

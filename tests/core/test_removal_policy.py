@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vitfeat_desktop import config
+from vitfeat_desktop import settings
 
 
 @pytest.mark.parametrize(("platform", "undo", "action"), [
@@ -12,14 +12,14 @@ from vitfeat_desktop import config
     ("win32", False, "quarantine"), ("cygwin", False, "quarantine"), ("darwin", False, "quarantine"),
 ])
 def test_default_removal_per_system(platform: str, undo: bool, action: str) -> None:
-    assert config.trash_undo_supported(platform) is undo
-    assert config.default_removal_action(platform) == action
+    assert settings.trash_undo_supported(platform) is undo
+    assert settings.default_removal_action(platform) == action
 
 
 def test_the_users_choice_wins_and_nonsense_is_ignored() -> None:
-    config.save_settings({config.SETTING_REMOVAL: "trash"})
-    assert config.default_removal_action("darwin") == "trash"
-    config.save_settings({config.SETTING_REMOVAL: "quarantine"})
-    assert config.default_removal_action("linux") == "quarantine"
-    config.save_settings({config.SETTING_REMOVAL: "shred"})
-    assert config.default_removal_action("linux") == "trash"
+    settings.update(removal="trash")
+    assert settings.default_removal_action("darwin") == "trash"
+    settings.update(removal="quarantine")
+    assert settings.default_removal_action("linux") == "quarantine"
+    settings.update(removal="shred")
+    assert settings.default_removal_action("linux") == "trash"

@@ -13,7 +13,7 @@ from helpers.qt import wait_scan
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton, QTextBrowser
 
-from vitfeat_desktop import config
+from vitfeat_desktop import settings
 
 pytestmark = pytest.mark.gui
 
@@ -26,7 +26,7 @@ def button(window: Any, text: str) -> QPushButton:
 
 def test_add_reference_folder_opens_a_dialog(qtbot: Any, make_window: Any, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.gui import main_window as mw
+    from vitfeat_desktop.gui import folders_dock as mw
 
     refs = tmp_path / "originals"
     refs.mkdir()
@@ -40,13 +40,13 @@ def test_add_reference_folder_opens_a_dialog(qtbot: Any, make_window: Any, tmp_p
     window = make_window(None)
     qtbot.mouseClick(button(window, "Add…"), Qt.MouseButton.LeftButton)
     assert asked and "reference folder" in asked[0]
-    assert config.load_settings()["reference_folders"] == [str(refs.resolve())]
+    assert settings.read_file()["reference_folders"] == [str(refs.resolve())]
     assert [window.reference_list.item(i).toolTip() for i in range(window.reference_list.count())] == \
         [str(refs.resolve())]
     # Remove (clicked, with the folder highlighted) takes it out again
     window.reference_list.setCurrentRow(0)
     qtbot.mouseClick(button(window, "Remove"), Qt.MouseButton.LeftButton)
-    assert config.load_settings()["reference_folders"] == []
+    assert settings.read_file()["reference_folders"] == []
 
 
 def test_first_run_import_opens_a_dialog_and_the_model_loads(qtbot: Any, make_window: Any, tiny_vit: Path,

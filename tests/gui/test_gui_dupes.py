@@ -17,7 +17,7 @@ pytestmark = pytest.mark.gui
 def open_dupes(qtbot: Any, window: Any) -> Any:
     panel = window.dupes_panel
     wait_scan(qtbot, window)
-    qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["dupes"]), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.finder is not None and panel.tree.topLevelItemCount() > 0, timeout=30_000)
     return panel
 
@@ -74,7 +74,7 @@ def test_groups_trash_and_undo(qtbot: Any, make_window: Any, photo_folder: Path,
 
     # undo puts every file back, byte-identical
     with qtbot.waitSignal(window.action_done, timeout=30_000) as undone:
-        qtbot.mouseClick(window.toolbar.widgetForAction(window.act_undo), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["undo"]), Qt.MouseButton.LeftButton)
     assert set(undone.args[0].restored) == checked
     assert copy.exists() and copy.read_bytes() == files[0].read_bytes()
     qtbot.waitUntil(lambda: not window.runner.is_running("scan"), timeout=30_000)

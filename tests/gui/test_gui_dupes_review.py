@@ -18,7 +18,7 @@ from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QContextMenuEvent, QFontMetrics
 from PySide6.QtWidgets import QApplication, QMenu
 
-from vitfeat_desktop.gui.dupes_panel import (
+from vitfeat_desktop.gui.dupes_rows import (
     COL_FOLDER,
     COL_KIND,
     COL_NAME,
@@ -78,7 +78,7 @@ def open_review(qtbot: Any, window: Any) -> Any:
     """Click Find Duplicates in the toolbar; wait for the final (verified) groups."""
     panel = window.dupes_panel
     wait_scan(qtbot, window)
-    qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["dupes"]), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.stage == "verified" and not window.runner.is_running("dupes-build")
                     and not window.runner.is_running("dupes-regroup") and panel.tree.topLevelItemCount() > 0,
                     timeout=120_000)
@@ -123,7 +123,7 @@ def test_first_groups_at_once_then_refined_without_moving_the_view(qtbot: Any, m
                         lambda phase, done, total, msg: (seen.append((phase, done, total)), show(phase, done, total,
                                                                                                     msg)))
     wait_scan(qtbot, window)
-    qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["dupes"]), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.stage == "hashes" and panel.tree.topLevelItemCount() >= 3
                     and not window.runner.is_running("dupes-regroup"), timeout=30_000)
     panel.flush()
@@ -222,8 +222,8 @@ def test_compare_from_the_list_by_key_button_and_menu(qtbot: Any, make_window: A
     window.tabs.setCurrentWidget(panel)
     copy = row_of(panel, "small_copy.jpg")
     click_row(qtbot, panel, copy)
-    assert window.act_compare.isEnabled()
-    qtbot.mouseClick(window.toolbar.widgetForAction(window.act_compare), Qt.MouseButton.LeftButton)
+    assert window.commands["compare"].isEnabled()
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["compare"]), Qt.MouseButton.LeftButton)
     assert window.compare_panel.paths == [Path(copy.data(0, Qt.ItemDataRole.UserRole + 2)),
                                           Path(copy.data(0, PathRole))]
     # right-click: the context menu, and its Compare entry clicked
@@ -274,9 +274,9 @@ def test_trash_asks_once_with_count_and_size_and_says_what_happened(qtbot: Any, 
         qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert all(p.exists() for p in checked)
     # "Don't ask again" was remembered: the next trash goes without a dialog
-    from vitfeat_desktop import config
+    from vitfeat_desktop import settings
 
-    assert config.load_settings().get("confirm_trash") is False
+    assert settings.read_file().get("confirm_trash") is False
 
 
 def test_not_a_duplicate_is_listed_and_can_be_undone(qtbot: Any, make_window: Any, review_folder: Path) -> None:
@@ -353,7 +353,7 @@ def test_find_duplicates_during_indexing_shows_the_copies_found_so_far(qtbot: An
         panel = window.dupes_panel
         qtbot.waitUntil(lambda: window.library is not None and window.runner.is_running("scan")
                         and len(window.library.files(status="ok")) >= 8, timeout=60_000)
-        qtbot.mouseClick(window.toolbar.widgetForAction(window.act_dupes), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.toolbar.widgetForAction(window.commands["dupes"]), Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: len(panel.groups) >= 2, timeout=30_000)
         assert window.runner.is_running("scan")  # still indexing: these came from the hash stage alone
         assert panel.stage == "hashes" and all(g.tier == "exact" for g in panel.groups)

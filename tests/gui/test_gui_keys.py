@@ -109,7 +109,7 @@ def menu_for(qtbot: Any, window: Any, row: int) -> dict[str, QAction]:
 
 def test_context_menu_actions(qtbot: Any, make_window: Any, photo_folder: Path, trash_home: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitfeat_desktop.gui import main_window as mw
+    from vitfeat_desktop.gui import file_actions as mw
 
     opened: list[str] = []
     monkeypatch.setattr(mw.QDesktopServices, "openUrl", lambda url: opened.append(QUrl(url).toLocalFile()) or True)

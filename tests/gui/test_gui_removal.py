@@ -11,7 +11,7 @@ from helpers.qt import answer_next_dialog, wait_scan
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from vitfeat_desktop import config
+from vitfeat_desktop import settings
 
 pytestmark = pytest.mark.gui
 
@@ -19,10 +19,10 @@ pytestmark = pytest.mark.gui
 def test_delete_quarantines_when_that_is_the_policy_and_undo_restores(
     qtbot: Any, make_window: Any, photo_folder: Path, trash_home: Path
 ) -> None:
-    config.save_settings({config.SETTING_REMOVAL: "quarantine"})  # what Windows and macOS get by default
+    settings.update(removal="quarantine")  # what Windows and macOS get by default
     window = make_window(photo_folder)
     wait_scan(qtbot, window)
-    assert window.act_trash.text() == "Quarantine"
+    assert window.commands["trash"].text() == "Quarantine"
     window.sort_combo.setCurrentIndex(window.sort_combo.findData("name"))
     window.activateWindow()
     window.grid.setFocus()

@@ -78,7 +78,7 @@ def test_query_preview_uses_the_index_decoder(qtbot: Any, make_window: Any, phot
         # File > Find Similar to a File…, choosing the file in the (patched) open dialog
         monkeypatch.setattr(mw.QFileDialog, "getOpenFileName", lambda *a, p=path, **k: (str(p), ""))
         with qtbot.waitSignal(window.similar_ready, timeout=30_000):
-            window.act_query_file.trigger()
+            window.commands["query_file"].trigger()
         label = window.similar_panel.query_label
         qtbot.waitUntil(lambda lb=label: lb.pixmap() is not None and not lb.pixmap().isNull(), timeout=20_000)
         assert left_is_red(label.pixmap().toImage()), f"{kind} preview is blank or sideways"

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.gui import thumbs
 
 pytestmark = pytest.mark.gui
@@ -186,13 +186,13 @@ def test_inspector_heatmap_compares_patches_to_the_query(qtbot: Any, make_window
     files = image_files(photo_folder)
     with qtbot.waitSignal(window.similar_ready, timeout=30_000):
         window.find_similar(files[0])
-    assert window._query_vector is not None and window._query_vector.shape == (32,)
+    assert window.similar_panel.query_vector is not None and window.similar_panel.query_vector.shape == (32,)
     with qtbot.waitSignal(window.inspection_ready, timeout=30_000) as blocker:
         window.inspect(files[4])
     ins = blocker.args[0]
     assert ins.heat_mode.startswith("cosine similarity")
     # the map is the per-patch cosine to the query, rescaled to 0..1
-    q = window._query_vector / np.linalg.norm(window._query_vector)
+    q = window.similar_panel.query_vector / np.linalg.norm(window.similar_panel.query_vector)
     patches = ins.features[0, 1:]
     sims = patches @ q / np.linalg.norm(patches, axis=1)
     expected = (sims - sims.min()) / (sims.max() - sims.min())
@@ -207,7 +207,7 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
     during: list[Any] = []
     window.library_ready.connect(lambda: during.append(window.query_library()))
     with qtbot.waitSignal(window.scan_finished, timeout=60_000) as finished:
-        window._model_chosen(str(tiny_vit_no_pooler), True)
+        window.session.choose_model(str(tiny_vit_no_pooler), True)
     assert during and during[0] is old  # searches used the previous model's index while re-indexing
     assert window.library is not old and window.query_library() is window.library
     # every photo embedded with the new model; the exact copy may reuse its original's vector when the original
@@ -215,14 +215,14 @@ def test_model_change_reindexes_and_keeps_old_index_meanwhile(qtbot: Any, make_w
     report = finished.args[0]
     assert report.indexed + report.reused == len(image_files(photo_folder)) and report.indexed >= len(
         image_files(photo_folder)) - 1
-    assert config.load_settings()["model"] == str(tiny_vit_no_pooler)
+    assert settings.read_file()["model"] == str(tiny_vit_no_pooler)
     with qtbot.waitSignal(window.similar_ready, timeout=30_000) as got:
         window.find_similar(image_files(photo_folder)[0])
     assert len(got.args[0]) == len(image_files(photo_folder)) - 1
 
 
 def test_settings_thread_count_and_geometry_persist(qtbot: Any, make_window: Any) -> None:
-    config.save_settings({"threads": 1})
+    settings.update(threads=1)
     window = make_window(None)
     qtbot.waitUntil(lambda: window.extractor is not None, timeout=30_000)
     assert window.extractor.intra_op_threads == 1

@@ -1,4 +1,8 @@
-"""Start the desktop app: parse the command line, create the QApplication, show the main window.
+"""Start the desktop app: create the QApplication, build and show the main window, run the event loop.
+
+Bootstrap only, and the bottom of the start-up chain: ``vitfeat_desktop.__main__`` parses the command line and
+dispatches (self-test, CLI, app) before any Qt import, then calls :func:`run_app` with the parsed options; the
+self-test imports :func:`build_window` from here. Nothing here imports either of them back.
 
 onnxruntime is imported before PySide6 on purpose: on Windows both ship their own copies of some DLLs (the MSVC
 runtime, OpenMP), and whichever loads first wins; ONNX Runtime fails to create a session when Qt's older copy
@@ -8,13 +12,11 @@ real window inside an existing offscreen QApplication.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 with contextlib.suppress(ImportError):  # the window still opens (with the model panel) if it is missing
     import onnxruntime  # noqa: F401  (must precede PySide6; see the module docstring)
@@ -23,16 +25,11 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFileOpenEvent, QFont, QIcon, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from vitfeat_desktop.gui.main_window import MainWindow
+
 ORG_NAME = "vitfeat"
 APP_NAME = "vitfeat-desktop"
 DISPLAY_NAME = "vitfeat — similar photos and duplicates"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The app's options; defined Qt-free in ``vitfeat_desktop.__main__`` so ``--help`` needs no Qt."""
-    from vitfeat_desktop.__main__ import build_parser as parser
-
-    return parser()
 
 
 def icon_path() -> Path | None:
@@ -113,15 +110,15 @@ def freeze_startup_objects() -> None:
 
 
 def build_window(folder: str | Path | None = None, model: str | Path | None = None, *,
-                 quantized: bool = True, restore: bool = True) -> Any:
+                 quantized: bool = True, restore: bool = True) -> MainWindow:
     """Create (and return, not show) the main window in the existing QApplication.
 
     ``folder`` may also be an image file: its folder opens and the file becomes the similarity query.
     """
-    from vitfeat_desktop.gui.main_window import MainWindow
-
     ensure_application()
-    return MainWindow(folder=Path(folder) if folder else None, model=model, quantized=quantized, restore=restore)
+    window = MainWindow(folder=Path(folder) if folder else None, model=model, quantized=quantized, restore=restore)
+    window.setWindowIcon(app_icon())
+    return window
 
 
 class FileOpenFilter(QObject):
@@ -134,10 +131,10 @@ class FileOpenFilter(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.window: Any = None
+        self.window: MainWindow | None = None
         self.pending: list[Path] = []
 
-    def attach(self, window: Any) -> None:
+    def attach(self, window: MainWindow) -> None:
         self.window = window
         pending, self.pending = self.pending, []
         for path in pending:
@@ -165,11 +162,11 @@ def install_file_open_filter(app: QApplication) -> FileOpenFilter:
     return filt
 
 
-def seconds_since_process_start() -> float:
+def seconds_since_process_start(started_at: float) -> float:
     """Wall-clock seconds since the OS started this process (interpreter start-up included).
 
-    Linux reads ``/proc``; elsewhere psutil when installed; otherwise the time ``vitfeat_desktop.__main__`` was
-    imported, which misses only the interpreter's own start-up.
+    Linux reads ``/proc``; elsewhere psutil when installed; otherwise ``started_at`` (the time
+    ``vitfeat_desktop.__main__`` was imported, which misses only the interpreter's own start-up).
     """
     now = time.time()
     try:
@@ -186,12 +183,10 @@ def seconds_since_process_start() -> float:
 
         return max(0.0, now - float(psutil.Process().create_time()))
     except Exception:  # not installed, or no permission
-        from vitfeat_desktop.__main__ import IMPORTED_AT
-
-        return max(0.0, now - IMPORTED_AT)
+        return max(0.0, now - started_at)
 
 
-def _quit_when_shown(app: QApplication, window: Any) -> None:
+def _quit_when_shown(app: QApplication, window: MainWindow, started_at: float) -> None:
     """``VITFEAT_QUIT_AFTER_SHOW=1``: print the seconds from process start to the window's first frame, quit.
 
     The timer fires on the event loop's first pass after ``show()``, i.e. once the window has been laid out and
@@ -199,7 +194,7 @@ def _quit_when_shown(app: QApplication, window: Any) -> None:
     """
     def report() -> None:
         app.processEvents()
-        print(f"vitfeat-desktop: window shown {seconds_since_process_start():.3f} s after process start",
+        print(f"vitfeat-desktop: window shown {seconds_since_process_start(started_at):.3f} s after process start",
               flush=True)
         window.close()
         app.quit()
@@ -207,30 +202,15 @@ def _quit_when_shown(app: QApplication, window: Any) -> None:
     QTimer.singleShot(0, report)
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    """``vitfeat-desktop [FOLDER|IMAGE] [--model ID|PATH]``: open the window; returns the exit code."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(args_list)
-    if args.self_test:
-        from vitfeat_desktop.selftest import main as selftest_main
-
-        return int(selftest_main(args_list) or 0)
-    path = Path(args.folder).expanduser() if args.folder else None
-    if path is not None and not path.is_dir():
-        from vitfeat_desktop.core.images import is_image_path
-
-        if not path.exists():
-            print(f"vitfeat-desktop: {args.folder} does not exist", file=sys.stderr)
-            return 2
-        if not (path.is_file() and is_image_path(path)):
-            print(f"vitfeat-desktop: {args.folder} is not a folder or a supported image file", file=sys.stderr)
-            return 2
+def run_app(path: Path | None, model: str | None, *, quantized: bool, started_at: float) -> int:
+    """Open the window on ``path`` (a folder or an image file, checked by the caller) and run the event loop;
+    returns the exit code. ``started_at``: the start-up timer's fallback for "process start"."""
     app = ensure_application()
     file_open = install_file_open_filter(app)
-    window = build_window(path, args.model, quantized=not args.fp32)
+    window = build_window(path, model, quantized=quantized)
     freeze_startup_objects()
     file_open.attach(window)
     window.show()
     if os.environ.get("VITFEAT_QUIT_AFTER_SHOW", "").strip() not in ("", "0"):
-        _quit_when_shown(app, window)
+        _quit_when_shown(app, window, started_at)
     return int(app.exec())

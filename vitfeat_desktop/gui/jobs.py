@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtGui import QImage
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core import order
 from vitfeat_desktop.core.dupes import review
 from vitfeat_desktop.core.dupes.finder import (
@@ -37,10 +37,6 @@ from vitfeat_desktop.core.pipeline import FeatureExtractor, pipeline
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn
 from vitfeat_desktop.gui.grid import GridItem
 
-SETTING_THREADS = "threads"  # model (intra-op) threads; absent or 0: all cores
-SETTING_SENSITIVITY = "dupes_sensitivity"
-
-
 
 def load_extractor(model: str | Path | None, quantized: bool, *, progress: ProgressFn | None = None,
                    cancel: CancelFn | None = None) -> FeatureExtractor:
@@ -54,8 +50,8 @@ def load_extractor(model: str | Path | None, quantized: bool, *, progress: Progr
         raise ModelNotCachedError(f"model {spec.name} ({spec.variant}) is not in the model cache "
                                   f"{config.models_dir()} yet")
 
-    threads = config.load_settings().get(SETTING_THREADS)
-    intra = int(threads) if isinstance(threads, int) and threads > 0 else None
+    threads = settings.load().threads
+    intra = threads if threads > 0 else None
     # cancel reaches the core: a model folder with a file missing is completed from the hub, with retries that
     # must stop when the window closes (the runner drains within 2 s)
     extractor = pipeline("image-feature-extraction", model=model, quantized=quantized, intra_op_threads=intra,

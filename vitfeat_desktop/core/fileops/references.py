@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.fileops.disk import is_within, mount_point, resolve
 
 QUARANTINE_NAME = ".vitfeat-quarantine"
@@ -25,9 +25,7 @@ QUARANTINE_NAME = ".vitfeat-quarantine"
 def reference_folders(extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """The user's reference folders (setting ``reference_folders``) plus ``extra``, resolved."""
     folders = [Path(p) for p in extra]
-    stored = config.load_settings().get("reference_folders", [])
-    if isinstance(stored, list):
-        folders.extend(Path(str(p)) for p in stored)
+    folders.extend(Path(p) for p in settings.load().reference_folders)
     return [resolve(p) for p in folders]
 
 

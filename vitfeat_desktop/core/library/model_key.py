@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitfeat_desktop import config
+from vitfeat_desktop import config, settings
 from vitfeat_desktop.core.models.layout import resolve_spec
 
 
@@ -32,12 +32,7 @@ class ModelIdentity:
 
 def default_model() -> str:
     """The model a library uses when none is given: the user's setting, else the app default."""
-    settings = config.load_settings()
-    for key in ("model", "model_id"):
-        value = settings.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return config.DEFAULT_MODEL_ID
+    return settings.load().model or config.DEFAULT_MODEL_ID
 
 
 def model_folder(spec: str | Path) -> Path:
