@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vitfeat_desktop.core.dupes.calibrate import (
     Calibration,
     cache_path,
@@ -13,8 +14,7 @@ from vitfeat_desktop.core.dupes.calibrate import (
     load_calibration,
     save_calibration,
 )
-
-from vitfeat_desktop.core.dupes.finder import Thresholds
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.pipeline import pipeline
 
@@ -68,8 +68,8 @@ def test_cache_per_library_and_model(tmp_path: Path) -> None:
 def test_copies_among_neighbours_are_not_counted_as_different(tiny_extractor, photos: list[Path],  # type: ignore[no-untyped-def]
                                                               tmp_path: Path) -> None:
     from PIL import Image
-    from vitfeat_desktop.core.dupes.verify import alignment_score
 
+    from vitfeat_desktop.core.dupes.verify import alignment_score
     from vitfeat_desktop.core.images import open_image
 
     paths = list(photos[:5])

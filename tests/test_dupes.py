@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
-from vitfeat_desktop.core.dupes.finder import (
-    GEO_ALIGNED,
-    DuplicateFinder,
-    FileInfo,
-    Geometry,
-    NotDuplicateMarks,
-    Thresholds,
-    brute_knn,
-    center_vectors,
-    hash_candidates,
-)
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.geometry import GEO_ALIGNED, Geometry
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
+from vitfeat_desktop.core.dupes.vectors import brute_knn, center_vectors, hash_candidates
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes
 

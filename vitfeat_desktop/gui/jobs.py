@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from vitfeat_desktop.core.dupes import finder as dupes
 from vitfeat_desktop.core.dupes import review
+from vitfeat_desktop.core.dupes.for_library import finder_for_library
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.fileops import operations as actions
 from vitfeat_desktop.core.library.facade import Library
@@ -128,7 +129,7 @@ def find_similar(lib: Any, query: Path | np.ndarray, k: int = 60, *, finder: Any
     if isinstance(query, Path) and self_id is not None:
         basis = "verified" if finder is not None and getattr(finder, "has_vectors", False) else "hashes"
         if finder is None:
-            finder = dupes.finder_for_library(lib, use_model=False, cancel=cancel)
+            finder = finder_for_library(lib, use_model=False, cancel=cancel)
         copies = review.copies_of(finder, str(query), [str(r.path) for r in results], sensitivity)
         if scale is None:
             scale = review.neighbour_scale(lib)
@@ -194,8 +195,8 @@ def library_order(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] 
 def build_duplicates(lib: Any, *, progress: Any = None, cancel: Callable[[], bool] | None = None) -> Any:
     """A :class:`DuplicateFinder` for the open library (its evidence is built once; regrouping is instant)."""
     references = [str(p) for p in actions.reference_folders()]
-    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
-    return dupes.finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
+    marks = NotDuplicateMarks.for_library(lib.folder)
+    return finder_for_library(lib, references=references, marks=marks, progress=progress, cancel=cancel)
 
 
 def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callable[[Any], None] | None = None,
@@ -203,7 +204,7 @@ def build_duplicates_staged(lib: Any, *, use_model: bool = True, partial: Callab
     """The duplicates search in stages (``core/dupes/review.py``): each stage's finder goes to ``partial`` as soon as it
     exists (hash-level groups in seconds), the last one is the result. ``use_model=False`` while a scan runs."""
     references = [str(p) for p in actions.reference_folders()]
-    marks = dupes.NotDuplicateMarks.for_library(lib.folder)
+    marks = NotDuplicateMarks.for_library(lib.folder)
     return review.progressive_finders(lib, references=references, marks=marks, use_model=use_model,
                                       partial=partial, progress=progress, cancel=cancel)
 
