@@ -22,8 +22,11 @@ piece cheap and measured on the pair at small working sizes (``tests/bench/keepe
 * then the plain facts: resolution, file size, capture date, file date; never the name (``x copy.JPEG`` must not
   win over ``x.JPEG``: the last tie-break prefers the shorter path, as every copy convention adds to the name).
 
-Reference folders always win, then the user's own choice for a group (:class:`KeeperChoices`, kept per library
-in the data dir, by content hash, so it survives rescans, moves and regrouping).
+Reference folders always win, then the user's own choice for a group (:class:`sidecars.KeeperChoices`, kept in
+the library's data folder, by content hash, so it survives rescans, moves and regrouping).
+
+Here: :class:`KeeperJudge`, which turns the measurements of ``keeper_pixels.py`` into verdicts and decides a
+group; the static order and its words (no pixels) are in ``keeper_rules.py``.
 """
 
 from __future__ import annotations

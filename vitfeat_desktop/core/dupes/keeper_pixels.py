@@ -11,7 +11,8 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
+from PIL.JpegImagePlugin import get_sampling
 
 LOSSLESS_FORMATS = frozenset({"PNG", "TIFF", "BMP", "GIF", "PPM", "DIB"})
 
@@ -296,9 +297,6 @@ def reencode_match(src: Image.Image, dst_path: str) -> tuple[float, int, bool] |
     maps ``src`` onto ``dst``, whether the stored orientation differs). A file saved from the other's decoded
     pixels is reproduced almost exactly; the other way round it is not, because a JPEG's rounding cannot be
     undone."""
-    from PIL import ImageOps
-    from PIL.JpegImagePlugin import get_sampling
-
     with Image.open(dst_path) as opened:
         tables = getattr(opened, "quantization", None)
         if (opened.format or "").upper() not in ("JPEG", "MPO") or not tables:
