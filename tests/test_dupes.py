@@ -247,7 +247,7 @@ def test_sidecars_from_before_the_library_folder_are_moved_there_and_kept(tmp_pa
     assert VerifiedPairs.for_library(folder).scores == {"aa:bb:0": 0.9}
     for name, path in old.items():
         moved = sidecar_path(folder, name)
-        assert moved.parent == library_dir(folder) / "dupes" and moved.is_file() and not path.exists()
+        assert moved.parent == library_dir(folder) and moved.is_file() and not path.exists()
     marks.unmark(a, b)  # written at the new place, and an old file is never read again
     old[MARKS].write_text(json.dumps({"pairs": [["aa", "bb"]]}), encoding="utf-8")
     assert len(NotDuplicateMarks.for_library(folder)) == 0

@@ -1,10 +1,11 @@
 """What duplicate finding keeps per library beside the catalogue: the user's "not a duplicate" marks, the user's
 keeper picks, and the verified-pairs cache.
 
-All three live in the library's own data folder (``<library data>/dupes/<name>.json``, next to its catalogue,
-never next to the photos), decided by :func:`sidecar_path` alone. Earlier versions kept them in the data dir's
-``dupes/`` folder under a key of their own (a hash of the folder's absolute path); such a file is moved to the
-new place the first time it is asked for, so no user's marks or picks are lost. Writes are atomic.
+All three live in the library's own data folder (``<library data>/<name>.json``, next to its catalogue, keyed
+like it, never next to the photos), decided by :func:`sidecar_path` alone. Earlier versions kept them in the data
+dir's ``dupes/`` folder under a key of their own (a hash of the folder's absolute path, not the library's); such a
+file is moved to the new place the first time it is asked for, so no user's marks or picks are lost. Writes are
+atomic.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from vitfeat_desktop.core.library.facade import library_dir
 
 MARKS = "not-duplicates"
 KEEPERS = "keepers"
-VERIFIED = "verified"
+VERIFIED = "verified-pairs"
+_LEGACY_STEMS = {MARKS: "not-duplicates", KEEPERS: "keepers", VERIFIED: "verified"}  # <stem>-<key>.json
 
 
 def sidecar_path(library_folder: str | os.PathLike[str], name: str) -> Path:
     """Where the sidecar ``name`` (:data:`MARKS`, :data:`KEEPERS`, :data:`VERIFIED`) of the library rooted at
     ``library_folder`` lives: the one place that decides it. A file left at the old place is moved here first;
     if it cannot be moved (a read-only data dir), the old place is used, so it is still read."""
-    path = library_dir(library_folder) / "dupes" / f"{name}.json"
+    path = library_dir(library_folder) / f"{name}.json"
     if path.exists():
         return path
     old = legacy_sidecar_path(library_folder, name)
@@ -52,7 +54,7 @@ def sidecar_path(library_folder: str | os.PathLike[str], name: str) -> Path:
 def legacy_sidecar_path(library_folder: str | os.PathLike[str], name: str) -> Path:
     """Where versions before the per-library data folder kept the sidecar (read once, to move it)."""
     key = hashlib.sha256(os.fsencode(os.path.abspath(library_folder))).hexdigest()[:16]
-    return config.data_dir() / "dupes" / f"{name}-{key}.json"
+    return config.data_dir() / "dupes" / f"{_LEGACY_STEMS[name]}-{key}.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
