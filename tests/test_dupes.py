@@ -274,3 +274,40 @@ def test_one_export_for_the_cli_and_the_gui(tmp_path: Path) -> None:
     data = json.loads(write_export(tmp_path / "plan.json", groups, shots, sensitivity=0.4).read_text())
     assert data["sensitivity"] == 0.4 and data["groups"][0]["keeper"] == "/p/0.jpg"
     assert data["similar_shots"] == [{"files": ["/p/2.jpg", "/p/0.jpg"], "reason": shots[0].reason}]
+
+
+def test_the_duplicates_package_has_no_import_cycle() -> None:
+    """Every import between core/dupes modules, those inside functions and under TYPE_CHECKING too, goes one way
+    (the finder once imported calibrate, which imported the finder)."""
+    import ast
+
+    import vitfeat_desktop.core.dupes as package
+
+    folder = Path(package.__file__).parent
+    prefix = "vitfeat_desktop.core.dupes."
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found |= {n[len(prefix):].split(".")[0] for n in names if n.startswith(prefix)}
+        graph[path.stem] = found - {path.stem}
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert state.get(module) != 1, f"import cycle: {' -> '.join((*trail, module))}"
+        if state.get(module) == 2:
+            return
+        state[module] = 1
+        for other in sorted(graph.get(module, ())):
+            visit(other, (*trail, module))
+        state[module] = 2
+
+    for module in sorted(graph):
+        visit(module, ())
+    assert {"records", "finder", "calibrate", "sidecars", "for_library", "export"} <= set(graph)
