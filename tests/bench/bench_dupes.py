@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_dupes_library import build as build_library  # noqa: E402
 
 from vitfeat_desktop.core.dupes.calibrate import calibrate  # noqa: E402
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds  # noqa: E402
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder  # noqa: E402
+from vitfeat_desktop.core.dupes.records import FileInfo  # noqa: E402
+from vitfeat_desktop.core.dupes.thresholds import Thresholds  # noqa: E402
 from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier, alignment_score  # noqa: E402
 from vitfeat_desktop.core.images import open_image  # noqa: E402
 from vitfeat_desktop.core.phash import image_hashes  # noqa: E402
@@ -208,7 +210,7 @@ def synthetic_regroup(n: int = 100_000, k: int = 10, seed: int = 0) -> dict:
 def patch_study(paths: list[Path], ext: object, truth: dict[int, int | None], infos: list[FileInfo],
                 vectors: np.ndarray, limit: int = 400) -> dict:
     """Mutual-nearest-neighbour patch-token matching on candidate pairs the hash does not settle."""
-    from vitfeat_desktop.core.dupes.finder import brute_knn, center_vectors, dihedral_distance
+    from vitfeat_desktop.core.dupes.vectors import brute_knn, center_vectors, dihedral_distance
 
     unit = center_vectors(vectors)
     knn = brute_knn(unit, 5)
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # baseline: imagehash pHash, Hamming <= 8, every pair
     hb = np.array(baseline_hashes, dtype=np.uint64)
-    from vitfeat_desktop.core.dupes.finder import hamming_u64
+    from vitfeat_desktop.core.dupes.vectors import hamming_u64
 
     base_pairs = set()
     for i in range(len(hb)):

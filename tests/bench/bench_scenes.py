@@ -264,7 +264,7 @@ def score_similar(sets: list, groups: list, manifest: dict, names: list[str], in
 
 
 def phash_baseline(paths: list[Path], manifest: dict, names: list[str]) -> dict:
-    from vitfeat_desktop.core.dupes.finder import hamming_u64
+    from vitfeat_desktop.core.dupes.vectors import hamming_u64
     from vitfeat_desktop.core.images import ensure_plugins
 
     ensure_plugins()  # HEIC for the baseline too (a tool without a HEIF plugin could not read them at all)
@@ -297,7 +297,7 @@ def study(lib: Path, out: Path, vectors: Path | None = None, limit: int = 1500) 
                 pairs.append((a, b, manifest[a]["group"] == manifest[b]["group"],
                               manifest[a]["edit"] + "|" + manifest[b]["edit"]))
     else:
-        from vitfeat_desktop.core.dupes.finder import center_vectors
+        from vitfeat_desktop.core.dupes.vectors import center_vectors
 
         unit = center_vectors(np.load(vectors)["vectors"])
         original = {manifest[n]["group"]: n for n in names if manifest[n]["edit"] == "original"}

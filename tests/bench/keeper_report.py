@@ -92,7 +92,7 @@ class _Group:
 
 def file_infos(lib: Path, names: Sequence[str]) -> list[Any]:
     """FileInfo for each file as the library scan records it (upright size, format, EXIF, pHashes)."""
-    from vitfeat_desktop.core.dupes.finder import FileInfo
+    from vitfeat_desktop.core.dupes.records import FileInfo
     from vitfeat_desktop.core.images import open_image_with_info
     from vitfeat_desktop.core.phash import image_hashes
 
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from make_dupes_library import build as build_library
 
-    from vitfeat_desktop.core.dupes.keeper import KeeperJudge, keeper_key, keeper_reason
+    from vitfeat_desktop.core.dupes.keeper import KeeperJudge
+    from vitfeat_desktop.core.dupes.keeper_rules import keeper_key, keeper_reason
 
     manifest_path = args.lib / "manifest.json"
     if args.rebuild or not manifest_path.is_file():

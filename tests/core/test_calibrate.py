@@ -14,7 +14,7 @@ from vitfeat_desktop.core.dupes.calibrate import (
     load_calibration,
     save_calibration,
 )
-from vitfeat_desktop.core.dupes.finder import Thresholds
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError
 from vitfeat_desktop.core.pipeline import pipeline
 

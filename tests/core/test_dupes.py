@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
-from vitfeat_desktop.core.dupes.finder import (
-    GEO_ALIGNED,
-    DuplicateFinder,
-    FileInfo,
-    Geometry,
-    NotDuplicateMarks,
-    Thresholds,
-    brute_knn,
-    center_vectors,
-    hash_candidates,
-)
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.geometry import GEO_ALIGNED, Geometry
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
+from vitfeat_desktop.core.dupes.vectors import brute_knn, center_vectors, hash_candidates
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes
 
@@ -219,3 +214,100 @@ def test_a_burst_with_a_close_hash_but_moved_pixels_is_not_a_copy() -> None:
     finder.hash_dist[:] = [8, 8, 4, 8]
     finder.align[:] = [0.5, np.nan, 0.5, 0.95]  # moved / not checked / near-identical hash / aligned
     assert sorted([m.info.id for m in g.members] for g in finder.groups()) == [[2, 3], [4, 5], [6, 7]]
+
+
+def test_sidecars_from_before_the_library_folder_are_moved_there_and_kept(tmp_path: Path) -> None:
+    """Marks, keeper picks and verified pairs used to live in the data dir's dupes/ folder under a key of their
+    own; the first use moves each into the library's data folder, so nothing the user decided is lost."""
+    import json
+
+    from vitfeat_desktop.core.dupes.sidecars import (
+        KEEPERS,
+        MARKS,
+        VERIFIED,
+        KeeperChoices,
+        VerifiedPairs,
+        legacy_sidecar_path,
+        sidecar_path,
+    )
+    from vitfeat_desktop.core.library.paths import library_dir
+
+    folder = tmp_path / "Photos"
+    a = FileInfo(id=0, path=str(folder / "a.jpg"), content_hash="aa")
+    b = FileInfo(id=1, path=str(folder / "b.jpg"), content_hash="bb")
+    old = {name: legacy_sidecar_path(folder, name) for name in (MARKS, KEEPERS, VERIFIED)}
+    old[MARKS].parent.mkdir(parents=True, exist_ok=True)
+    old[MARKS].write_text(json.dumps({"pairs": [["aa", "bb"]]}), encoding="utf-8")
+    old[KEEPERS].write_text(json.dumps({"keepers": ["bb"]}), encoding="utf-8")
+    old[VERIFIED].write_text(json.dumps({"version": VerifiedPairs.VERSION, "scores": {"aa:bb:0": 0.9},
+                                         "checks": {}}), encoding="utf-8")
+    marks = NotDuplicateMarks.for_library(folder)
+    assert marks.is_marked(b, a)
+    assert KeeperChoices.for_library(folder).is_chosen(b)
+    assert VerifiedPairs.for_library(folder).scores == {"aa:bb:0": 0.9}
+    for name, path in old.items():
+        moved = sidecar_path(folder, name)
+        assert moved.parent == library_dir(folder) and moved.is_file() and not path.exists()
+    marks.unmark(a, b)  # written at the new place, and an old file is never read again
+    old[MARKS].write_text(json.dumps({"pairs": [["aa", "bb"]]}), encoding="utf-8")
+    assert len(NotDuplicateMarks.for_library(folder)) == 0
+
+
+def test_one_export_for_the_cli_and_the_gui(tmp_path: Path) -> None:
+    """export.py writes what both front ends need: the plan's role per member, the keeper, the similar shots."""
+    import csv
+    import json
+
+    from vitfeat_desktop.core.dupes.export import COLUMNS, write_export
+    from vitfeat_desktop.core.dupes.records import SimilarSet
+
+    finder = _finder(3, [(0, 1)], [0.99])
+    groups = finder.groups()
+    shots = [SimilarSet((finder.files[2], finder.files[0]), "2 shots of one scene, not copies: viewpoint moved")]
+    written = write_export(tmp_path / "plan.csv", groups, shots)
+    rows = list(csv.DictReader(written.open(encoding="utf-8")))
+    assert tuple(rows[0]) == COLUMNS
+    assert [(r["group"], r["kind"], r["path"], r["role"], r["tier"]) for r in rows] == [
+        ("1", "duplicates", "/p/0.jpg", "keep", "keeper"), ("1", "duplicates", "/p/1.jpg", "remove", "near-duplicate"),
+        ("S1", "similar shots", "/p/2.jpg", "keep", "similar"), ("S1", "similar shots", "/p/0.jpg", "keep", "similar")]
+    assert {r["keeper"] for r in rows[:2]} == {"/p/0.jpg"} and rows[0]["width"] == "1000" and rows[2]["score"] == ""
+    data = json.loads(write_export(tmp_path / "plan.json", groups, shots, sensitivity=0.4).read_text())
+    assert data["sensitivity"] == 0.4 and data["groups"][0]["keeper"] == "/p/0.jpg"
+    assert data["similar_shots"] == [{"files": ["/p/2.jpg", "/p/0.jpg"], "reason": shots[0].reason}]
+
+
+def test_the_duplicates_package_has_no_import_cycle() -> None:
+    """Every import between core/dupes modules, those inside functions and under TYPE_CHECKING too, goes one way
+    (the finder once imported calibrate, which imported the finder)."""
+    import ast
+
+    import vitfeat_desktop.core.dupes as package
+
+    folder = Path(package.__file__).parent
+    prefix = "vitfeat_desktop.core.dupes."
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found |= {n[len(prefix):].split(".")[0] for n in names if n.startswith(prefix)}
+        graph[path.stem] = found - {path.stem}
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert state.get(module) != 1, f"import cycle: {' -> '.join((*trail, module))}"
+        if state.get(module) == 2:
+            return
+        state[module] = 1
+        for other in sorted(graph.get(module, ())):
+            visit(other, (*trail, module))
+        state[module] = 2
+
+    for module in sorted(graph):
+        visit(module, ())
+    assert {"records", "finder", "calibrate", "sidecars", "for_library", "export"} <= set(graph)

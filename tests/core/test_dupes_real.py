@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.records import FileInfo
 from vitfeat_desktop.core.dupes.verify import AlignmentVerifier
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes

@@ -10,7 +10,9 @@ import pytest
 from helpers.photos import SCENES
 from PIL import Image
 
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
 from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier
 from vitfeat_desktop.core.images import open_image
 from vitfeat_desktop.core.phash import image_hashes

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from vitfeat_desktop.core.dupes.finder import FileInfo, Thresholds
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
 from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, alignment_score
 
 CUT = Thresholds().align_cut
@@ -51,7 +52,8 @@ def test_verifier_reads_files_and_reports_unreadable(tmp_path: Path, photos: lis
 
 
 def test_cached_verifier_remembers_scores_by_content(tmp_path: Path) -> None:
-    from vitfeat_desktop.core.dupes.finder import CachedVerifier
+    from vitfeat_desktop.core.dupes.sidecars import VERIFIED, sidecar_path
+    from vitfeat_desktop.core.dupes.verify import CachedVerifier
 
     calls: list[tuple[str, str, bool]] = []
 
@@ -59,7 +61,7 @@ def test_cached_verifier_remembers_scores_by_content(tmp_path: Path) -> None:
         calls.append((a.path, b.path, dihedral))
         return 0.93
 
-    path = CachedVerifier.path_for(tmp_path / "Photos")
+    path = sidecar_path(tmp_path / "Photos", VERIFIED)
     a = FileInfo(id=0, path="/p/a.jpg", content_hash="aa")
     b = FileInfo(id=1, path="/p/b.jpg", content_hash="bb")
     moved_b = FileInfo(id=2, path="/elsewhere/b.jpg", content_hash="bb")

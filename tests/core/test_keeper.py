@@ -15,8 +15,12 @@ import pytest
 from helpers.photos import PHOTOS
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, FileInfo, Thresholds
-from vitfeat_desktop.core.dupes.keeper import KeeperChoices, KeeperJudge, keeper_key, keeper_reason
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.keeper import KeeperJudge
+from vitfeat_desktop.core.dupes.keeper_rules import keeper_key, keeper_reason
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import KeeperChoices
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
 from vitfeat_desktop.core.images import open_image_with_info
 from vitfeat_desktop.core.phash import image_hashes
 

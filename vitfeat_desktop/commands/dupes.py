@@ -2,15 +2,15 @@
 
 The folder is indexed first (incrementally; ``--quick`` stops after the hash pass, no model). Groups go to
 stdout (text, or one JSON object with ``--json``); ``--csv FILE`` exports every member with its keeper, tier and
-reason before anything is touched. ``--trash`` / ``--quarantine [DIR]`` move the non-keepers, after a
-confirmation (``--yes`` skips it; without a terminal and without ``--yes`` nothing is moved). Every move is
-journalled; ``vitfeat undo`` puts the last batch back. There is no permanent deletion in the CLI.
+reason before anything is touched (``core/dupes/export.py``: the same file the GUI's Export… writes).
+``--trash`` / ``--quarantine [DIR]`` move the non-keepers, after a confirmation (``--yes`` skips it; without a
+terminal and without ``--yes`` nothing is moved). Every move is journalled; ``vitfeat undo`` puts the last batch
+back. There is no permanent deletion in the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitfeat_desktop.commands import add_model_options
+from vitfeat_desktop.commands.index import ProgressLine
 from vitfeat_desktop.core.errors import ModelError, VitfeatError
 
 if TYPE_CHECKING:
-    from vitfeat_desktop.commands.index import ProgressLine
-    from vitfeat_desktop.core.dupes.finder import SimilarSet
+    from vitfeat_desktop.core.dupes.records import DuplicateGroup, SimilarSet
+    from vitfeat_desktop.core.fileops.operations import ActionResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,14 +65,10 @@ def _display(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _progress() -> ProgressLine:
-    from vitfeat_desktop.commands.index import ProgressLine
-
-    return ProgressLine()
-
-
 def run_dupes(args: argparse.Namespace) -> int:
-    from vitfeat_desktop.core.dupes.finder import NotDuplicateMarks, finder_for_library
+    from vitfeat_desktop.core.dupes.export import write_csv
+    from vitfeat_desktop.core.dupes.for_library import finder_for_library
+    from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
     from vitfeat_desktop.core.fileops.references import reference_folders
     from vitfeat_desktop.core.library.facade import Library
 
@@ -80,7 +77,7 @@ def run_dupes(args: argparse.Namespace) -> int:
     if args.yes and not (args.trash or args.quarantine is not None):
         raise VitfeatError("--yes only goes with --trash or --quarantine")
     references = [str(p) for p in reference_folders(args.reference)]
-    progress = _progress()
+    progress = ProgressLine()
     with Library.open(args.folder, model=args.model, quantized=not args.fp32) as lib:
         use_model = not args.quick
         try:
@@ -103,7 +100,7 @@ def run_dupes(args: argparse.Namespace) -> int:
         skipped = [{"path": _display(p), "reason": r} for p, r in lib.skipped()]
         folder = lib.folder
     if args.csv is not None:
-        _write_csv(args.csv, groups)
+        write_csv(args.csv, groups, similar)
     if args.json:
         out: dict[str, Any] = {"groups": [_json_group(g) for g in groups], "skipped": skipped,
                                "sensitivity": args.sensitivity, "thresholds": finder.thresholds.source}
@@ -122,7 +119,7 @@ def run_dupes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_group(group: Any) -> dict[str, Any]:
+def _json_group(group: DuplicateGroup) -> dict[str, Any]:
     data = group.to_dict()
     data["files"] = [_display(p) for p in data["files"]]
     data["keeper"] = _display(data["keeper"])
@@ -131,19 +128,7 @@ def _json_group(group: Any) -> dict[str, Any]:
     return data
 
 
-def _write_csv(path: Path, groups: list[Any]) -> None:
-    """The plan as rows: one per member, keeper first, with what an action would do to it."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["group", "path", "role", "tier", "reason", "score", "keeper"])
-        for n, g in enumerate(groups, 1):
-            for m in g.members:
-                role = "keep" if m.tier == "keeper" else ("reference" if m.reference else "remove")
-                writer.writerow([n, _display(m.info.path), role, m.tier, m.reason, f"{m.score:.4f}",
-                                 _display(g.keeper.path)])
-
-
-def _print_groups(groups: list[Any], similar: list[SimilarSet], skipped: list[dict[str, str]]) -> None:
+def _print_groups(groups: list[DuplicateGroup], similar: list[SimilarSet], skipped: list[dict[str, str]]) -> None:
     if not groups:
         print("no duplicates found")
     for n, g in enumerate(groups, 1):
@@ -159,7 +144,7 @@ def _print_groups(groups: list[Any], similar: list[SimilarSet], skipped: list[di
             print(f"  {item['path']}: {item['reason']}", file=sys.stderr)
 
 
-def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root: Path) -> Any:
+def _act(action: str, removable: dict[str, str], args: argparse.Namespace, root: Path) -> ActionResult | None:
     from vitfeat_desktop.core.fileops import operations as actions
 
     if not removable:

@@ -14,8 +14,6 @@ never reaches into the window. The rows themselves are built by ``dupes_rows.Dup
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from pathlib import Path
 
@@ -37,7 +35,10 @@ from PySide6.QtWidgets import (
 
 from vitfeat_desktop import settings
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, DuplicateGroup, FileInfo, NotDuplicateMarks, SimilarSet
+from vitfeat_desktop.core.dupes.export import write_export
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.records import DuplicateGroup, FileInfo, SimilarSet
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
 from vitfeat_desktop.core.progress import Progress
 from vitfeat_desktop.gui import jobs
 from vitfeat_desktop.gui.dupes_rows import DuplicatesTree, KeeperRole, PathRole, SizeRole
@@ -489,29 +490,6 @@ class DuplicatesPanel(QWidget):
                                                   "CSV spreadsheet (*.csv);;JSON (*.json)")
             if not path:
                 return None
-        target = Path(path)
-        if target.suffix.lower() == ".json":
-            data = {"sensitivity": self.sensitivity(), "groups": [g.to_dict() for g in self.groups],
-                    "similar_shots": [{"files": [f.path for f in shots],
-                                       "reason": shots.reason} for shots in self.similar]}
-            target.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        else:
-            write_csv(target, self.groups, self.similar)
+        target = write_export(path, self.groups, self.similar, sensitivity=self.sensitivity())
         self.summary.setText(f"Exported to {target}.")
         return target
-
-
-def write_csv(target: Path, groups: list[DuplicateGroup], similar: list[SimilarSet]) -> None:
-    """The Export… CSV: one row per file of each group, then of each set of similar shots."""
-    with target.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["group", "kind", "path", "keeper", "tier", "reason", "score", "size", "width", "height"])
-        for n, g in enumerate(groups, 1):
-            for m in g.members:
-                writer.writerow([n, "duplicates", m.info.path, g.keeper.path, m.tier, m.reason,
-                                 f"{m.score:.4f}", m.info.size, m.info.width, m.info.height])
-        for n, shots in enumerate(similar, 1):
-            files = list(shots)
-            for f in files:
-                writer.writerow([f"S{n}", "similar shots", f.path, files[0].path, "similar",
-                                 shots.reason, "", f.size, f.width, f.height])

@@ -17,7 +17,8 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPainter, 
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.dupes.finder import DuplicateFinder, DuplicateGroup, FileInfo, SimilarSet
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.records import DuplicateGroup, FileInfo, SimilarSet
 from vitfeat_desktop.gui.grid import human_size
 from vitfeat_desktop.gui.text import plural
 from vitfeat_desktop.gui.thumbs import ThumbnailLoader, cache_key

@@ -17,13 +17,10 @@ from PySide6.QtGui import QImage
 from vitfeat_desktop import config, settings
 from vitfeat_desktop.core import order
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.dupes.finder import (
-    DuplicateFinder,
-    DuplicateGroup,
-    NotDuplicateMarks,
-    SimilarSet,
-    finder_for_library,
-)
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.for_library import finder_for_library
+from vitfeat_desktop.core.dupes.records import DuplicateGroup, SimilarSet
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
 from vitfeat_desktop.core.errors import Cancelled, ModelNotCachedError, VitfeatError
 from vitfeat_desktop.core.fileops import operations
 from vitfeat_desktop.core.fileops.operations import ActionResult, UndoResult

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from vitfeat_desktop.core.dupes import review
-from vitfeat_desktop.core.dupes.finder import FileInfo, NotDuplicateMarks
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
 from vitfeat_desktop.gui.qtcompat import emit
 
 

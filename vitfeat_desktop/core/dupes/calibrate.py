@@ -20,21 +20,25 @@ never towards wrong groups. The result is cached per (library, model) in the dat
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from vitfeat_desktop import config
-from vitfeat_desktop.core.dupes.finder import Thresholds, center_vectors, hamming_u64
+from vitfeat_desktop.core.dupes.thresholds import Thresholds
+from vitfeat_desktop.core.dupes.vectors import center_vectors, hamming_u64
 from vitfeat_desktop.core.errors import ImageReadError, VitfeatError
 from vitfeat_desktop.core.images import open_image
+from vitfeat_desktop.core.preprocess import Preprocessor
 from vitfeat_desktop.core.progress import CancelFn, ProgressFn, Reporter, check_cancel
 
 CALIBRATION_VERSION = 3  # 2: band-pass alignment, negatives from the whole library; 3: min template size
@@ -48,8 +52,6 @@ def _resize(img: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _recompress(img: Image.Image, rng: random.Random) -> Image.Image:
-    import io
-
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=rng.randint(25, 50))
     buf.seek(0)
@@ -138,8 +140,6 @@ def cache_path(library_folder: str | os.PathLike[str], model_key: str) -> Path:
 def load_calibration(library_folder: str | os.PathLike[str], model_key: str, *,
                      n_files: int | None = None) -> Calibration | None:
     """The cached calibration, or None if missing, unreadable, or the library has since doubled or halved."""
-    import json
-
     try:
         data = json.loads(cache_path(library_folder, model_key).read_text(encoding="utf-8"))
         calibration = Calibration.from_dict(data)
@@ -156,8 +156,21 @@ def save_calibration(library_folder: str | os.PathLike[str], calibration: Calibr
     return path
 
 
-def model_key_of(extractor: Any) -> str:
-    return f"{getattr(extractor, 'model_id', 'model')}|{getattr(extractor, 'variant', '')}"
+class Embedder(Protocol):
+    """What calibration needs of a model: a ``FeatureExtractor``, or the review's wrapper that counts what it
+    embeds (``review.py``)."""
+
+    model_id: str
+    variant: str
+    batch_size: int
+    preprocessor: Preprocessor
+
+    def embed(self, pixel_values: np.ndarray) -> np.ndarray: ...
+
+
+def model_key_of(extractor: Embedder) -> str:
+    """The calibration's model key when the library has none of its own (model id and variant)."""
+    return f"{extractor.model_id}|{extractor.variant}"
 
 
 def different_picture_similarities(
@@ -231,7 +244,7 @@ def different_picture_similarities(
 
 
 def calibrate(
-    extractor: Any,
+    extractor: Embedder,
     paths: Sequence[str | os.PathLike[str]],
     vectors: np.ndarray,
     *,
@@ -286,7 +299,7 @@ def calibrate(
     if len(originals) < 2:
         raise VitfeatError("too few readable images to calibrate duplicate detection")
     embedded = []
-    size = max(1, int(getattr(extractor, "batch_size", 8)))
+    size = max(1, int(extractor.batch_size))
     for start in range(0, len(batch), size):
         check_cancel(cancel)
         embedded.append(np.asarray(extractor.embed(np.stack(batch[start:start + size])), dtype=np.float32))

@@ -5,7 +5,7 @@ the hash-level answer (same bytes, same pixels, resized/recompressed/turned copi
 catalogue. :func:`progressive_finders` hands each stage's :class:`DuplicateFinder` to ``partial`` as soon as it
 exists, so a view can show the quick groups within seconds and refine them in place:
 
-1. ``hashes``: :func:`dupes.finder_for_library` with ``use_model=False`` (also usable while a scan still runs:
+1. ``hashes``: :func:`for_library.finder_for_library` with ``use_model=False`` (also usable while a scan still runs:
    it reads only what the catalogue knows so far);
 2. ``calibrating``: :func:`ensure_calibration`, the (library, model) calibration, with progress that moves
    through its silent parts (embedding the edited copies, checking neighbouring pictures);
@@ -22,16 +22,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
-from vitfeat_desktop.core.dupes import finder as dupes
+from vitfeat_desktop.core.dupes.align import Alignment
+from vitfeat_desktop.core.dupes.calibrate import EDITS, Calibration
+from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.for_library import (
+    finder_for_library,
+    library_calibration,
+    library_files,
+    library_vectors,
+)
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
+from vitfeat_desktop.core.dupes.verify import alignment_score
+from vitfeat_desktop.core.library.facade import Library
+from vitfeat_desktop.core.pipeline import FeatureExtractor
+from vitfeat_desktop.core.preprocess import Preprocessor
 from vitfeat_desktop.core.progress import CancelFn, Progress, ProgressFn, check_cancel
-
-if TYPE_CHECKING:
-    from vitfeat_desktop.core.dupes.calibrate import Calibration
-    from vitfeat_desktop.core.library.facade import Library
 
 STAGES = ("hashes", "calibrating", "embeddings", "verified")
 
@@ -41,7 +51,7 @@ class Stage:
     """One stage's answer: ``finder`` (None for the calibration stage), and whether it is the last one."""
 
     name: str
-    finder: dupes.DuplicateFinder | None
+    finder: DuplicateFinder | None
     final: bool = False
 
 
@@ -49,10 +59,14 @@ class _CountingExtractor:
     """Stands in for the library's extractor during calibration and reports every embedded image, so the
     calibration's longest silent step (embedding a few hundred edited copies) shows movement."""
 
-    def __init__(self, inner: Any, report: Callable[[int], None]) -> None:
+    def __init__(self, inner: FeatureExtractor, report: Callable[[int], None]) -> None:
         self._inner = inner
         self._report = report
         self._done = 0
+        self.model_id = inner.model_id
+        self.variant = inner.variant
+        self.batch_size = inner.batch_size
+        self.preprocessor: Preprocessor = inner.preprocessor
 
     def embed(self, pixel_values: np.ndarray) -> np.ndarray:
         out = self._inner.embed(pixel_values)
@@ -60,25 +74,19 @@ class _CountingExtractor:
         self._report(self._done)
         return np.asarray(out)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
 
 def ensure_calibration(lib: Library, *, verify: bool = True, progress: ProgressFn | None = None,
                        cancel: CancelFn | None = None) -> Calibration | None:
     """The (library, model) calibration from the cache, or fitted now and cached (None before 4 files are
-    embedded), through :func:`dupes.library_calibration` like :func:`dupes.finder_for_library`, so the later
-    stages load this one instead of fitting their own; here with progress through its silent parts."""
-    from vitfeat_desktop.core.dupes import calibrate as calibration_mod
-    from vitfeat_desktop.core.dupes.verify import alignment_score
-
-    files = dupes.library_files(lib)
-    library_vectors = dupes.library_vectors(lib, files)
-    if library_vectors is None:
+    embedded), through :func:`library_calibration` like :func:`finder_for_library`, so the later stages load
+    this one instead of fitting their own; here with progress through its silent parts."""
+    files = library_files(lib)
+    embedded_vectors = library_vectors(lib, files)
+    if embedded_vectors is None:
         return None
-    vectors = library_vectors[0]
+    vectors = embedded_vectors[0]
     sample = min(32, int((np.linalg.norm(vectors, axis=1) > 0).sum()))
-    copies = sample * (1 + len(calibration_mod.EDITS))
+    copies = sample * (1 + len(EDITS))
     checked = [0]
 
     def say(phase: str, done: int, total: int | None, message: str) -> None:
@@ -89,41 +97,40 @@ def ensure_calibration(lib: Library, *, verify: bool = True, progress: ProgressF
         check_cancel(cancel)
         say("calibrating", done, copies, "embedding edited copies of a sample")
 
-    def verifier(a: Any, b: Any) -> float:
+    def verifier(a: Image.Image, b: Image.Image) -> float:
         check_cancel(cancel)
         checked[0] += 1
         say("calibrating", checked[0], None, "aligning neighbouring pictures")
         return float(alignment_score(a, b))
 
-    def calibration_progress(rep: Any) -> None:
-        say("calibrating", int(getattr(rep, "done", 0)), getattr(rep, "total", None), "decoding a sample")
+    def calibration_progress(rep: Progress) -> None:
+        say("calibrating", rep.done, rep.total, "decoding a sample")
 
-    return dupes.library_calibration(lib, files, vectors, extractor=_CountingExtractor(lib.extractor, embedded),
+    return library_calibration(lib, files, vectors, extractor=_CountingExtractor(lib.extractor, embedded),
                                      verifier=verifier if verify else None, progress=calibration_progress,
                                      cancel=cancel)
 
 
-def progressive_finders(lib: Any, *, references: Iterable[str | os.PathLike[str]] = (),
-                        marks: dupes.NotDuplicateMarks | None = None, use_model: bool = True,
+def progressive_finders(lib: Library, *, references: Iterable[str | os.PathLike[str]] = (),
+                        marks: NotDuplicateMarks | None = None, use_model: bool = True,
                         partial: Callable[[Stage], None] | None = None, progress: ProgressFn | None = None,
-                        cancel: CancelFn | None = None) -> dupes.DuplicateFinder:
+                        cancel: CancelFn | None = None) -> DuplicateFinder:
     """Run the stages in order, handing each :class:`Stage` to ``partial``; returns the final finder.
 
     ``use_model=False`` stops after the hash stage (a library without vectors, or while a scan runs)."""
     refs = [str(r) for r in references]
 
     def stage_progress(name: str) -> ProgressFn:
-        def relay(rep: Any) -> None:
+        def relay(rep: Progress) -> None:
             if progress is None:
                 return
-            if isinstance(rep, Progress) and rep.phase == "calibrating":
+            if rep.phase == "calibrating":
                 progress(rep)
             else:
-                progress(Progress(name, int(getattr(rep, "done", 0) or 0), getattr(rep, "total", None),
-                                  str(getattr(rep, "message", "") or "")))
+                progress(Progress(name, int(rep.done or 0), rep.total, str(rep.message or "")))
         return relay
 
-    quick = dupes.finder_for_library(lib, references=refs, marks=marks, use_model=False,
+    quick = finder_for_library(lib, references=refs, marks=marks, use_model=False,
                                      progress=stage_progress("hashes"), cancel=cancel)
     has_vectors = use_model and len(lib.vectors()[0]) >= 4
     if partial is not None:
@@ -134,12 +141,12 @@ def progressive_finders(lib: Any, *, references: Iterable[str | os.PathLike[str]
     ensure_calibration(lib, progress=stage_progress("calibrating"), cancel=cancel)
     if partial is not None:
         partial(Stage("calibrating", None))
-    rough = dupes.finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=False,
+    rough = finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=False,
                                      progress=stage_progress("embeddings"), cancel=cancel)
     if partial is not None:
         partial(Stage("embeddings", rough))
     check_cancel(cancel)
-    final = dupes.finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=True,
+    final = finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=True,
                                      progress=stage_progress("verified"), cancel=cancel)
     if partial is not None:
         partial(Stage("verified", final, final=True))
@@ -148,7 +155,7 @@ def progressive_finders(lib: Any, *, references: Iterable[str | os.PathLike[str]
 
 # -- questions the views ask ----------------------------------------------------------------------------------
 
-def _pair_index(finder: dupes.DuplicateFinder, a: str, b: str) -> int | None:
+def _pair_index(finder: DuplicateFinder, a: str, b: str) -> int | None:
     rows = {f.path: i for i, f in enumerate(finder.files)}
     x, y = rows.get(a), rows.get(b)
     if x is None or y is None or x == y:
@@ -158,7 +165,7 @@ def _pair_index(finder: dupes.DuplicateFinder, a: str, b: str) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def copy_tier(finder: dupes.DuplicateFinder, a: str, b: str, sensitivity: float = 0.5) -> tuple[str, str] | None:
+def copy_tier(finder: DuplicateFinder, a: str, b: str, sensitivity: float = 0.5) -> tuple[str, str] | None:
     """(tier, reason) when files ``a`` and ``b`` are copies of one picture at ``sensitivity``, else None."""
     p = _pair_index(finder, a, b)
     if p is None or not bool(finder.near_mask(sensitivity)[p]):
@@ -167,7 +174,7 @@ def copy_tier(finder: dupes.DuplicateFinder, a: str, b: str, sensitivity: float 
     return tier, reason
 
 
-def identical_pixels(finder: dupes.DuplicateFinder, a: dupes.FileInfo, b: dupes.FileInfo) -> bool:
+def identical_pixels(finder: DuplicateFinder, a: FileInfo, b: FileInfo) -> bool:
     """True when the two files hold the same picture pixel for pixel (same bytes, or same decoded pixels),
     whatever the user marked: such a pair is never "a retake"."""
     if a.content_hash and a.content_hash == b.content_hash:
@@ -176,8 +183,8 @@ def identical_pixels(finder: dupes.DuplicateFinder, a: dupes.FileInfo, b: dupes.
     return p is not None and bool(finder.exact[p] or finder.same_pixels[p])
 
 
-def marked_pairs(marks: dupes.NotDuplicateMarks,
-                 files: Iterable[dupes.FileInfo]) -> list[tuple[tuple[str, str], list[str], list[str]]]:
+def marked_pairs(marks: NotDuplicateMarks,
+                 files: Iterable[FileInfo]) -> list[tuple[tuple[str, str], list[str], list[str]]]:
     """Every "not a duplicate" mark as (stored pair, paths of the first side, paths of the second side); a side
     whose files are no longer in the library has no paths (the mark can still be removed)."""
     by_key: dict[str, list[str]] = {}
@@ -186,24 +193,23 @@ def marked_pairs(marks: dupes.NotDuplicateMarks,
     return [(pair, sorted(by_key.get(pair[0], [])), sorted(by_key.get(pair[1], []))) for pair in marks.pairs()]
 
 
-def unmark_pair(marks: dupes.NotDuplicateMarks, pair: tuple[str, str]) -> None:
+def unmark_pair(marks: NotDuplicateMarks, pair: tuple[str, str]) -> None:
     """Remove one stored mark (as :func:`marked_pairs` lists it), also when its files are gone."""
 
-    def info(key: str) -> dupes.FileInfo:
+    def info(key: str) -> FileInfo:
         if key.startswith("path:"):
-            return dupes.FileInfo(id=-1, path=key[5:])
-        return dupes.FileInfo(id=-1, path="", content_hash=key)
+            return FileInfo(id=-1, path=key[5:])
+        return FileInfo(id=-1, path="", content_hash=key)
 
     marks.unmark(info(pair[0]), info(pair[1]))
 
 
 # -- compare -----------------------------------------------------------------------------------------------------
 
-def usable_alignment(alignment: Any) -> bool:
+def usable_alignment(alignment: Alignment | None) -> bool:
     """Whether an :class:`align.Alignment` is trustworthy enough to line two panes up with: enough matches that
     agree with one similarity (a copy's are nearly all; a different photo's fit is a guess)."""
-    return (alignment is not None and int(getattr(alignment, "inliers", 0)) >= 12
-            and float(getattr(alignment, "inlier_ratio", 0.0)) >= 0.3)
+    return alignment is not None and int(alignment.inliers) >= 12 and float(alignment.inlier_ratio) >= 0.3
 
 
 def frame_mapping(a_size: tuple[int, int], b_size: tuple[int, int]) -> np.ndarray:
@@ -214,9 +220,9 @@ def frame_mapping(a_size: tuple[int, int], b_size: tuple[int, int]) -> np.ndarra
     return np.array([[s, 0.0, (wa - s * wb) / 2.0], [0.0, s, (ha - s * hb) / 2.0]], dtype=np.float64)
 
 
-def describe_mapping(alignment: Any) -> str:
+def describe_mapping(alignment: Alignment | None) -> str:
     """How B was mapped onto A, in words for the pane's caption."""
-    if not usable_alignment(alignment):
+    if alignment is None or not usable_alignment(alignment):
         return "not lined up (local features do not match): scaled to the first photo's size"
     parts = []
     scale = float(alignment.scale)
@@ -271,7 +277,7 @@ def difference_image(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, *,
 
 # -- similar-photo scores ------------------------------------------------------------------------------------------
 
-def copies_of(finder: dupes.DuplicateFinder, query: str, paths: Iterable[str],
+def copies_of(finder: DuplicateFinder, query: str, paths: Iterable[str],
               sensitivity: float = 0.5) -> dict[str, tuple[str, str]]:
     """Which of ``paths`` are copies of file ``query`` by the duplicate check: path -> (tier, reason). A file in
     the same duplicate group as the query counts too (it is a copy of the query's keeper)."""
@@ -292,7 +298,7 @@ def copies_of(finder: dupes.DuplicateFinder, query: str, paths: Iterable[str],
     return out
 
 
-def neighbour_scale(lib: Any) -> np.ndarray:
+def neighbour_scale(lib: Library) -> np.ndarray:
     """The similarity of every indexed file to its nearest other file, sorted: what a similar-photo score
     means in *this* library (``score_rank``). Empty before two files are indexed."""
     ids, _vecs = lib.vectors()

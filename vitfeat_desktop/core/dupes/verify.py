@@ -20,13 +20,14 @@ benchmark it lifts F1 from 0.84 (hash + pooled vector) to 0.99 at precision 0.99
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -40,9 +41,12 @@ from vitfeat_desktop.core.dupes.align import (
     match_features,
     photometric,
 )
+from vitfeat_desktop.core.dupes.records import FileInfo
+from vitfeat_desktop.core.dupes.sidecars import VerifiedPairs
 from vitfeat_desktop.core.errors import ImageReadError
 from vitfeat_desktop.core.images import open_image
 
+PathLike = str | os.PathLike[str]
 WIDTH = 64
 STEP = 0.04
 FRACTIONS = np.round(np.arange(0.5, 1.0001, STEP), 4)
@@ -60,6 +64,11 @@ BACKGROUND_BLUR = 2.0
 # wide 350x156 photo, so a 26x11 template after a trial rotation) "aligned" at 0.77.
 MIN_TEMPLATE_PIXELS = 480
 BORDER_TOLERANCE = 10  # grey levels a border or letterbox may vary by (JPEG noise) and still count as uniform
+
+
+def path_of(item: FileInfo | PathLike) -> str:
+    """The path a verifier reads: a :class:`FileInfo`'s, or the path itself (the benchmarks and tests pass paths)."""
+    return item.path if isinstance(item, FileInfo) else os.fspath(item)
 
 
 def _blurred(image: Image.Image) -> np.ndarray:
@@ -195,7 +204,7 @@ def _aligned(ga: Image.Image, gb: Image.Image, width: int, rotate_below: float) 
 class AlignmentVerifier:
     """Scores file pairs with :func:`alignment_score`; keeps small grey thumbnails of recent files in memory.
 
-    Call it as ``verifier(file_a, file_b)`` (anything with a ``.path``); returns None when a file cannot be
+    Call it as ``verifier(file_a, file_b)`` (:class:`FileInfo` or paths); returns None when a file cannot be
     read, so the pair is simply not confirmed. Thread-safe.
     """
 
@@ -209,7 +218,7 @@ class AlignmentVerifier:
         self.pairs_scored = 0
         self.geometry = GeometricVerifier()
 
-    def check(self, a: object, b: object, *, mirror: bool = False) -> PairCheck | None:
+    def check(self, a: FileInfo | PathLike, b: FileInfo | PathLike, *, mirror: bool = False) -> PairCheck | None:
         """Geometric/photometric evidence (:class:`GeometricVerifier`): one capture or another shot?"""
         return self.geometry.check(a, b, mirror=mirror)
 
@@ -232,8 +241,8 @@ class AlignmentVerifier:
 
     supports_dihedral = True
 
-    def __call__(self, a: object, b: object, *, dihedral: bool = False) -> float | None:
-        ia, ib = self.thumbnail(str(getattr(a, "path", a))), self.thumbnail(str(getattr(b, "path", b)))
+    def __call__(self, a: FileInfo | PathLike, b: FileInfo | PathLike, *, dihedral: bool = False) -> float | None:
+        ia, ib = self.thumbnail(path_of(a)), self.thumbnail(path_of(b))
         if ia is None or ib is None:
             return None
         self.pairs_scored += 1
@@ -359,12 +368,12 @@ class GeometricVerifier:
         self.seconds = 0.0  # CPU seconds spent matching (features excluded), for the per-pair cost
         self._lock = threading.Lock()
 
-    def _features(self, info: object, mirror: bool = False) -> Features | None:
-        path = str(getattr(info, "path", info))
-        digest = getattr(info, "content_hash", None)
+    def _features(self, info: FileInfo | PathLike, mirror: bool = False) -> Features | None:
+        path = path_of(info)
+        digest = info.content_hash if isinstance(info, FileInfo) else None
         return self.cache.get(path, key=f"sha:{digest}" if digest else None, mirror=mirror)
 
-    def check(self, a: object, b: object, *, mirror: bool = False) -> PairCheck | None:
+    def check(self, a: FileInfo | PathLike, b: FileInfo | PathLike, *, mirror: bool = False) -> PairCheck | None:
         """Evidence for B (``b``) against A (``a``); ``mirror``: also try B mirrored when upright fails."""
         fa, fb = self._features(a), self._features(b)
         if fa is None or fb is None:
@@ -382,3 +391,74 @@ class GeometricVerifier:
             self.pairs_checked += 1
             self.seconds += time.thread_time() - start
         return PairCheck(kind, alignment, photo, fa.size, fb.size)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# what the finder accepts as a verifier, and its per-library cache
+
+# verifier(file_a, file_b) -> score or None (a plain scorer; tests pass functions)
+Scorer = Callable[..., float | None]
+
+
+@runtime_checkable
+class PairVerifier(Protocol):
+    """A scorer that can also try turned/mirrored alignments and check geometry (:class:`AlignmentVerifier`,
+    and :class:`CachedVerifier` around one); the finder runs the geometric checks only with such a verifier."""
+
+    supports_dihedral: bool
+
+    def __call__(self, a: FileInfo, b: FileInfo, *, dihedral: bool = False) -> float | None: ...
+
+    def check(self, a: FileInfo, b: FileInfo, *, mirror: bool = False) -> PairCheck | None: ...
+
+
+class CachedVerifier:
+    """Remembers verification scores by the two files' content hashes, so opening the duplicates view again
+    (or after a rescan that changed a few files) verifies only the new pairs. Kept in the library's data folder
+    (:class:`sidecars.VerifiedPairs`); a file without a content hash is never cached."""
+
+    def __init__(self, inner: Scorer | PairVerifier, path: Path) -> None:
+        self.inner = inner
+        self.store = VerifiedPairs(path)
+        self.path = path
+        self.supports_dihedral = isinstance(inner, PairVerifier) and inner.supports_dihedral
+        self.hits = 0
+        if isinstance(inner, PairVerifier):
+            self.check = self._check
+
+    def _check(self, a: FileInfo, b: FileInfo, *, mirror: bool = False) -> PairCheck | None:
+        """The inner verifier's geometric check, remembered by the two files' content hashes (in order: the
+        alignment maps ``b`` onto ``a``)."""
+        assert isinstance(self.inner, PairVerifier)
+        checks = self.store.checks
+        key = f"{a.content_hash}>{b.content_hash}:{int(mirror)}" if a.content_hash and b.content_hash else None
+        if key is not None and key in checks:
+            try:
+                result = PairCheck.from_dict(checks[key])
+                self.hits += 1
+                return result
+            except (KeyError, TypeError, ValueError):
+                pass
+        found = self.inner.check(a, b, mirror=mirror)
+        if key is not None and found is not None:
+            checks[key] = found.to_dict()
+            self.store.dirty = True
+        return found
+
+    def __call__(self, a: FileInfo, b: FileInfo, *, dihedral: bool = False) -> float | None:
+        key = None
+        scores = self.store.scores
+        if a.content_hash and b.content_hash:
+            x, y = sorted((a.content_hash, b.content_hash))
+            key = f"{x}:{y}:{int(dihedral)}"
+            if key in scores:
+                self.hits += 1
+                return scores[key]
+        score = self.inner(a, b, dihedral=dihedral) if dihedral else self.inner(a, b)
+        if key is not None and score is not None:
+            scores[key] = float(score)
+            self.store.dirty = True
+        return score
+
+    def save(self) -> None:
+        self.store.save()
