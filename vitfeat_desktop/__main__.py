@@ -27,7 +27,7 @@ HELP_EPILOG = ("Opening an image file opens its folder as a library and finds ph
 
 def build_parser() -> argparse.ArgumentParser:
     """The desktop app's own options (the CLI's are in ``vitfeat_desktop.cli``)."""
-    from vitfeat_desktop import __version__
+    from vitfeat_desktop.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="vitfeat-desktop",

@@ -14,9 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from vitfeat_desktop import __version__
 from vitfeat_desktop.commands import dupes, extract, index, model
 from vitfeat_desktop.core.errors import Cancelled, VitfeatError, one_line
+from vitfeat_desktop.version import __version__
 
 # Modules that define ``register(subparsers)``; each sets ``func`` on its parsers (in the order of --help).
 COMMAND_MODULES = (extract, model, index, dupes)

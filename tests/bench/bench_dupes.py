@@ -32,6 +32,7 @@ from make_dupes_library import build as build_library  # noqa: E402
 
 from vitfeat_desktop.core.dupes.calibrate import calibrate  # noqa: E402
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder  # noqa: E402
+from vitfeat_desktop.core.dupes.keeper import KeeperJudge  # noqa: E402
 from vitfeat_desktop.core.dupes.records import FileInfo  # noqa: E402
 from vitfeat_desktop.core.dupes.thresholds import Thresholds  # noqa: E402
 from vitfeat_desktop.core.dupes.verify import AlignmentVerifier, GeometricVerifier, alignment_score  # noqa: E402
@@ -301,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     report["baseline_imagehash_phash_le8"] = score(base_pairs, truth, edits)
 
     # quick pass only (no model)
+    # one set of keeper evidence for the run, as the app's staged review shares it between its stages
+    judge = KeeperJudge()
     t0 = time.perf_counter()
-    quick = DuplicateFinder.build(infos, vectors=None)
+    quick = DuplicateFinder.build(infos, vectors=None, judge=judge)
     report["vitfeat_quick_pass"] = score(group_pairs(quick.groups(0.5), index), truth, edits)
     report["timing"]["quick_groups_s"] = round(time.perf_counter() - t0, 2)
 
@@ -332,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
 
     verifier = AlignmentVerifier()
     t0 = time.perf_counter()
-    finder = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=verifier)
+    finder = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=verifier,
+                                    judge=judge)
     report["timing"]["build_with_verification_s"] = round(time.perf_counter() - t0, 1)
     report["timing"]["pairs_verified"] = verifier.pairs_scored
     geo = getattr(verifier, "geometry", None)
@@ -352,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                  for i, p in enumerate(paths)})
     report["misses_at_0.5"] = misses(finder, finder.groups(0.5), truth, edits, index)
     report["false_links_at_0.5"] = false_links(finder, finder.groups(0.5), truth, edits, index)
-    no_verify = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=None)
+    no_verify = DuplicateFinder.build(infos, vectors=vectors, thresholds=t, mean=cal.mean, verifier=None,
+                                      judge=judge)
     report["vitfeat_no_verification"] = score(group_pairs(no_verify.groups(0.5), index), truth, edits)
     report["synthetic_100k_regroup"] = synthetic_regroup()
     if args.patch_study:

@@ -51,11 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lib", type=Path, default=Path("/tmp/vf-dupes-lib"))
     parser.add_argument("--bench", default="tests/bench/bench_dupes.py")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep-vectors", action="store_true",
+                        help="reuse the cached embeddings and the embedding time stored with them (no warm-up)")
     args = parser.parse_args(argv)
     cache = args.lib.parent / f".{args.lib.name}-vectors-int8.npz"
-    cache.unlink(missing_ok=True)  # the warm-up embeds afresh, so its embedding time is this machine's, now
-    warm = run_bench(args.new, args.bench, args.lib)
-    embed_s = float(warm["timing"]["embed_s"])
+    warm: dict = {}
+    if args.keep_vectors and cache.is_file():
+        import numpy as np
+
+        embed_s = float(np.load(cache)["seconds"])
+    else:
+        cache.unlink(missing_ok=True)  # the warm-up embeds afresh, so its embedding time is this machine's, now
+        warm = run_bench(args.new, args.bench, args.lib)
+        embed_s = float(warm["timing"]["embed_s"])
     runs: list[dict] = []
     for r in range(args.rounds):
         order = ("old", "new") if r % 2 == 0 else ("new", "old")

@@ -21,7 +21,7 @@ from vitfeat_desktop.core.dupes.keeper_rules import keeper_key, keeper_reason
 from vitfeat_desktop.core.dupes.records import FileInfo
 from vitfeat_desktop.core.dupes.sidecars import KeeperChoices
 from vitfeat_desktop.core.dupes.thresholds import Thresholds
-from vitfeat_desktop.core.images import open_image_with_info
+from vitfeat_desktop.core.images import open_image, open_image_with_info
 from vitfeat_desktop.core.phash import image_hashes
 
 
@@ -312,3 +312,34 @@ def test_group_keeper_from_pixels_reference_and_the_users_choice(tmp_path: Path,
     assert _finder(files, pairs, choices=KeeperChoices(store)).groups()[0].keeper.path == str(upscaled)
     KeeperChoices(store).clear(files)
     assert _finder(files, pairs, choices=KeeperChoices(store)).groups()[0].keeper.path == str(original)
+
+
+def test_stages_sharing_one_judge_read_each_file_once_and_agree(tmp_path: Path, photo: Image.Image) -> None:
+    """The staged review builds three finders over the same files: with one judge, no file's pixels are measured
+    twice, and keepers decided side by side (several groups at once) are the ones decided one group at a time."""
+    paths: list[Path] = []
+    for g, angle in enumerate((0, 90, 180)):
+        picture = photo.rotate(angle, expand=True) if angle else photo
+        folder = tmp_path / f"g{g}"
+        folder.mkdir()
+        paths += [_save(picture, folder / "original.jpg"),
+                  _save(picture.resize((picture.width * 2, picture.height * 2), Image.Resampling.BICUBIC),
+                        folder / "upscaled.jpg"),
+                  _save(ImageOps.grayscale(picture).convert("RGB"), folder / "gray.jpg")]
+    files = [_info(p, i) for i, p in enumerate(paths)]
+    pairs = [(3 * g + x, 3 * g + y) for g in range(3) for x, y in ((0, 1), (0, 2), (1, 2))]
+    reads: list[str] = []
+
+    def loader(path: str | os.PathLike[str], **kw: object) -> Image.Image:
+        reads.append(str(path))
+        return open_image(path, **kw)  # type: ignore[arg-type]
+
+    judge = KeeperJudge(loader=loader)  # type: ignore[arg-type]
+    first = _finder(files, pairs, judge=judge).groups()
+    measured = len(reads)
+    second = _finder(files, pairs, judge=judge).groups()
+    assert measured and len(reads) == measured  # the second stage measured nothing again
+    one_by_one = [KeeperJudge().choose([files[3 * g + x] for x in range(3)]) for g in range(3)]
+    assert sorted(g.keeper.path for g in first) == sorted(g.keeper.path for g in second) == sorted(
+        files[3 * g + k].path for g, (k, _why) in enumerate(one_by_one))
+    assert all(Path(g.keeper.path).name == "original.jpg" for g in first)

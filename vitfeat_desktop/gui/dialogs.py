@@ -25,11 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitfeat_desktop import __version__, settings
+from vitfeat_desktop import settings
 from vitfeat_desktop.gui import compare_jobs
 from vitfeat_desktop.gui.compare import ComparePanel
 from vitfeat_desktop.gui.tasks import TaskRunner
 from vitfeat_desktop.gui.text import for_window
+from vitfeat_desktop.version import __version__
 
 
 def preview_dialog(parent: QWidget, path: Path, runner: TaskRunner) -> QDialog:

@@ -54,7 +54,7 @@ def _roundtrip(ctx: Context, name: str, suffix: str, save: Callable[[Image.Image
 
 def check_python(ctx: Context) -> str:
     frozen = "frozen bundle" if getattr(sys, "frozen", False) else "source install"
-    from vitfeat_desktop import __version__
+    from vitfeat_desktop.version import __version__
 
     return (f"vitfeat {__version__}, Python {platform.python_version()} ({frozen}), "
             f"{platform.system()} {platform.machine()}")

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,7 @@ class DuplicateFinder:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         choices: KeeperChoices | None = None,
+        judge: KeeperJudge | None = None,
     ) -> DuplicateFinder:
         """Collect candidate pairs and their evidence; the only step that may read files.
 
@@ -141,6 +143,8 @@ class DuplicateFinder:
         ``mean``: the centring vector (the calibration's, so cuts and scores agree); the vectors' mean if None.
         ``verifier``: pixel-alignment score for grey-zone pairs (``verify.AlignmentVerifier``, which also checks
         geometry), or None.
+        ``judge``: the keeper evidence of an earlier finder over the same files (a staged review's previous
+        stage), so no file's pixels are measured twice; a fresh one if None.
         """
         thresholds = thresholds or Thresholds()
         files = list(files)
@@ -203,7 +207,7 @@ class DuplicateFinder:
                      transform=evidence.transform, align=evidence.align, exact=evidence.exact,
                      same_pixels=evidence.same_pixels, related=evidence.related, geometry=evidence.geo,
                      thresholds=thresholds, references=[Path(r) for r in references], marks=marks,
-                     has_vectors=unit is not None, choices=choices)
+                     has_vectors=unit is not None, choices=choices, judge=judge)
         # Keeper evidence (keeper.py) for every file that is in a group at some sensitivity, read here, in
         # parallel, so that regrouping stays a matter of arrays and cached verdicts.
         in_groups = sorted({int(x) for x in finder.pairs[finder.near_mask(1.0)].ravel()})
@@ -275,7 +279,7 @@ class DuplicateFinder:
         components: dict[int, list[int]] = {}
         for node in adjacency:
             components.setdefault(find(node), []).append(node)
-        out: list[DuplicateGroup] = []
+        stars: list[tuple[int, list[int], dict[int, int]]] = []
         for nodes in components.values():
             remaining = sorted(nodes, key=lambda x: self._rank[x])
             while len(remaining) > 1:
@@ -285,21 +289,40 @@ class DuplicateFinder:
                 if not taken:
                     remaining = remaining[1:]
                     continue
-                out.append(self._make_group(keeper, taken, links))
+                stars.append((keeper, taken, links))
                 taken_set = set(taken)
                 remaining = [x for x in remaining[1:] if x not in taken_set]
+        self._choose_keepers([[keeper, *taken] for keeper, taken, _links in stars])
+        out = [self._make_group(keeper, taken, links) for keeper, taken, links in stars]
         out.sort(key=lambda g: (TIER_RANK[g.tier], g.keeper.path))
         return out
+
+    def _keeper_key(self, nodes: list[int]) -> tuple[tuple[int, ...], int]:
+        return tuple(nodes), self.choices.version if self.choices is not None else 0
+
+    def _choose_keepers(self, groups: list[list[int]]) -> None:
+        """Decide the keeper of every group not decided yet, groups side by side on a few threads: each
+        decision reads its members' pixels (decoding and the numpy work release the GIL), groups share no file,
+        and one group's decision never depends on another's, so the result is the same in any order."""
+        todo = [nodes for nodes in groups if self._keeper_key(nodes) not in self._keepers]
+        if not todo:
+            return
+
+        def one(nodes: list[int]) -> tuple[int, str]:
+            return self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
+
+        workers = max(1, min(8, os.cpu_count() or 1, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for nodes, choice in zip(todo, pool.map(one, todo), strict=True):
+                self._keepers[self._keeper_key(nodes)] = choice
 
     def _make_group(self, keeper: int, taken: list[int], links: dict[int, int]) -> DuplicateGroup:
         """The group of ``keeper`` (best by the static rules) and the files that match it; the keeper itself is
         then decided by ``keeper.py`` from the members' pixels (the file the others were made from), the user's
         choice and reference folders. Each member keeps the evidence of its match to the first keeper."""
         nodes = [keeper, *taken]
-        key = (tuple(nodes), self.choices.version if self.choices is not None else 0)
-        if key not in self._keepers:
-            self._keepers[key] = self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
-        k, why = self._keepers[key]
+        self._choose_keepers([nodes])
+        k, why = self._keepers[self._keeper_key(nodes)]
         chosen = nodes[k]
         kinfo = self.files[chosen]
         members = [Member(kinfo, "keeper", "kept: " + why, 1.0, under(kinfo.path, self.references))]

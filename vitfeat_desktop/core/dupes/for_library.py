@@ -22,6 +22,7 @@ from vitfeat_desktop.core.dupes.calibrate import (
     save_calibration,
 )
 from vitfeat_desktop.core.dupes.finder import DuplicateFinder
+from vitfeat_desktop.core.dupes.keeper import KeeperJudge
 from vitfeat_desktop.core.dupes.records import FileInfo
 from vitfeat_desktop.core.dupes.sidecars import VERIFIED, KeeperChoices, NotDuplicateMarks, sidecar_path
 from vitfeat_desktop.core.dupes.thresholds import Thresholds
@@ -41,6 +42,7 @@ def finder_for_library(
     k: int = 10,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    judge: KeeperJudge | None = None,
 ) -> DuplicateFinder:
     """A :class:`DuplicateFinder` for an open ``Library``: its records, pooled vectors and k-NN graph, the
     calibration of (library, model) from the cache or fitted now (then cached), and the pixel verifier.
@@ -73,7 +75,7 @@ def finder_for_library(
     try:
         return DuplicateFinder.build(files, vectors=vectors, knn=knn, thresholds=thresholds, mean=mean,
                                      verifier=verifier, references=references, marks=marks, progress=progress,
-                                     cancel=cancel, choices=choices)
+                                     cancel=cancel, choices=choices, judge=judge)
     finally:
         if verifier is not None:
             verifier.save()

@@ -35,6 +35,7 @@ from vitfeat_desktop.core.dupes.for_library import (
     library_files,
     library_vectors,
 )
+from vitfeat_desktop.core.dupes.keeper import KeeperJudge
 from vitfeat_desktop.core.dupes.records import FileInfo
 from vitfeat_desktop.core.dupes.sidecars import NotDuplicateMarks
 from vitfeat_desktop.core.dupes.verify import alignment_score
@@ -130,8 +131,9 @@ def progressive_finders(lib: Library, *, references: Iterable[str | os.PathLike[
                 progress(Progress(name, int(rep.done or 0), rep.total, str(rep.message or "")))
         return relay
 
+    judge = KeeperJudge()  # one set of keeper evidence for all stages: each file's pixels are measured once
     quick = finder_for_library(lib, references=refs, marks=marks, use_model=False,
-                                     progress=stage_progress("hashes"), cancel=cancel)
+                               progress=stage_progress("hashes"), cancel=cancel, judge=judge)
     has_vectors = use_model and len(lib.vectors()[0]) >= 4
     if partial is not None:
         partial(Stage("hashes", quick, final=not has_vectors))
@@ -142,12 +144,12 @@ def progressive_finders(lib: Library, *, references: Iterable[str | os.PathLike[
     if partial is not None:
         partial(Stage("calibrating", None))
     rough = finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=False,
-                                     progress=stage_progress("embeddings"), cancel=cancel)
+                               progress=stage_progress("embeddings"), cancel=cancel, judge=judge)
     if partial is not None:
         partial(Stage("embeddings", rough))
     check_cancel(cancel)
     final = finder_for_library(lib, references=refs, marks=marks, use_model=True, verify=True,
-                                     progress=stage_progress("verified"), cancel=cancel)
+                               progress=stage_progress("verified"), cancel=cancel, judge=judge)
     if partial is not None:
         partial(Stage("verified", final, final=True))
     return final

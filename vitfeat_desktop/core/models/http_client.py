@@ -32,10 +32,10 @@ from email.message import Message
 from pathlib import Path
 from typing import TypeVar
 
-from vitfeat_desktop import __version__
 from vitfeat_desktop.core.errors import DownloadError, short_reason
 from vitfeat_desktop.core.models.hf_cache import hf_home
 from vitfeat_desktop.core.progress import CancelFn, check_cancel
+from vitfeat_desktop.version import __version__
 
 log = logging.getLogger(__name__)
 
