@@ -9,14 +9,14 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from vitfeat_desktop.gui.compare import ComparePanel, compare_alignment, load_full
+from vitfeat_desktop.gui.compare import ComparePanel, PhotoFacts, compare_alignment, load_full
 from vitfeat_desktop.gui.tasks import TaskRunner
 
 
 def serve(panel: ComparePanel, runner: TaskRunner, key: str) -> None:
     """Answer ``panel``'s load and align requests on ``runner``; ``key`` + pane index names each job."""
     def load(index: int, path: str) -> None:
-        def shown(res: tuple[QImage, dict[str, object]]) -> None:
+        def shown(res: tuple[QImage, PhotoFacts]) -> None:
             panel.set_image(index, res[0], res[1])
 
         runner.submit(load_full, Path(path), key=f"{key}{index}", pass_callbacks=False, on_result=shown,
