@@ -2,6 +2,6 @@
 
 ``operations`` is the entry point (:func:`~vitfeat_desktop.core.fileops.operations.apply_actions`, ``undo``,
 ``recover``); it writes every step to a ``journal`` (signed, fsync'd) under ``locks``, sends files to the
-``trash``, never touches ``references`` folders and shares the ``disk`` helpers (SHA-256, durable renames, path
+``trash``, never touches ``references`` folders and shares the ``disk`` helpers (durable renames, path
 checks); ``errors`` holds what the user is told when something is refused.
 """
