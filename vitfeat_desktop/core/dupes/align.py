@@ -73,6 +73,8 @@ class Alignment:
     coverage: float = 0.0
     residual_work: float = 0.0
     tolerance_px: float = 0.0  # the inlier tolerance in A's full-resolution pixels
+    size_a: tuple[int, int] = (0, 0)  # A's and B's full upright sizes, (0, 0) when not known (older caches)
+    size_b: tuple[int, int] = (0, 0)
 
     def inverse(self) -> np.ndarray:
         """2x3 matrix mapping A's pixel coordinates into B's."""
@@ -86,6 +88,30 @@ class Alignment:
         """B's pixel coordinates [n, 2] -> A's."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         return pts @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+    def frame_overlap(self) -> tuple[float, float] | None:
+        """(share of A's frame that B covers, share of B's frame that lies inside A), from the exact overlap of
+        the two frames (B's mapped into A's); None when the sizes are not known. A crop covers part of A and lies
+        inside it; a copy with more around it (a border, a wider export) covers all of A and reaches outside it."""
+        import cv2
+
+        (wa, ha), (wb, hb) = self.size_a, self.size_b
+        if min(wa, ha, wb, hb) <= 0:
+            return None
+
+        def corners(w: int, h: int) -> np.ndarray:  # pixel edges: pixel centres sit at integer coordinates
+            return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+
+        a = corners(wa, ha).astype(np.float32)
+        b = self.map_points(corners(wb, hb))
+        if self.mirrored:  # keep the polygon's winding (a mirror reverses it)
+            b = b[::-1]
+        b = np.ascontiguousarray(b, dtype=np.float32)
+        area_b = float(abs(cv2.contourArea(b)))
+        shared, _ = cv2.intersectConvexConvex(a, b)
+        if area_b <= 0:
+            return None
+        return float(shared) / (wa * ha), float(shared) / area_b
 
 
 @dataclass(frozen=True)
@@ -230,7 +256,7 @@ def match_features(fa: Features, fb: Features, *, mirrored: bool = False) -> Ali
     return Alignment(matrix=full[:2].astype(np.float64), mirrored=mirrored, inliers=int(inl.sum()),
                      matches=len(good), residual_px=residual_work / sa, scale=scale, rotation_deg=rotation,
                      homography_inliers=h_inliers, coverage=coverage, residual_work=residual_work,
-                     tolerance_px=RANSAC_PX / sa)
+                     tolerance_px=RANSAC_PX / sa, size_a=fa.size, size_b=fb.size)
 
 
 def scale_matrix(s: float) -> np.ndarray:

@@ -222,6 +222,9 @@ def frame_mapping(a_size: tuple[int, int], b_size: tuple[int, int]) -> np.ndarra
     return np.array([[s, 0.0, (wa - s * wb) / 2.0], [0.0, s, (ha - s * hb) / 2.0]], dtype=np.float64)
 
 
+FRAME_SHARE = 0.95  # below this share of a frame, the caption says crop / more around it / overlap
+
+
 def describe_mapping(alignment: Alignment | None) -> str:
     """How B was mapped onto A, in words for the pane's caption."""
     if alignment is None or not usable_alignment(alignment):
@@ -238,6 +241,15 @@ def describe_mapping(alignment: Alignment | None) -> str:
         parts.append(f"turned {turn}° to line up")
     if alignment.mirrored:
         parts.append("mirrored back")
+    overlap = alignment.frame_overlap()
+    if overlap is not None:
+        covers_a, inside_a = overlap
+        if covers_a < FRAME_SHARE <= inside_a:
+            parts.append(f"a crop ({covers_a:.0%} of the first photo)")
+        elif inside_a < FRAME_SHARE <= covers_a:
+            parts.append(f"shows more around it (the first photo is {inside_a:.0%} of it)")
+        elif max(covers_a, inside_a) < FRAME_SHARE:
+            parts.append(f"overlaps {covers_a:.0%} of the first photo")
     how = ", ".join(parts) or "same framing"
     return f"lined up: {how} ({alignment.inliers}/{alignment.matches} features agree)"
 
