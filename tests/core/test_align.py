@@ -32,10 +32,10 @@ def test_crop_and_resize_maps_back_onto_the_original(frame: Path, tmp_path: Path
     assert al.scale == pytest.approx(2.5, rel=0.01) and abs(al.rotation_deg) < 0.2
     assert al.inlier_ratio > 0.8 and al.coverage > 0.9
     # the caption says it is a crop and how much of the frame it keeps: (2400 x 1600) / (3072 x 2048) = 61 %
-    assert "a crop (61% of the first photo)" in describe_mapping(al)
+    assert "a 61% crop" in describe_mapping(al)
     # and the other way round, the full frame shows more than the crop (its Compare pane when the crop is first)
     back = align_pair(tmp_path / "crop.jpg", frame, cache=FeatureCache())
-    assert back is not None and "shows more around it (the first photo is 61% of it)" in describe_mapping(back)
+    assert back is not None and "more around it (first photo 61%)" in describe_mapping(back)
 
 
 def test_mapping_words_for_a_border_and_the_same_framing() -> None:
@@ -45,7 +45,7 @@ def test_mapping_words_for_a_border_and_the_same_framing() -> None:
     # a copy with a 20-pixel frame around the picture: B pixel (20, 20) is A pixel (0, 0)
     bordered = Alignment(np.array([[1.0, 0.0, -20.0], [0.0, 1.0, -20.0]]), False, 300, 310, 0.5, 1.0, 0.0,
                          size_a=(400, 300), size_b=(440, 340))
-    assert "shows more around it (the first photo is 80% of it)" in describe_mapping(bordered)
+    assert "more around it (first photo 80%)" in describe_mapping(bordered)
     # sizes unknown (a check cached before they were stored): no words about the frame
     assert describe_mapping(Alignment(identity, False, 400, 420, 0.5, 1.0, 0.0)) == \
         "lined up: same framing (400/420 features agree)"

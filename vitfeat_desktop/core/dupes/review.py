@@ -245,11 +245,11 @@ def describe_mapping(alignment: Alignment | None) -> str:
     if overlap is not None:
         covers_a, inside_a = overlap
         if covers_a < FRAME_SHARE <= inside_a:
-            parts.append(f"a crop ({covers_a:.0%} of the first photo)")
+            parts.append(f"a {covers_a:.0%} crop")
         elif inside_a < FRAME_SHARE <= covers_a:
-            parts.append(f"shows more around it (the first photo is {inside_a:.0%} of it)")
+            parts.append(f"more around it (first photo {inside_a:.0%})")
         elif max(covers_a, inside_a) < FRAME_SHARE:
-            parts.append(f"overlaps {covers_a:.0%} of the first photo")
+            parts.append(f"overlaps {covers_a:.0%}")
     how = ", ".join(parts) or "same framing"
     return f"lined up: {how} ({alignment.inliers}/{alignment.matches} features agree)"
 
