@@ -90,28 +90,27 @@ class Alignment:
         return pts @ self.matrix[:, :2].T + self.matrix[:, 2]
 
     def frame_overlap(self) -> tuple[float, float] | None:
-        """(share of A's frame that B covers, share of B's frame that lies inside A), from the exact overlap of
-        the two frames (B's mapped into A's); None when the sizes are not known. A crop covers part of A and lies
-        inside it; a copy with more around it (a border, a wider export) covers all of A and reaches outside it."""
-        import cv2
+        """:func:`frame_shares` of B's frame mapped onto A's (None when the sizes are not known)."""
+        return frame_shares(self.matrix, self.size_a, self.size_b)
 
-        (wa, ha), (wb, hb) = self.size_a, self.size_b
-        if min(wa, ha, wb, hb) <= 0:
-            return None
 
-        def corners(w: int, h: int) -> np.ndarray:  # pixel edges: pixel centres sit at integer coordinates
-            return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
-
-        a = corners(wa, ha).astype(np.float32)
-        b = self.map_points(corners(wb, hb))
-        if self.mirrored:  # keep the polygon's winding (a mirror reverses it)
-            b = b[::-1]
-        b = np.ascontiguousarray(b, dtype=np.float32)
-        area_b = float(abs(cv2.contourArea(b)))
-        shared, _ = cv2.intersectConvexConvex(a, b)
-        if area_b <= 0:
-            return None
-        return float(shared) / (wa * ha), float(shared) / area_b
+def frame_shares(matrix: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> tuple[float, float] | None:
+    """(share of A's frame that B covers, share of B's frame inside A) when ``matrix`` maps B's pixels onto A's,
+    from the bounding box of B's mapped corners; None when a size is not known. A crop covers part of A and lies
+    inside it; a copy with more around it (a border, added canvas, a wider export) covers all of A and reaches
+    outside it. Used by the review's reasons and Compare's captions alike."""
+    (wa, ha), (wb, hb) = size_a, size_b
+    if min(wa, ha, wb, hb) <= 0:
+        return None
+    m = np.asarray(matrix, dtype=np.float64)
+    corners = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], dtype=np.float64) @ m[:, :2].T + m[:, 2]
+    x0, y0 = np.clip(corners.min(axis=0), 0, [wa, ha])
+    x1, y1 = np.clip(corners.max(axis=0), 0, [wa, ha])
+    shared = float((x1 - x0) * (y1 - y0))
+    b_area = abs(float(np.linalg.det(m[:, :2]))) * wb * hb
+    if b_area <= 0:
+        return None
+    return shared / (wa * ha), shared / b_area
 
 
 @dataclass(frozen=True)

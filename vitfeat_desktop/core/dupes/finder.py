@@ -311,18 +311,21 @@ class DuplicateFinder:
         def one(nodes: list[int]) -> tuple[int, str]:
             return self.judge.choose([self.files[x] for x in nodes], self.references, self.choices)
 
-        workers = max(1, min(8, os.cpu_count() or 1, len(todo)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for nodes, choice in zip(todo, pool.map(one, todo), strict=True):
-                self._keepers[self._keeper_key(nodes)] = choice
+        workers = min(8, os.cpu_count() or 1, len(todo))
+        if workers <= 1:  # one group (a regroup after a keeper pick, say): no pool to start
+            choices = [one(nodes) for nodes in todo]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                choices = list(pool.map(one, todo))
+        for nodes, choice in zip(todo, choices, strict=True):
+            self._keepers[self._keeper_key(nodes)] = choice
 
     def _make_group(self, keeper: int, taken: list[int], links: dict[int, int]) -> DuplicateGroup:
         """The group of ``keeper`` (best by the static rules) and the files that match it; the keeper itself is
         then decided by ``keeper.py`` from the members' pixels (the file the others were made from), the user's
         choice and reference folders. Each member keeps the evidence of its match to the first keeper."""
         nodes = [keeper, *taken]
-        self._choose_keepers([nodes])
-        k, why = self._keepers[self._keeper_key(nodes)]
+        k, why = self._keepers[self._keeper_key(nodes)]  # decided by _group, all groups at once
         chosen = nodes[k]
         kinfo = self.files[chosen]
         members = [Member(kinfo, "keeper", "kept: " + why, 1.0, under(kinfo.path, self.references))]

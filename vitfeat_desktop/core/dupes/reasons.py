@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitfeat_desktop.core.dupes.align import frame_shares
 from vitfeat_desktop.core.dupes.verify import PairCheck
 
 TRANSFORM_NAMES = ("", "rotated 90°", "rotated 180°", "rotated 270°", "mirrored", "mirrored and rotated 90°",
@@ -40,15 +41,12 @@ def same_capture_reason(check: PairCheck, keeper_is_a: bool = True) -> str:
     tilt = rotation - 90.0 * round(rotation / 90.0)
     if abs(tilt) >= 0.5:
         how.append(f"straightened {abs(tilt):.1f}°")
-    if kw and kh and cw and ch:
-        corners = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float64) @ m[:, :2].T + m[:, 2]
-        x0, y0 = np.clip(corners.min(axis=0), 0, [kw, kh])
-        x1, y1 = np.clip(corners.max(axis=0), 0, [kw, kh])
-        inside = (x1 - x0) * (y1 - y0) / (kw * kh)  # the keeper's frame the copy covers (bounding box)
-        copy_area = abs(np.linalg.det(m[:, :2])) * cw * ch
-        if inside < 0.95:  # a crop of the keeper, or the keeper has a border the copy lacks
-            how.append(f"crop (covers {inside:.0%} of the keeper's frame)")
-        if copy_area > 1.05 * (x1 - x0) * (y1 - y0):
+    shares = frame_shares(m, (kw, kh), (cw, ch))
+    if shares is not None:
+        covers, inside = shares  # the keeper's frame the copy covers; the copy's frame inside the keeper's
+        if covers < 0.95:  # a crop of the keeper, or the keeper has a border the copy lacks
+            how.append(f"crop (covers {covers:.0%} of the keeper's frame)")
+        if inside < 1 / 1.05:
             how.append("border or added canvas")
     mapping = f"maps onto the keeper by {' + '.join(how)}" if how else "same framing"
     # Short enough for the review list's row (four lines of the Why column at 1280 px wide).
